@@ -1,0 +1,58 @@
+# gateway — build, run, test.
+#
+#   make run     build everything and run the gateway on config.hcl
+#   make test    go vet + all tests with the race detector
+#   make bench   benchmarks and load runs against in-run baselines
+#   make generate  regenerate protobuf code (installs protoc via apt if missing)
+
+GO        ?= go
+BIN       := bin
+PLUGINS   := $(notdir $(wildcard plugins/*))
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT    ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS   := -X github.com/plughost/gateway/host/version.Version=$(VERSION) \
+             -X github.com/plughost/gateway/host/version.Commit=$(COMMIT)
+
+PROTOC_GEN_GO_VERSION      := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.5.1
+TOOLS := $(CURDIR)/$(BIN)/tools
+
+.PHONY: all build run test vet bench generate clean
+
+all: build
+
+build:
+	@mkdir -p $(BIN)/plugins
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/gateway ./host/cmd/gateway
+	@for p in $(PLUGINS); do \
+		echo "$(GO) build -o $(BIN)/plugins/gateway-plugin-$$p ./plugins/$$p"; \
+		$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/plugins/gateway-plugin-$$p ./plugins/$$p || exit 1; \
+	done
+	@chmod 0755 $(BIN)/plugins $(BIN)/plugins/*
+
+run: build
+	./$(BIN)/gateway run -config config.hcl
+
+vet:
+	$(GO) vet ./...
+
+test: vet
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+bench: build
+	$(GO) run ./bench
+
+generate:
+	@command -v protoc >/dev/null 2>&1 || { \
+		echo "protoc not found: installing Debian's protobuf-compiler"; \
+		(apt-get update -qq && apt-get install -y -qq protobuf-compiler) || \
+		(sudo apt-get update -qq && sudo apt-get install -y -qq protobuf-compiler); }
+	GOBIN=$(TOOLS) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	GOBIN=$(TOOLS) $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+	PATH=$(TOOLS):$$PATH protoc -I shared/proto \
+		--go_out=shared/proto --go_opt=paths=source_relative \
+		--go-grpc_out=shared/proto --go-grpc_opt=paths=source_relative \
+		shared/proto/platform.proto
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,107 @@
+// Package config loads and validates the gateway's HCL configuration.
+package config
+
+import (
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+)
+
+// Config is a loaded configuration file.
+type Config struct {
+	// Path is the absolute path of the file it was loaded from.
+	Path string
+	// Dir is the folder of Path; relative paths in the file resolve against it.
+	Dir string
+
+	Gateway   Gateway
+	Providers []*Provider // in file order; names are unique
+	Agent     Agent
+	Cache     Cache
+	Platforms []*Platform // in file order; names are unique
+}
+
+// Gateway is the gateway block.
+type Gateway struct {
+	StateDir        string        // absolute; default ".gateway"
+	PluginDir       string        // absolute; default "bin/plugins"
+	Admin           string        // "127.0.0.1:8787", or an absolute unix socket path
+	LogLevel        string        // trace|debug|info|warn|error; default "info"
+	LogFormat       string        // text|json; default "text"
+	ShutdownTimeout time.Duration // default 30s
+}
+
+// Provider is a provider "NAME" block.
+type Provider struct {
+	Name           string
+	Type           string // "echo" or "openai"
+	BaseURL        string
+	APIKey         string // sensitive: never logged or printed
+	Timeout        time.Duration     // per request; default 60s
+	MaxConnections int               // default 32
+	Headers        map[string]string // extra request headers
+}
+
+// Agent is the agent block.
+type Agent struct {
+	Model        string // PROVIDER/MODEL; default "echo/echo"
+	SystemPrompt string
+	HistoryLimit int // default 40
+	// MaxConcurrent bounds how many sessions produce replies at once; default 64.
+	MaxConcurrent int
+	// QueueLimit bounds the messages waiting behind a busy session; default 8.
+	QueueLimit int
+	// ReplyTimeout bounds one reply; default 5m.
+	ReplyTimeout time.Duration
+}
+
+// Cache is the cache block.
+type Cache struct {
+	MaxAgents int           // default 128
+	IdleTTL   time.Duration // default 1h
+}
+
+// Platform is a platform "NAME" block.
+type Platform struct {
+	Name    string
+	Plugin  string // runs PluginDir/gateway-plugin-PLUGIN
+	Enabled bool   // default true
+	// SessionScope is "conversation" (default: one session per channel or
+	// thread) or "user" (one session per user in group chats).
+	SessionScope string
+	// SHA256 is the expected hex checksum of the plugin binary; empty for none.
+	SHA256  string
+	Restart Restart
+
+	// Body is the platform's config {} block, decoded later against the
+	// schema its plugin describes (DecodePlatformConfig). Nil when absent.
+	Body hcl.Body
+	// DeclRange is where the platform block starts, for diagnostics.
+	DeclRange hcl.Range
+}
+
+// Restart is a platform's restart block: capped, jittered exponential
+// backoff and a crash-loop breaker.
+type Restart struct {
+	InitialBackoff time.Duration // default 1s
+	MaxBackoff     time.Duration // default 2m
+	// MaxFailures failures within FailureWindow trip the breaker: the
+	// platform is marked failed. Defaults 5 and 1m.
+	MaxFailures   int
+	FailureWindow time.Duration
+}
+
+// PluginPath returns the path of the platform's plugin binary.
+func (c *Config) PluginPath(p *Platform) string {
+	return c.Gateway.PluginDir + "/gateway-plugin-" + p.Plugin
+}
+
+// Provider returns the provider named name, or nil.
+func (c *Config) Provider(name string) *Provider {
+	for _, p := range c.Providers {
+		if p.Name == name {
+			return p
+		}
+	}
+	return nil
+}

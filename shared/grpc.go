@@ -1,0 +1,265 @@
+package shared
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+
+	pb "github.com/plughost/gateway/shared/proto"
+)
+
+// GRPCPlugin is the go-plugin glue for Platform: on the plugin side it serves
+// Impl over gRPC; on the host side it dispenses a Platform that calls it.
+type GRPCPlugin struct {
+	plugin.NetRPCUnsupportedPlugin
+	// Impl is the plugin's implementation; nil on the host side.
+	Impl Platform
+	// Logger is handed to Impl in Configure, and re-levelled by SetLogLevel.
+	Logger hclog.Logger
+}
+
+var _ plugin.GRPCPlugin = (*GRPCPlugin)(nil)
+
+// GRPCServer registers the platform service.
+func (p *GRPCPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+	logger := p.Logger
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	pb.RegisterPlatformServer(s, &grpcServer{impl: p.Impl, logger: logger})
+	return nil
+}
+
+// GRPCClient returns a Platform backed by the connection.
+func (p *GRPCPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
+	return &GRPCClient{client: pb.NewPlatformClient(c)}, nil
+}
+
+// grpcServer adapts a Platform to the generated gRPC server interface.
+type grpcServer struct {
+	pb.UnimplementedPlatformServer
+	impl   Platform
+	logger hclog.Logger
+}
+
+func (s *grpcServer) Describe(ctx context.Context, _ *pb.DescribeRequest) (*pb.DescribeResponse, error) {
+	d, err := s.impl.Describe(ctx)
+	if err != nil {
+		return nil, err
+	}
+	resp := &pb.DescribeResponse{Name: d.Name, Version: d.Version, Description: d.Description}
+	for _, a := range d.Schema {
+		pa, err := attributeToProto(a)
+		if err != nil {
+			return nil, err
+		}
+		resp.Schema = append(resp.Schema, pa)
+	}
+	return resp, nil
+}
+
+func (s *grpcServer) Configure(ctx context.Context, req *pb.ConfigureRequest) (*pb.ConfigureResponse, error) {
+	if lvl := req.GetLogLevel(); lvl != "" {
+		s.logger.SetLevel(hclog.LevelFromString(lvl))
+	}
+	err := s.impl.Configure(ctx, Config{Raw: req.GetConfigJson(), Logger: s.logger})
+	var fatal *FatalError
+	if errors.As(err, &fatal) {
+		return &pb.ConfigureResponse{Fatal: fatalToProto(fatal)}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &pb.ConfigureResponse{}, nil
+}
+
+func (s *grpcServer) Run(_ *pb.RunRequest, stream grpc.ServerStreamingServer[pb.Event]) error {
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	events := make(chan Event, 64)
+	done := make(chan error, 1)
+	go func() { done <- s.impl.Run(ctx, events) }()
+
+	send := func(ev Event) error {
+		if pe := eventToProto(ev); pe != nil {
+			return stream.Send(pe)
+		}
+		return nil
+	}
+	for {
+		select {
+		case ev := <-events:
+			if err := send(ev); err != nil {
+				cancel()
+				<-done
+				return err
+			}
+		case err := <-done:
+			// Run has returned and sends no more: flush what it queued.
+			for len(events) > 0 {
+				if serr := send(<-events); serr != nil {
+					return serr
+				}
+			}
+			var fatal *FatalError
+			if errors.As(err, &fatal) {
+				return send(Event{Health: &Health{State: Fatal, Message: fatal.Message, Fatal: fatal}})
+			}
+			return err
+		}
+	}
+}
+
+func (s *grpcServer) Send(ctx context.Context, req *pb.SendRequest) (*pb.SendResponse, error) {
+	ids, err := s.impl.Send(ctx, Reply{
+		ConversationID: req.GetConversationId(), ThreadID: req.GetThreadId(),
+		ReplyToID: req.GetReplyToId(), Text: req.GetText(), Kind: ReplyKind(req.GetKind()),
+	})
+	var fatal *FatalError
+	if errors.As(err, &fatal) {
+		return &pb.SendResponse{MessageIds: ids, Fatal: fatalToProto(fatal)}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &pb.SendResponse{MessageIds: ids}, nil
+}
+
+func (s *grpcServer) Typing(ctx context.Context, req *pb.TypingRequest) (*pb.TypingResponse, error) {
+	err := s.impl.Typing(ctx, Conversation{ConversationID: req.GetConversationId(), ThreadID: req.GetThreadId()})
+	if err != nil {
+		return nil, err
+	}
+	return &pb.TypingResponse{}, nil
+}
+
+func (s *grpcServer) SetLogLevel(_ context.Context, req *pb.SetLogLevelRequest) (*pb.SetLogLevelResponse, error) {
+	lvl := hclog.LevelFromString(req.GetLevel())
+	if lvl == hclog.NoLevel {
+		return nil, fmt.Errorf("unknown log level %q", req.GetLevel())
+	}
+	s.logger.SetLevel(lvl)
+	return &pb.SetLogLevelResponse{}, nil
+}
+
+func (s *grpcServer) Stop(ctx context.Context, _ *pb.StopRequest) (*pb.StopResponse, error) {
+	if err := s.impl.Stop(ctx); err != nil {
+		return nil, err
+	}
+	return &pb.StopResponse{}, nil
+}
+
+// GRPCClient is the host's view of a plugin: a Platform whose methods are
+// gRPC calls. It also offers SetLogLevel.
+type GRPCClient struct {
+	client pb.PlatformClient
+}
+
+var _ Platform = (*GRPCClient)(nil)
+
+// Describe implements Platform.
+func (c *GRPCClient) Describe(ctx context.Context) (Description, error) {
+	resp, err := c.client.Describe(ctx, &pb.DescribeRequest{})
+	if err != nil {
+		return Description{}, err
+	}
+	d := Description{Name: resp.GetName(), Version: resp.GetVersion(), Description: resp.GetDescription()}
+	for _, pa := range resp.GetSchema() {
+		a, err := attributeFromProto(pa)
+		if err != nil {
+			return Description{}, err
+		}
+		d.Schema = append(d.Schema, a)
+	}
+	return d, nil
+}
+
+// Configure implements Platform. Config.Logger is not sent; pass the log
+// level with ConfigureWithLevel.
+func (c *GRPCClient) Configure(ctx context.Context, cfg Config) error {
+	return c.ConfigureWithLevel(ctx, cfg, "")
+}
+
+// ConfigureWithLevel configures the plugin and sets its log level.
+func (c *GRPCClient) ConfigureWithLevel(ctx context.Context, cfg Config, level string) error {
+	resp, err := c.client.Configure(ctx, &pb.ConfigureRequest{ConfigJson: cfg.Raw, LogLevel: level})
+	if err != nil {
+		return err
+	}
+	if f := fatalFromProto(resp.GetFatal()); f != nil {
+		return f
+	}
+	return nil
+}
+
+// Run implements Platform: it forwards the plugin's event stream to events
+// until the stream ends. A FATAL health event is forwarded and also returned
+// as a *FatalError. A stream that ends cleanly returns nil.
+func (c *GRPCClient) Run(ctx context.Context, events chan<- Event) error {
+	stream, err := c.client.Run(ctx, &pb.RunRequest{})
+	if err != nil {
+		return err
+	}
+	for {
+		pe, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		ev := eventFromProto(pe)
+		if ev.Message == nil && ev.Health == nil {
+			continue
+		}
+		select {
+		case events <- ev:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if ev.Health != nil && ev.Health.State == Fatal {
+			if ev.Health.Fatal != nil {
+				return ev.Health.Fatal
+			}
+			return &FatalError{Code: "fatal", Message: ev.Health.Message}
+		}
+	}
+}
+
+// Send implements Platform.
+func (c *GRPCClient) Send(ctx context.Context, r Reply) ([]string, error) {
+	resp, err := c.client.Send(ctx, &pb.SendRequest{
+		ConversationId: r.ConversationID, ThreadId: r.ThreadID, ReplyToId: r.ReplyToID,
+		Text: r.Text, Kind: pb.ReplyKind(r.Kind),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if f := fatalFromProto(resp.GetFatal()); f != nil {
+		return resp.GetMessageIds(), f
+	}
+	return resp.GetMessageIds(), nil
+}
+
+// Typing implements Platform.
+func (c *GRPCClient) Typing(ctx context.Context, conv Conversation) error {
+	_, err := c.client.Typing(ctx, &pb.TypingRequest{ConversationId: conv.ConversationID, ThreadId: conv.ThreadID})
+	return err
+}
+
+// SetLogLevel changes the plugin's log level.
+func (c *GRPCClient) SetLogLevel(ctx context.Context, level string) error {
+	_, err := c.client.SetLogLevel(ctx, &pb.SetLogLevelRequest{Level: level})
+	return err
+}
+
+// Stop implements Platform.
+func (c *GRPCClient) Stop(ctx context.Context) error {
+	_, err := c.client.Stop(ctx, &pb.StopRequest{})
+	return err
+}

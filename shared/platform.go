@@ -1,0 +1,230 @@
+// Package shared is the gateway's plugin contract, imported by the host and by
+// every platform plugin: the Go Platform interface, the types that cross the
+// wire, the go-plugin handshake, Serve for plugin authors, and test helpers.
+//
+// A plugin's main.go is about ten lines:
+//
+//	func main() { shared.Serve(&adapter{}) }
+package shared
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Platform is implemented by every platform plugin. The host calls Describe,
+// then Configure, then Run; Send and Typing may be called concurrently with
+// Run and with each other; Stop ends everything gracefully.
+type Platform interface {
+	// Describe returns the plugin's identity and the schema of its config
+	// block. It must not depend on Configure having been called.
+	Describe(ctx context.Context) (Description, error)
+
+	// Configure receives the plugin's config block, decoded and validated
+	// against the schema by the host, defaults applied. A *FatalError means
+	// the config can never work and the platform must not be restarted.
+	Configure(ctx context.Context, cfg Config) error
+
+	// Run connects to the platform and sends inbound messages and health
+	// changes on events until ctx is cancelled or Stop is called, then
+	// returns nil. It must not send on events after it returns. A returned
+	// *FatalError ends the platform for good (the host marks it failed and
+	// does not restart it); any other error is transient and the host
+	// restarts the plugin with backoff.
+	Run(ctx context.Context, events chan<- Event) error
+
+	// Send delivers a reply and returns the platform's ids of the messages
+	// it posted (a long reply may take several). A *FatalError means the
+	// credentials are gone.
+	Send(ctx context.Context, reply Reply) ([]string, error)
+
+	// Typing shows a typing indicator in a conversation, where the
+	// platform has one; otherwise it returns nil.
+	Typing(ctx context.Context, conv Conversation) error
+
+	// Stop disconnects gracefully and releases everything Run opened. It
+	// must finish well within two seconds: the host kills the process after.
+	Stop(ctx context.Context) error
+}
+
+// Description is a plugin's identity and config schema.
+type Description struct {
+	Name        string
+	Version     string
+	Description string
+	Schema      []Attribute
+}
+
+// AttributeType is the type of a config attribute.
+type AttributeType int
+
+// The attribute types a plugin's config block may use.
+const (
+	TypeString AttributeType = iota + 1
+	TypeBool
+	TypeNumber
+	TypeListOfString
+	// TypeDuration is a string such as "30s" or "2m", checked by the host.
+	TypeDuration
+)
+
+// String returns the type as written in docs and diagnostics.
+func (t AttributeType) String() string {
+	switch t {
+	case TypeString:
+		return "string"
+	case TypeBool:
+		return "bool"
+	case TypeNumber:
+		return "number"
+	case TypeListOfString:
+		return "list(string)"
+	case TypeDuration:
+		return "duration"
+	default:
+		return fmt.Sprintf("AttributeType(%d)", int(t))
+	}
+}
+
+// Attribute describes one attribute of a plugin's config block.
+type Attribute struct {
+	Name     string
+	Type     AttributeType
+	Required bool
+	// Sensitive values are never logged or printed by the host.
+	Sensitive bool
+	// Default is used when the attribute is not set: a string, bool,
+	// float64/int, []string, or nil for none.
+	Default     any
+	Description string
+}
+
+// Config is a plugin's decoded config block: a JSON object with every
+// attribute of the schema present (defaults applied; unset optional
+// attributes without a default are absent).
+type Config struct {
+	// Raw is the JSON object.
+	Raw json.RawMessage
+	// Logger is the plugin's logger; its output is merged into the host's
+	// log under the platform's name.
+	Logger hclog.Logger
+}
+
+// Decode unmarshals the config into v, a pointer to a struct with json tags.
+func (c Config) Decode(v any) error {
+	if len(c.Raw) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(c.Raw, v); err != nil {
+		return fmt.Errorf("decoding plugin config: %w", err)
+	}
+	return nil
+}
+
+// Event is one thing that happened on the platform: exactly one field is set.
+type Event struct {
+	Message *Message
+	Health  *Health
+}
+
+// Message is one inbound chat message.
+type Message struct {
+	ID             string
+	ConversationID string
+	ThreadID       string
+	UserID         string
+	UserName       string
+	GuildID        string
+	// Direct is true for a direct message (DM) rather than a group chat.
+	Direct   bool
+	Text     string
+	UnixNano int64
+}
+
+// HealthState is a plugin's connection to its platform.
+type HealthState int
+
+// The health states a plugin reports.
+const (
+	// Connected: connected and receiving.
+	Connected HealthState = iota + 1
+	// Degraded: not receiving now, recovering by itself.
+	Degraded
+	// Fatal: cannot recover without a config change; Health.Fatal says why.
+	Fatal
+)
+
+// String returns the state's name.
+func (s HealthState) String() string {
+	switch s {
+	case Connected:
+		return "connected"
+	case Degraded:
+		return "degraded"
+	case Fatal:
+		return "fatal"
+	default:
+		return fmt.Sprintf("HealthState(%d)", int(s))
+	}
+}
+
+// Health reports a change in the plugin's connection.
+type Health struct {
+	State   HealthState
+	Message string
+	// Fatal is set when State is Fatal.
+	Fatal *FatalError
+}
+
+// ReplyKind tells a platform what a reply is, so it can present it.
+type ReplyKind int
+
+// The kinds of reply.
+const (
+	// KindReply is the agent's answer.
+	KindReply ReplyKind = iota + 1
+	// KindNotice answers a chat command or tells the user something.
+	KindNotice
+	// KindError says the gateway could not answer, and why.
+	KindError
+)
+
+// Conversation names where a message was said.
+type Conversation struct {
+	ConversationID string
+	ThreadID       string
+}
+
+// Reply is a message from the gateway to a conversation.
+type Reply struct {
+	ConversationID string
+	ThreadID       string
+	// ReplyToID is the id of the inbound message this answers.
+	ReplyToID string
+	Text      string
+	Kind      ReplyKind
+}
+
+// FatalError is an error that restarting cannot fix: rejected credentials,
+// invalid config, disallowed intents. Plugins return it from Configure, Run
+// or Send; the host marks the platform failed and does not restart it until
+// its config changes.
+type FatalError struct {
+	// Code is a stable machine-readable reason, e.g. "token_rejected".
+	Code string
+	// Message says what happened, for humans.
+	Message string
+	// Hint says what to do, for humans.
+	Hint string
+}
+
+// Error returns the message and, when there is one, the hint.
+func (e *FatalError) Error() string {
+	if e.Hint == "" {
+		return e.Message
+	}
+	return e.Message + ": " + e.Hint
+}
