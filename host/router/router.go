@@ -1,0 +1,385 @@
+// Package router turns inbound platform messages into agent turns: it keys
+// each message to a session, runs one message at a time per session in
+// arrival order (sessions run concurrently, up to a bound), answers chat
+// commands, and sends replies back through the platform.
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/plughost/gateway/shared"
+)
+
+// Agents is the agent layer as the router sees it.
+type Agents interface {
+	// Reply produces the agent's reply to text in the session key and
+	// records the turn durably before it returns.
+	Reply(ctx context.Context, key, text string) (string, error)
+	// Reset starts a fresh session (the old transcript is archived).
+	Reset(ctx context.Context, key string) error
+	// Model returns the session's effective model, PROVIDER/MODEL.
+	Model(key string) (string, error)
+	// SetModel switches the session's model.
+	SetModel(ctx context.Context, key, model string) error
+	// Models lists the configured providers, for /model.
+	Models() []string
+	// Status describes the session.
+	Status(key string) (SessionStatus, error)
+}
+
+// SessionStatus is what /status shows about a session.
+type SessionStatus struct {
+	Model    string
+	Messages int
+}
+
+// Sender delivers replies through platforms (the supervisor).
+type Sender interface {
+	Send(ctx context.Context, platform string, r shared.Reply) ([]string, error)
+	Typing(ctx context.Context, platform string, conv shared.Conversation) error
+}
+
+// UserError is an error whose message is fit to show the user as it is.
+type UserError interface {
+	error
+	UserMessage() string
+}
+
+// Scope is how a platform's messages map to sessions.
+type Scope string
+
+// Session scopes.
+const (
+	// ScopeConversation: one session per conversation (and thread).
+	ScopeConversation Scope = "conversation"
+	// ScopeUser: in group chats, one session per user per conversation.
+	ScopeUser Scope = "user"
+)
+
+// Options configure a Router.
+type Options struct {
+	Agents Agents
+	Sender Sender
+	Logger hclog.Logger
+	// MaxConcurrent bounds how many replies are produced at once.
+	MaxConcurrent int
+	// QueueLimit bounds the messages waiting behind a busy session.
+	QueueLimit int
+	// ReplyTimeout bounds one reply.
+	ReplyTimeout time.Duration
+	// TypingInterval is how often the typing indicator is refreshed.
+	TypingInterval time.Duration
+	// Observe, if set, is called after each reply is sent.
+	Observe func(platform string, took time.Duration, err error)
+}
+
+// Router routes messages to sessions.
+type Router struct {
+	opts   Options
+	logger hclog.Logger
+	sem    chan struct{}
+
+	mu       sync.Mutex
+	sessions map[string]*session
+	scopes   map[string]Scope
+	closing  bool
+	workers  sync.WaitGroup
+	sends    sync.WaitGroup
+}
+
+// job is one inbound message on its way through a session.
+type job struct {
+	platform string
+	key      string
+	msg      *shared.Message
+}
+
+// session is the live routing state of one session key: the FIFO of
+// messages waiting and the reply in progress. It exists only while the
+// session has work.
+type session struct {
+	queue   []*job
+	running bool
+	current *job
+	cancel  context.CancelCauseFunc
+}
+
+// errStopped is the cause a reply is cancelled with by /stop or /new.
+var errStopped = errors.New("stopped by the user")
+
+// errShutdown is the cause a reply is cancelled with when the host stops.
+var errShutdown = errors.New("the gateway is shutting down")
+
+// New returns a router.
+func New(opts Options) *Router {
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
+	if opts.MaxConcurrent <= 0 {
+		opts.MaxConcurrent = 64
+	}
+	if opts.QueueLimit <= 0 {
+		opts.QueueLimit = 8
+	}
+	if opts.ReplyTimeout <= 0 {
+		opts.ReplyTimeout = 5 * time.Minute
+	}
+	if opts.TypingInterval <= 0 {
+		opts.TypingInterval = 8 * time.Second
+	}
+	return &Router{
+		opts:     opts,
+		logger:   opts.Logger,
+		sem:      make(chan struct{}, opts.MaxConcurrent),
+		sessions: map[string]*session{},
+		scopes:   map[string]Scope{},
+	}
+}
+
+// SetScope sets how a platform's messages map to sessions.
+func (r *Router) SetScope(platform string, s Scope) {
+	r.mu.Lock()
+	r.scopes[platform] = s
+	r.mu.Unlock()
+}
+
+// Key returns the session key of a message: platform, conversation and
+// thread, plus the user in group chats when the platform's scope is user.
+func (r *Router) Key(platform string, m *shared.Message) string {
+	r.mu.Lock()
+	scope := r.scopes[platform]
+	r.mu.Unlock()
+	var b strings.Builder
+	b.Grow(len(platform) + len(m.ConversationID) + len(m.ThreadID) + len(m.UserID) + 3)
+	b.WriteString(platform)
+	b.WriteByte(':')
+	b.WriteString(m.ConversationID)
+	if m.ThreadID != "" && m.ThreadID != m.ConversationID {
+		b.WriteByte(':')
+		b.WriteString(m.ThreadID)
+	}
+	if scope == ScopeUser && !m.Direct && m.UserID != "" {
+		b.WriteString(":u:")
+		b.WriteString(m.UserID)
+	}
+	return b.String()
+}
+
+// Handle takes one inbound message. It never blocks on the agent: commands
+// that must act at once do, everything else is queued behind the session.
+func (r *Router) Handle(platform string, m *shared.Message) {
+	j := &job{platform: platform, key: r.Key(platform, m), msg: m}
+	text := strings.TrimSpace(m.Text)
+	if cmd, arg, ok := parseCommand(text); ok {
+		r.command(j, cmd, arg)
+		return
+	}
+	r.enqueue(j)
+}
+
+func (r *Router) enqueue(j *job) {
+	r.mu.Lock()
+	if r.closing {
+		r.mu.Unlock()
+		r.reply(j, errShutdown.Error(), shared.KindError)
+		return
+	}
+	s := r.sessions[j.key]
+	if s == nil {
+		s = &session{}
+		r.sessions[j.key] = s
+	}
+	if s.running && len(s.queue) >= r.opts.QueueLimit {
+		n := len(s.queue)
+		r.mu.Unlock()
+		r.reply(j, fmt.Sprintf("Busy: %d messages are already waiting in this session. Send it again once the current reply is done, or /stop it.", n), shared.KindError)
+		return
+	}
+	s.queue = append(s.queue, j)
+	if !s.running {
+		s.running = true
+		r.workers.Add(1)
+		go r.work(j.key, s)
+	}
+	r.mu.Unlock()
+}
+
+// work runs the session's queued messages one at a time, in order, and
+// removes the session when its queue is empty.
+func (r *Router) work(key string, s *session) {
+	defer r.workers.Done()
+	for {
+		r.mu.Lock()
+		if len(s.queue) == 0 {
+			s.running = false
+			s.current, s.cancel = nil, nil
+			if r.sessions[key] == s {
+				delete(r.sessions, key)
+			}
+			r.mu.Unlock()
+			return
+		}
+		j := s.queue[0]
+		s.queue[0] = nil
+		s.queue = s.queue[1:]
+		ctx, cancel := context.WithCancelCause(context.Background())
+		s.current, s.cancel = j, cancel
+		r.mu.Unlock()
+
+		r.turn(ctx, j)
+		cancel(nil)
+	}
+}
+
+// turn produces and delivers the reply to one message.
+func (r *Router) turn(ctx context.Context, j *job) {
+	select {
+	case r.sem <- struct{}{}:
+	case <-ctx.Done():
+		r.reply(j, cancelText(ctx), shared.KindNotice)
+		return
+	}
+	defer func() { <-r.sem }()
+
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, r.opts.ReplyTimeout)
+	defer cancel()
+	stopTyping := r.typing(ctx, j)
+	text, err := r.opts.Agents.Reply(ctx, j.key, j.msg.Text)
+	stopTyping()
+	switch {
+	case err == nil:
+		r.reply(j, text, shared.KindReply)
+	case context.Cause(ctx) == errStopped || context.Cause(ctx) == errShutdown:
+		r.reply(j, cancelText(ctx), shared.KindNotice)
+	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:
+		r.reply(j, fmt.Sprintf("The agent did not reply within %s.", r.opts.ReplyTimeout), shared.KindError)
+	default:
+		r.logger.Warn("agent failed", "session", j.key, "error", err)
+		r.reply(j, userText(err), shared.KindError)
+	}
+	if r.opts.Observe != nil {
+		r.opts.Observe(j.platform, time.Since(start), err)
+	}
+}
+
+func cancelText(ctx context.Context) string {
+	if context.Cause(ctx) == errShutdown {
+		return "The gateway is shutting down; this reply was cancelled."
+	}
+	return "Stopped."
+}
+
+func userText(err error) string {
+	var ue UserError
+	if errors.As(err, &ue) {
+		return ue.UserMessage()
+	}
+	return "The agent could not reply: " + err.Error()
+}
+
+// typing shows the typing indicator until the returned func is called.
+func (r *Router) typing(ctx context.Context, j *job) func() {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	conv := shared.Conversation{ConversationID: j.msg.ConversationID, ThreadID: j.msg.ThreadID}
+	go func() {
+		defer close(done)
+		t := time.NewTicker(r.opts.TypingInterval)
+		defer t.Stop()
+		for {
+			if err := r.opts.Sender.Typing(ctx, j.platform, conv); err != nil && ctx.Err() == nil {
+				r.logger.Debug("typing indicator failed", "platform", j.platform, "error", err)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+// reply sends text back to where j came from, answering j's message.
+func (r *Router) reply(j *job, text string, kind shared.ReplyKind) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := r.opts.Sender.Send(ctx, j.platform, shared.Reply{
+		ConversationID: j.msg.ConversationID,
+		ThreadID:       j.msg.ThreadID,
+		ReplyToID:      j.msg.ID,
+		Text:           text,
+		Kind:           kind,
+	})
+	if err != nil {
+		r.logger.Warn("could not deliver a reply", "platform", j.platform, "session", j.key, "error", err)
+	}
+}
+
+// cancelRunning cancels the session's reply in progress and, when
+// dropQueue, answers and drops the messages waiting behind it. It reports
+// whether a reply was running.
+func (r *Router) cancelRunning(key string, cause error, dropQueue bool) bool {
+	r.mu.Lock()
+	s := r.sessions[key]
+	if s == nil {
+		r.mu.Unlock()
+		return false
+	}
+	running := s.cancel != nil
+	if running {
+		s.cancel(cause)
+	}
+	var dropped []*job
+	if dropQueue {
+		dropped, s.queue = s.queue, nil
+	}
+	r.mu.Unlock()
+	for _, j := range dropped {
+		r.reply(j, "Stopped before it was answered.", shared.KindNotice)
+	}
+	return running
+}
+
+// Busy reports whether the session has a reply in progress and how many
+// messages wait behind it.
+func (r *Router) Busy(key string) (bool, int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.sessions[key]
+	if s == nil {
+		return false, 0
+	}
+	return s.cancel != nil, len(s.queue)
+}
+
+// Close stops taking messages, lets the replies in progress finish until
+// ctx ends, then cancels whatever still runs and waits for it.
+func (r *Router) Close(ctx context.Context) {
+	r.mu.Lock()
+	r.closing = true
+	r.mu.Unlock()
+	done := make(chan struct{})
+	go func() { r.workers.Wait(); close(done) }()
+	select {
+	case <-done:
+		return
+	case <-ctx.Done():
+	}
+	r.mu.Lock()
+	for _, s := range r.sessions {
+		if s.cancel != nil {
+			s.cancel(errShutdown)
+		}
+	}
+	r.mu.Unlock()
+	<-done
+}

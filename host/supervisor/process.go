@@ -1,0 +1,123 @@
+package supervisor
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os/exec"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+	"github.com/hashicorp/go-plugin/runner"
+
+	"github.com/plughost/gateway/shared"
+)
+
+// DefaultStartTimeout bounds a plugin's start-up handshake.
+const DefaultStartTimeout = 10 * time.Second
+
+// ErrChecksum is returned when a plugin binary does not match its sha256.
+var ErrChecksum = errors.New("plugin binary does not match its sha256")
+
+// process is one started plugin process and the host's client for it.
+type process struct {
+	client *plugin.Client
+	conn   *shared.GRPCClient
+	pid    int
+}
+
+// startOptions configure startProcess.
+type startOptions struct {
+	path         string
+	sha256       string // hex; empty for none
+	logLevel     string
+	startTimeout time.Duration
+	logger       hclog.Logger
+}
+
+// startProcess starts the plugin at opts.path and completes the go-plugin
+// handshake (gRPC only, AutoMTLS). Whatever it started, a failing call kills.
+func startProcess(opts startOptions) (*process, error) {
+	if opts.sha256 != "" {
+		sum, err := hex.DecodeString(opts.sha256)
+		if err != nil {
+			return nil, fmt.Errorf("sha256 %q is not hex: %w", opts.sha256, err)
+		}
+		ok, err := (&plugin.SecureConfig{Checksum: sum, Hash: sha256.New()}).Check(opts.path)
+		if err != nil {
+			return nil, fmt.Errorf("checking sha256 of %s: %w", opts.path, err)
+		}
+		if !ok {
+			return nil, fmt.Errorf("%s: %w", opts.path, ErrChecksum)
+		}
+	}
+	timeout := opts.startTimeout
+	if timeout <= 0 {
+		timeout = DefaultStartTimeout
+	}
+	var pr *procRunner
+	client := plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig:  shared.Handshake,
+		VersionedPlugins: shared.VersionedPlugins(nil),
+		RunnerFunc: func(_ hclog.Logger, spec *exec.Cmd, _ string) (runner.Runner, error) {
+			// go-plugin hands us a spec with the environment it needs
+			// (handshake, mTLS cert, socket dir); we add the binary.
+			cmd := exec.Command(opts.path)
+			cmd.Env = append(spec.Env, shared.EnvLogLevel+"="+opts.logLevel)
+			var err error
+			pr, err = newProcRunner(cmd)
+			return pr, err
+		},
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		AutoMTLS:         true,
+		StartTimeout:     timeout,
+		Logger:           opts.logger,
+	})
+	rpc, err := client.Client()
+	if err != nil {
+		client.Kill()
+		return nil, fmt.Errorf("starting plugin %s: %w", opts.path, err)
+	}
+	raw, err := rpc.Dispense(shared.PluginName)
+	if err != nil {
+		client.Kill()
+		return nil, fmt.Errorf("plugin %s: %w", opts.path, err)
+	}
+	conn, ok := raw.(*shared.GRPCClient)
+	if !ok {
+		client.Kill()
+		return nil, fmt.Errorf("plugin %s: unexpected client type %T", opts.path, raw)
+	}
+	p := &process{client: client, conn: conn}
+	if pr != nil {
+		p.pid = pr.pid
+	}
+	return p, nil
+}
+
+// stop asks the plugin to stop gracefully, then kills it: go-plugin's Kill
+// waits up to two seconds for the process to exit before SIGKILL.
+func (p *process) stop(grace time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	_ = p.conn.Stop(ctx)
+	cancel()
+	p.client.Kill()
+}
+
+// Inspect starts the plugin binary at path just long enough to ask it to
+// describe itself, for `gateway plugins` and `gateway validate`.
+func Inspect(ctx context.Context, path string, logger hclog.Logger) (shared.Description, error) {
+	p, err := startProcess(startOptions{path: path, logger: logger, logLevel: "warn"})
+	if err != nil {
+		return shared.Description{}, err
+	}
+	defer p.stop(time.Second)
+	d, err := p.conn.Describe(ctx)
+	if err != nil {
+		return shared.Description{}, fmt.Errorf("plugin %s: describe: %w", path, err)
+	}
+	return d, nil
+}

@@ -1,0 +1,40 @@
+// Package supervisor runs each platform plugin as its own process: it starts
+// it, watches its event stream, restarts it with capped, jittered backoff
+// after transient failures, trips a crash-loop breaker, and stops it for good
+// after a fatal error. One platform's failure never touches another.
+package supervisor
+
+import "time"
+
+// State is a platform's lifecycle state, as shown in /v1/status.
+type State string
+
+// Platform states. A platform is Running only while its plugin reports that
+// it is connected and receiving.
+const (
+	StateStarting State = "starting"
+	StateRunning  State = "running"
+	// StateDegraded: the plugin is up but reports it is not receiving now.
+	StateDegraded State = "degraded"
+	StateBackoff  State = "backoff"
+	StateFailed   State = "failed"
+	StateStopped  State = "stopped"
+	StateDisabled State = "disabled"
+	StateMissing  State = "missing"
+)
+
+// Status is a snapshot of one platform.
+type Status struct {
+	Name     string `json:"name"`
+	Plugin   string `json:"plugin"`
+	State    State  `json:"state"`
+	Fatal    bool   `json:"fatal"`
+	Error    string `json:"error,omitempty"`
+	Hint     string `json:"hint,omitempty"`
+	Restarts int    `json:"restarts"`
+	// PID is the plugin process, 0 when none runs.
+	PID   int       `json:"pid,omitempty"`
+	Since time.Time `json:"since"`
+	// Path is the plugin binary the platform runs (or looked for).
+	Path string `json:"path,omitempty"`
+}

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/plughost/gateway/shared"
+)
+
+type messageRequest struct {
+	Session string `json:"session"`
+	Text    string `json:"text"`
+}
+
+type messageResponse struct {
+	Session string `json:"session"`
+	Reply   string `json:"reply,omitempty"`
+	Error   string `json:"error,omitempty"`
+}
+
+func (a *adapter) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/messages", a.handleMessage)
+	mux.HandleFunc("/v1/messages", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", "POST")
+		writeError(w, http.StatusMethodNotAllowed, "use POST")
+	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if !a.connected.Load() {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not connected"})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
+	})
+	return mux
+}
+
+func (a *adapter) authorized(r *http.Request) bool {
+	if a.cfg.AuthToken == "" {
+		return true
+	}
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(a.cfg.AuthToken)) == 1
+}
+
+func (a *adapter) handleMessage(w http.ResponseWriter, r *http.Request) {
+	if !a.authorized(r) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="gateway"`)
+		writeError(w, http.StatusUnauthorized, "missing or wrong bearer token")
+		return
+	}
+	var req messageRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, a.cfg.MaxBody))
+	if err := dec.Decode(&req); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, "request body is larger than max_body")
+			return
+		}
+		writeError(w, http.StatusBadRequest, "request body is not valid JSON: "+err.Error())
+		return
+	}
+	if strings.TrimSpace(req.Session) == "" {
+		writeError(w, http.StatusBadRequest, `"session" is required`)
+		return
+	}
+	if strings.TrimSpace(req.Text) == "" {
+		writeError(w, http.StatusBadRequest, `"text" is required and must not be empty`)
+		return
+	}
+	ctx := r.Context()
+	id, replies, err := a.submit(ctx, req.Session, req.Text)
+	if err != nil {
+		if errors.Is(err, errNotConnected) {
+			writeError(w, http.StatusServiceUnavailable, err.Error())
+		}
+		return // otherwise the client went away
+	}
+	timer := time.NewTimer(a.timeout)
+	defer timer.Stop()
+	select {
+	case rep := <-replies:
+		if rep.Kind == shared.KindError {
+			writeJSON(w, http.StatusBadGateway, messageResponse{Session: req.Session, Error: rep.Text})
+			return
+		}
+		writeJSON(w, http.StatusOK, messageResponse{Session: req.Session, Reply: rep.Text})
+	case <-timer.C:
+		a.forget(id)
+		writeJSON(w, http.StatusGatewayTimeout, messageResponse{Session: req.Session, Error: "no reply within " + a.timeout.String()})
+	case <-ctx.Done():
+		a.forget(id)
+	case <-a.stopped:
+		a.forget(id)
+		writeError(w, http.StatusServiceUnavailable, "the gateway is stopping")
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}
