@@ -1,0 +1,55 @@
+# gateway configuration — `make run` uses this file.
+# Relative paths resolve against this file's folder.
+
+gateway {
+  state_dir        = ".gateway"       # lock + PID file, session store
+  plugin_dir       = "bin/plugins"    # gateway-plugin-NAME binaries
+  admin            = "127.0.0.1:8787" # /healthz /readyz /v1/status /metrics
+  log_level        = "info"
+  log_format       = "text"
+  shutdown_timeout = "30s"
+}
+
+# The embedded default: no network, no key. Replies "echo: TEXT".
+provider "echo" {
+  type = "echo"
+}
+
+# Any OpenAI-compatible chat completions API (OpenAI, OpenRouter, Ollama,
+# vLLM, llama.cpp server). Switch a session to it with /model openai/MODEL.
+provider "openai" {
+  type     = "openai"
+  base_url = env("OPENAI_BASE_URL", "https://api.openai.com/v1")
+  api_key  = env("OPENAI_API_KEY", "")
+}
+
+agent {
+  model         = "echo/echo"
+  system_prompt = "You are a helpful assistant."
+  history_limit = 40
+}
+
+cache {
+  max_agents = 128
+  idle_ttl   = "1h"
+}
+
+platform "web" {
+  plugin = "http"
+  config {
+    listen = "127.0.0.1:8788"
+  }
+}
+
+platform "discord" {
+  plugin  = "discord"
+  enabled = env("DISCORD_TOKEN", "") != ""
+  config {
+    token           = env("DISCORD_TOKEN", "")
+    require_mention = true
+  }
+  restart {
+    initial_backoff = "1s"
+    max_backoff     = "2m"
+  }
+}

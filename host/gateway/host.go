@@ -1,0 +1,218 @@
+// Package gateway wires the host together: PID lock, session store and
+// agents, router, plugin supervisor and admin endpoint, with graceful
+// shutdown and reload.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/plughost/gateway/host/admin"
+	"github.com/plughost/gateway/host/agent"
+	"github.com/plughost/gateway/host/config"
+	"github.com/plughost/gateway/host/pidlock"
+	"github.com/plughost/gateway/host/router"
+	"github.com/plughost/gateway/host/supervisor"
+	"github.com/plughost/gateway/host/version"
+	"github.com/plughost/gateway/shared"
+)
+
+// Options configure Run.
+type Options struct {
+	// Config is the loaded configuration.
+	Config *config.Config
+	// Logger is the host's root logger; Run changes its level on reload.
+	Logger hclog.Logger
+	// Reload loads the configuration again, for SIGHUP.
+	Reload func() (*config.Config, error)
+	// Argv is recorded in the PID record.
+	Argv []string
+}
+
+// Host is a running gateway.
+type Host struct {
+	logger  hclog.Logger
+	lock    *pidlock.Lock
+	agents  *agent.Service
+	router  *router.Router
+	sup     *supervisor.Supervisor
+	admin   *admin.Server
+	metrics *metrics
+	started time.Time
+	reload  func() (*config.Config, error)
+
+	mu        sync.Mutex
+	cfg       *config.Config
+	reloadErr string
+}
+
+// Run runs the gateway until SIGTERM or SIGINT (or ctx ends), reloading on
+// SIGHUP. A second SIGTERM/SIGINT during shutdown stops at once.
+func Run(ctx context.Context, opts Options) error {
+	h, err := Start(opts)
+	if err != nil {
+		return err
+	}
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	for {
+		select {
+		case <-ctx.Done():
+			return h.Shutdown(context.Background())
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				if err := h.Reload(); err != nil {
+					h.logger.Error("reload failed; still running the previous config", "error", err)
+				}
+				continue
+			}
+			h.logger.Info("shutting down", "signal", sig.String())
+			stopNow, cancel := context.WithCancel(context.Background())
+			go func() {
+				for s := range sigs {
+					if s != syscall.SIGHUP {
+						h.logger.Warn("second signal: stopping now", "signal", s.String())
+						cancel()
+						return
+					}
+				}
+			}()
+			err := h.Shutdown(stopNow)
+			cancel()
+			return err
+		}
+	}
+}
+
+// Start takes the PID lock, then starts everything else. Whatever it
+// started, a failing Start stops.
+func Start(opts Options) (h *Host, err error) {
+	cfg := opts.Config
+	logger := opts.Logger
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	h = &Host{logger: logger, cfg: cfg, started: time.Now(), reload: opts.Reload}
+	var cleanup []func()
+	defer func() {
+		if err != nil {
+			for i := len(cleanup) - 1; i >= 0; i-- {
+				cleanup[i]()
+			}
+		}
+	}()
+
+	// The lock comes before anything else: no second host may touch the
+	// store, the admin address or the plugins.
+	h.lock, err = pidlock.Acquire(cfg.Gateway.StateDir, pidlock.Record{
+		Argv: opts.Argv, Config: cfg.Path, Admin: cfg.Gateway.Admin,
+	}, logger)
+	if err != nil {
+		return nil, err
+	}
+	cleanup = append(cleanup, func() { _ = h.lock.Release() })
+
+	h.agents, err = agent.NewService(cfg, logger.Named("agent"))
+	if err != nil {
+		return nil, fmt.Errorf("starting the agent layer: %w", err)
+	}
+	cleanup = append(cleanup, func() { _ = h.agents.Close(context.Background()) })
+
+	reg := prometheus.NewRegistry()
+	h.metrics = newMetrics(reg, h)
+	for _, c := range h.agents.Collectors() {
+		reg.MustRegister(c)
+	}
+
+	// The supervisor hands messages to the router, which answers through
+	// the supervisor: messages flow only once platforms are applied below.
+	h.sup = supervisor.New(supervisor.Options{
+		Logger:        logger.Named("supervisor"),
+		PluginLogger:  logger.ResetNamed("plugin"),
+		Handler:       h.handleMessage,
+		OnStateChange: h.metrics.stateChanged,
+		LogLevel:      cfg.Gateway.LogLevel,
+	})
+	h.router = router.New(router.Options{
+		Agents:        agentsView{h.agents},
+		Sender:        h.sup,
+		Logger:        logger.Named("router"),
+		MaxConcurrent: cfg.Agent.MaxConcurrent,
+		QueueLimit:    cfg.Agent.QueueLimit,
+		ReplyTimeout:  cfg.Agent.ReplyTimeout,
+		Observe:       h.metrics.observeReply,
+	})
+	cleanup = append(cleanup, h.sup.Stop)
+
+	h.admin, err = admin.Listen(admin.Options{
+		Addr:     cfg.Gateway.Admin,
+		Status:   func() any { return h.Status() },
+		Ready:    h.Ready,
+		Gatherer: reg,
+		Logger:   logger.Named("admin"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	cleanup = append(cleanup, func() { _ = h.admin.Close(context.Background()) })
+
+	h.applyPlatforms(cfg)
+	logger.Info("gateway started", "pid", os.Getpid(), "version", version.Version,
+		"config", cfg.Path, "admin", h.admin.Addr().String(), "platforms", len(cfg.Platforms))
+	return h, nil
+}
+
+func (h *Host) handleMessage(platform string, m *shared.Message) {
+	h.metrics.messageIn(platform)
+	h.router.Handle(platform, m)
+}
+
+// applyPlatforms points the router and supervisor at cfg's platforms.
+func (h *Host) applyPlatforms(cfg *config.Config) {
+	for _, p := range cfg.Platforms {
+		h.router.SetScope(p.Name, router.Scope(p.SessionScope))
+	}
+	h.sup.Apply(specs(cfg))
+}
+
+// Config returns the configuration in force.
+func (h *Host) Config() *config.Config {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.cfg
+}
+
+// Shutdown stops taking messages, lets replies in progress finish until
+// the shutdown timeout (or ctx) ends, stops the plugins, closes every agent,
+// flushes the store and releases the lock.
+func (h *Host) Shutdown(ctx context.Context) error {
+	cfg := h.Config()
+	graceCtx, cancel := context.WithTimeout(ctx, cfg.Gateway.ShutdownTimeout)
+	defer cancel()
+	h.router.Close(graceCtx)
+	h.sup.Stop()
+	var errs []error
+	closeCtx, cancelClose := context.WithTimeout(ctx, 10*time.Second)
+	defer cancelClose()
+	if err := h.agents.Close(closeCtx); err != nil {
+		errs = append(errs, fmt.Errorf("closing agents: %w", err))
+	}
+	if err := h.admin.Close(closeCtx); err != nil {
+		errs = append(errs, fmt.Errorf("closing the admin endpoint: %w", err))
+	}
+	if err := h.lock.Release(); err != nil {
+		errs = append(errs, fmt.Errorf("releasing the lock: %w", err))
+	}
+	h.logger.Info("gateway stopped")
+	return errors.Join(errs...)
+}

@@ -1,0 +1,60 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// ErrNoReload is returned by Reload when the host was started without a way
+// to load its configuration again.
+var ErrNoReload = errors.New("reload is not available")
+
+// Reload loads the configuration again. An invalid one changes nothing: the
+// host keeps running the old one and shows the error in /v1/status. A valid
+// one is applied: platforms added are started, removed ones stopped,
+// changed ones restarted alone, unchanged ones left connected; agent and
+// cache settings are applied; the log level changes at once, plugins too.
+func (h *Host) Reload() error {
+	if h.reload == nil {
+		return ErrNoReload
+	}
+	h.logger.Info("reloading configuration")
+	cfg, err := h.reload()
+	if err != nil {
+		h.mu.Lock()
+		h.reloadErr = fmt.Sprintf("%s: %v", time.Now().UTC().Format(time.RFC3339), err)
+		h.mu.Unlock()
+		h.metrics.reloads.WithLabelValues("failed").Inc()
+		return err
+	}
+	old := h.Config()
+	if cfg.Gateway.StateDir != old.Gateway.StateDir || cfg.Gateway.Admin != old.Gateway.Admin {
+		h.logger.Warn("state_dir and admin changes take effect at the next restart")
+		cfg.Gateway.StateDir, cfg.Gateway.Admin = old.Gateway.StateDir, old.Gateway.Admin
+	}
+	h.logger.SetLevel(hclog.LevelFromString(cfg.Gateway.LogLevel))
+	if cfg.Gateway.LogLevel != old.Gateway.LogLevel {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		h.sup.SetLogLevel(ctx, cfg.Gateway.LogLevel)
+		cancel()
+	}
+	if err := h.agents.Apply(cfg); err != nil {
+		h.mu.Lock()
+		h.reloadErr = fmt.Sprintf("%s: %v", time.Now().UTC().Format(time.RFC3339), err)
+		h.mu.Unlock()
+		h.metrics.reloads.WithLabelValues("failed").Inc()
+		return fmt.Errorf("applying agent settings: %w", err)
+	}
+	h.mu.Lock()
+	h.cfg = cfg
+	h.reloadErr = ""
+	h.mu.Unlock()
+	h.applyPlatforms(cfg)
+	h.metrics.reloads.WithLabelValues("ok").Inc()
+	h.logger.Info("configuration reloaded")
+	return nil
+}

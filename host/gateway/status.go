@@ -1,0 +1,57 @@
+package gateway
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/plughost/gateway/host/agent"
+	"github.com/plughost/gateway/host/supervisor"
+	"github.com/plughost/gateway/host/version"
+)
+
+// Status is the document served at /v1/status.
+type Status struct {
+	PID         int                 `json:"pid"`
+	Version     string              `json:"version"`
+	UptimeS     int64               `json:"uptime_s"`
+	StartedAt   time.Time           `json:"started_at"`
+	Config      string              `json:"config"`
+	Platforms   []supervisor.Status `json:"platforms"`
+	Cache       agent.CacheStats    `json:"cache"`
+	ReloadError string              `json:"reload_error,omitempty"`
+}
+
+// Status returns the host's status.
+func (h *Host) Status() Status {
+	h.mu.Lock()
+	reloadErr := h.reloadErr
+	cfgPath := h.cfg.Path
+	h.mu.Unlock()
+	return Status{
+		PID:         os.Getpid(),
+		Version:     version.Version,
+		UptimeS:     int64(time.Since(h.started).Seconds()),
+		StartedAt:   h.started.UTC(),
+		Config:      cfgPath,
+		Platforms:   h.sup.Statuses(),
+		Cache:       h.agents.Stats(),
+		ReloadError: reloadErr,
+	}
+}
+
+// Ready reports whether every enabled platform is running; if not, it
+// names those that are not.
+func (h *Host) Ready() (bool, string) {
+	var notReady []string
+	for _, st := range h.sup.Statuses() {
+		if st.State != supervisor.StateRunning && st.State != supervisor.StateDisabled {
+			notReady = append(notReady, fmt.Sprintf("%s is %s", st.Name, st.State))
+		}
+	}
+	if len(notReady) > 0 {
+		return false, strings.Join(notReady, ", ")
+	}
+	return true, ""
+}

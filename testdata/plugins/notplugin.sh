@@ -1,0 +1,2 @@
+#!/bin/sh
+echo "I am a shell script, not a gateway plugin"
