@@ -19,6 +19,10 @@ type Config struct {
 	Agent     Agent
 	Cache     Cache
 	Platforms []*Platform // in file order; names are unique
+
+	// evalCtx holds the expression functions (env, …) that platform config
+	// blocks are evaluated with later, by DecodePlatformConfig.
+	evalCtx *hcl.EvalContext
 }
 
 // Gateway is the gateway block.
@@ -29,14 +33,16 @@ type Gateway struct {
 	LogLevel        string        // trace|debug|info|warn|error; default "info"
 	LogFormat       string        // text|json; default "text"
 	ShutdownTimeout time.Duration // default 30s
+	// PluginStartTimeout bounds a plugin's start-up handshake; default 10s.
+	PluginStartTimeout time.Duration
 }
 
 // Provider is a provider "NAME" block.
 type Provider struct {
 	Name           string
-	Type           string // "echo" or "openai"
+	Type           string // "echo" or "openai"; default: Name when that is a type
 	BaseURL        string
-	APIKey         string // sensitive: never logged or printed
+	APIKey         string            // sensitive: never logged or printed
 	Timeout        time.Duration     // per request; default 60s
 	MaxConnections int               // default 32
 	Headers        map[string]string // extra request headers
@@ -64,7 +70,7 @@ type Cache struct {
 // Platform is a platform "NAME" block.
 type Platform struct {
 	Name    string
-	Plugin  string // runs PluginDir/gateway-plugin-PLUGIN
+	Plugin  string // runs PluginDir/gateway-plugin-PLUGIN; default: Name
 	Enabled bool   // default true
 	// SessionScope is "conversation" (default: one session per channel or
 	// thread) or "user" (one session per user in group chats).
@@ -78,6 +84,8 @@ type Platform struct {
 	Body hcl.Body
 	// DeclRange is where the platform block starts, for diagnostics.
 	DeclRange hcl.Range
+	// ConfigRange is where the config {} block starts; zero when absent.
+	ConfigRange hcl.Range
 }
 
 // Restart is a platform's restart block: capped, jittered exponential

@@ -65,17 +65,47 @@ func Run(ctx context.Context, opts Options) error {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
+
+	notify := notifier{logger: h.logger}
+	readyCtx, cancelReady := context.WithCancel(ctx)
+	defer cancelReady()
+	go func() {
+		h.waitSettled(readyCtx)
+		if readyCtx.Err() == nil {
+			notify.ready()
+		}
+	}()
+	// The watchdog is pinged from this loop, after a liveness check, never
+	// from a free-running timer: if the host wedges, systemd notices.
+	var watchdog <-chan time.Time
+	if every := watchdogInterval(); every > 0 {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		watchdog = t.C
+		h.logger.Debug("systemd watchdog enabled", "interval", every)
+	}
 	for {
 		select {
+		case <-watchdog:
+			if h.alive(time.Second) {
+				notify.send("WATCHDOG=1")
+			} else {
+				h.logger.Error("host loops did not answer; withholding the watchdog ping")
+			}
 		case <-ctx.Done():
+			notify.stopping()
 			return h.Shutdown(context.Background())
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
+				notify.reloading()
 				if err := h.Reload(); err != nil {
 					h.logger.Error("reload failed; still running the previous config", "error", err)
 				}
+				notify.ready()
 				continue
 			}
+			cancelReady()
+			notify.stopping()
 			h.logger.Info("shutting down", "signal", sig.String())
 			stopNow, cancel := context.WithCancel(context.Background())
 			go func() {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"sync"
 	"time"
 
@@ -21,6 +20,7 @@ type Spec struct {
 	Name    string
 	Plugin  string
 	Path    string // the plugin binary
+	Dir     string // plugin_dir: the binary must resolve inside it
 	Enabled bool
 	SHA256  string
 	Restart config.Restart
@@ -56,6 +56,7 @@ type platform struct {
 	mu     sync.Mutex
 	status Status
 	proc   *process // nil unless a plugin process is up
+	binary binaryID // the binary last started, for spotting a replaced one
 }
 
 func newPlatform(sup *Supervisor, spec Spec) *platform {
@@ -187,18 +188,30 @@ func (p *platform) loop(ctx context.Context) {
 	}
 }
 
-// waitForBinary returns once the plugin binary exists, or false when ctx ends.
+// waitForBinary returns once the plugin binary exists and is stable, or
+// false when ctx ends. A binary still being written (its size or mtime
+// changed within settleTime) is never executed: install binaries with
+// `install -m 0755 NEW DIR/gateway-plugin-NAME.tmp && mv ...tmp ...NAME`,
+// which makes the change atomic.
 func (p *platform) waitForBinary(ctx context.Context) bool {
+	var last binaryID
 	for {
-		_, err := os.Stat(p.spec.Path)
-		if !errors.Is(err, fs.ErrNotExist) {
+		id, err := statID(p.spec.Path)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			if p.snapshot().State != StateMissing {
+				p.logger.Warn("plugin binary not found; waiting for it", "path", p.spec.Path)
+				p.setState(StateMissing, fmt.Errorf("plugin binary not found: %s", p.spec.Path))
+			}
+		case err == nil && (id == last || time.Since(id.mtime) > settleTime):
 			return true
-		}
-		if p.snapshot().State != StateMissing {
-			p.logger.Warn("plugin binary not found; waiting for it", "path", p.spec.Path)
-			p.setState(StateMissing, fmt.Errorf("plugin binary not found: %s", p.spec.Path))
+		default:
+			last = id // changed since the last look: still being written
 		}
 		t := time.NewTimer(missingPoll)
+		if last != (binaryID{}) {
+			t.Reset(settleTime)
+		}
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -210,11 +223,28 @@ func (p *platform) waitForBinary(ctx context.Context) bool {
 	}
 }
 
+// settleTime is how long a plugin binary must stay unchanged to be run.
+const settleTime = 200 * time.Millisecond
+
 // runOnce runs one plugin process from start to end. It returns when the
 // plugin's event stream ends, with the time the plugin reported connected
 // (zero if never) and why it ended.
 func (p *platform) runOnce(ctx context.Context) (time.Time, error) {
 	p.setState(StateStarting, nil)
+	id, err := statID(p.spec.Path)
+	if err != nil {
+		return time.Time{}, err
+	}
+	p.mu.Lock()
+	p.binary = id
+	p.mu.Unlock()
+	if err := checkBinary(p.spec.Dir, p.spec.Path); err != nil {
+		if isInsecure(err) {
+			return time.Time{}, &shared.FatalError{Code: "insecure_plugin", Message: err.Error(),
+				Hint: "make the binary and plugin_dir writable only by their owner (root or the gateway's user), inside plugin_dir"}
+		}
+		return time.Time{}, err
+	}
 	proc, err := startProcess(startOptions{
 		path:         p.spec.Path,
 		sha256:       p.spec.SHA256,

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"time"
 
@@ -21,6 +22,24 @@ const DefaultStartTimeout = 10 * time.Second
 
 // ErrChecksum is returned when a plugin binary does not match its sha256.
 var ErrChecksum = errors.New("plugin binary does not match its sha256")
+
+// passedEnv are the host environment variables a plugin inherits. Nothing
+// else is passed: the host's environment holds other platforms' tokens and
+// provider API keys, and a plugin gets its secrets from its own config
+// block. NOTIFY_SOCKET and friends stay with the host.
+var passedEnv = []string{"PATH", "HOME", "USER", "TMPDIR", "TZ", "LANG", "LC_ALL",
+	"SSL_CERT_FILE", "SSL_CERT_DIR", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
+	"http_proxy", "https_proxy", "no_proxy", "GODEBUG", "GOTRACEBACK"}
+
+func pluginEnv() []string {
+	var env []string
+	for _, k := range passedEnv {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
+}
 
 // process is one started plugin process and the host's client for it.
 type process struct {
@@ -66,13 +85,14 @@ func startProcess(opts startOptions) (*process, error) {
 			// go-plugin hands us a spec with the environment it needs
 			// (handshake, mTLS cert, socket dir); we add the binary.
 			cmd := exec.Command(opts.path)
-			cmd.Env = append(spec.Env, shared.EnvLogLevel+"="+opts.logLevel)
+			cmd.Env = append(append(pluginEnv(), spec.Env...), shared.EnvLogLevel+"="+opts.logLevel)
 			var err error
 			pr, err = newProcRunner(cmd)
 			return pr, err
 		},
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
+		SkipHostEnv:      true, // see pluginEnv
 		StartTimeout:     timeout,
 		Logger:           opts.logger,
 	})

@@ -1,0 +1,249 @@
+package config
+
+import (
+	"encoding/hex"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+)
+
+// The provider defaults, shared with the implicit echo provider.
+const (
+	defaultProviderTimeout        = 60 * time.Second
+	defaultProviderMaxConnections = 32
+)
+
+var gatewaySchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
+	{Name: "state_dir"}, {Name: "plugin_dir"}, {Name: "admin"},
+	{Name: "log_level"}, {Name: "log_format"}, {Name: "shutdown_timeout"},
+	{Name: "plugin_start_timeout"},
+}}
+
+// decode decodes the gateway block over the defaults in g.
+func (g *Gateway) decode(d *decoder, body hcl.Body) {
+	content, diags := body.Content(gatewaySchema)
+	d.diags = append(d.diags, diags...)
+	a := content.Attributes
+	d.nonEmpty(a, "state_dir", &g.StateDir)
+	d.nonEmpty(a, "plugin_dir", &g.PluginDir)
+	d.nonEmpty(a, "admin", &g.Admin)
+	d.oneOf(a, "log_level", &g.LogLevel, "trace", "debug", "info", "warn", "error")
+	d.oneOf(a, "log_format", &g.LogFormat, "text", "json")
+	d.duration(a, "shutdown_timeout", &g.ShutdownTimeout)
+	d.duration(a, "plugin_start_timeout", &g.PluginStartTimeout)
+}
+
+var cacheSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
+	{Name: "max_agents"}, {Name: "idle_ttl"},
+}}
+
+// decode decodes the cache block over the defaults in c.
+func (c *Cache) decode(d *decoder, body hcl.Body) {
+	content, diags := body.Content(cacheSchema)
+	d.diags = append(d.diags, diags...)
+	d.integer(content.Attributes, "max_agents", 1, &c.MaxAgents)
+	d.duration(content.Attributes, "idle_ttl", &c.IdleTTL)
+}
+
+var agentSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
+	{Name: "model"}, {Name: "system_prompt"}, {Name: "history_limit"},
+	{Name: "max_concurrent"}, {Name: "queue_limit"}, {Name: "reply_timeout"},
+}}
+
+// decode decodes the agent block over the defaults in a and returns the
+// range to report a bad model at.
+func (a *Agent) decode(d *decoder, block *hcl.Block) hcl.Range {
+	content, diags := block.Body.Content(agentSchema)
+	d.diags = append(d.diags, diags...)
+	attrs := content.Attributes
+	d.str(attrs, "model", &a.Model)
+	d.str(attrs, "system_prompt", &a.SystemPrompt)
+	d.integer(attrs, "history_limit", 0, &a.HistoryLimit)
+	d.integer(attrs, "max_concurrent", 1, &a.MaxConcurrent)
+	d.integer(attrs, "queue_limit", 0, &a.QueueLimit)
+	d.duration(attrs, "reply_timeout", &a.ReplyTimeout)
+	if m, ok := attrs["model"]; ok {
+		return m.Range
+	}
+	return block.DefRange
+}
+
+var providerSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
+	{Name: "type"}, {Name: "base_url"}, {Name: "api_key"},
+	{Name: "timeout"}, {Name: "max_connections"}, {Name: "headers"},
+}}
+
+// providerTypes are the values of a provider's type.
+var providerTypes = []string{"echo", "openai"}
+
+// decodeProvider decodes a provider "NAME" block; nil when its name is
+// unusable.
+func decodeProvider(d *decoder, b *hcl.Block) *Provider {
+	p := &Provider{
+		Name:           b.Labels[0],
+		Timeout:        defaultProviderTimeout,
+		MaxConnections: defaultProviderMaxConnections,
+	}
+	content, diags := b.Body.Content(providerSchema)
+	d.diags = append(d.diags, diags...)
+	attrs := content.Attributes
+	nameOK := d.name(b, "provider")
+
+	typeAttr := attrs["type"]
+	if typeAttr == nil {
+		for _, t := range providerTypes {
+			if p.Name == t {
+				p.Type = t
+			}
+		}
+		if p.Type == "" {
+			d.errorf(b.DefRange, "Missing provider type",
+				"provider %q needs a type: %s.", p.Name, orList(providerTypes))
+		}
+	}
+	d.oneOf(attrs, "type", &p.Type, providerTypes...)
+	reported := len(d.diags)
+	baseURL := d.str(attrs, "base_url", &p.BaseURL)
+	baseURLFailed := len(d.diags) > reported
+	d.str(attrs, "api_key", &p.APIKey)
+	d.duration(attrs, "timeout", &p.Timeout)
+	d.integer(attrs, "max_connections", 1, &p.MaxConnections)
+	d.stringMap(attrs, "headers", &p.Headers)
+
+	switch {
+	case baseURLFailed:
+		// base_url itself is wrong, and said so.
+	case p.Type == "openai" && p.BaseURL == "":
+		rng := b.DefRange
+		if a := attrs["base_url"]; a != nil {
+			rng = a.Range
+		}
+		d.errorf(rng, "Missing base_url",
+			"provider %q of type \"openai\" needs base_url, such as \"https://api.openai.com/v1\".", p.Name)
+	case p.BaseURL != "":
+		if u, err := url.Parse(p.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			d.errorf(baseURL.Range, "Invalid base_url",
+				"base_url must be an http:// or https:// URL, such as \"https://api.openai.com/v1\", not %q.", p.BaseURL)
+		}
+	}
+	if !nameOK {
+		return nil
+	}
+	return p
+}
+
+var platformSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "plugin"}, {Name: "enabled"}, {Name: "session_scope"}, {Name: "sha256"},
+	},
+	Blocks: []hcl.BlockHeaderSchema{{Type: "config"}, {Type: "restart"}},
+}
+
+var restartSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
+	{Name: "initial_backoff"}, {Name: "max_backoff"}, {Name: "max_failures"}, {Name: "failure_window"},
+}}
+
+// decodePlatform decodes a platform "NAME" block, leaving its config block
+// undecoded; nil when its name is unusable.
+func decodePlatform(d *decoder, b *hcl.Block) *Platform {
+	p := &Platform{
+		Name:         b.Labels[0],
+		Plugin:       b.Labels[0],
+		Enabled:      true,
+		SessionScope: "conversation",
+		Restart: Restart{
+			InitialBackoff: time.Second,
+			MaxBackoff:     2 * time.Minute,
+			MaxFailures:    5,
+			FailureWindow:  time.Minute,
+		},
+		DeclRange: b.DefRange,
+	}
+	content, diags := b.Body.Content(platformSchema)
+	d.diags = append(d.diags, diags...)
+	attrs := content.Attributes
+	nameOK := d.name(b, "platform")
+
+	if plugin := d.str(attrs, "plugin", &p.Plugin); plugin != nil && !validName.MatchString(p.Plugin) {
+		d.errorf(plugin.Range, "Invalid plugin name",
+			"plugin names the binary gateway-plugin-NAME in plugin_dir: letters, digits, \"-\", \"_\" and \".\", not %q.", p.Plugin)
+	}
+	d.boolean(attrs, "enabled", &p.Enabled)
+	d.oneOf(attrs, "session_scope", &p.SessionScope, "conversation", "user")
+	if sum := d.str(attrs, "sha256", &p.SHA256); sum != nil {
+		p.SHA256 = strings.ToLower(p.SHA256)
+		if _, err := hex.DecodeString(p.SHA256); err != nil || len(p.SHA256) != 64 {
+			d.errorf(sum.Range, "Invalid sha256",
+				"sha256 must be 64 hexadecimal digits, as printed by sha256sum, not %q.", p.SHA256)
+		}
+	}
+
+	var config, restart *hcl.Block
+	for _, blk := range content.Blocks {
+		prev := &config
+		if blk.Type == "restart" {
+			prev = &restart
+		}
+		if *prev != nil {
+			d.errorf(blk.DefRange, "Duplicate "+blk.Type+" block",
+				"Only one %s block is allowed in a platform; the first is at %s.", blk.Type, shortRange((*prev).DefRange))
+			continue
+		}
+		*prev = blk
+	}
+	if config != nil {
+		p.Body = config.Body
+		p.ConfigRange = config.DefRange
+	}
+	if restart != nil {
+		p.Restart.decode(d, restart.Body)
+	}
+	if !nameOK {
+		return nil
+	}
+	return p
+}
+
+// decode decodes a restart block over the defaults in r.
+func (r *Restart) decode(d *decoder, body hcl.Body) {
+	content, diags := body.Content(restartSchema)
+	d.diags = append(d.diags, diags...)
+	a := content.Attributes
+	d.duration(a, "initial_backoff", &r.InitialBackoff)
+	d.duration(a, "max_backoff", &r.MaxBackoff)
+	d.integer(a, "max_failures", 1, &r.MaxFailures)
+	d.duration(a, "failure_window", &r.FailureWindow)
+	if mb := a["max_backoff"]; mb != nil && r.MaxBackoff < r.InitialBackoff {
+		d.errorf(mb.Range, "Invalid max_backoff",
+			"max_backoff (%s) must not be shorter than initial_backoff (%s).", r.MaxBackoff, r.InitialBackoff)
+	}
+}
+
+// validName is what a provider, platform or plugin may be called: names
+// appear in models (PROVIDER/MODEL), file names and log lines.
+var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+
+// name checks a block's name label.
+func (d *decoder) name(b *hcl.Block, kind string) bool {
+	if validName.MatchString(b.Labels[0]) {
+		return true
+	}
+	d.errorf(b.LabelRanges[0], "Invalid "+kind+" name",
+		"A %s name may hold letters, digits, \"-\", \"_\" and \".\", and starts with a letter or digit; not %q.", kind, b.Labels[0])
+	return false
+}
+
+// nonEmpty decodes a string attribute that must not be empty.
+func (d *decoder) nonEmpty(attrs hcl.Attributes, name string, dst *string) {
+	var s string
+	switch attr := d.str(attrs, name, &s); {
+	case attr == nil:
+	case s == "":
+		d.errorf(attr.Range, "Empty "+name, "%s must not be empty; leave it out for the default.", name)
+	default:
+		*dst = s
+	}
+}
