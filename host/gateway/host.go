@@ -49,6 +49,8 @@ type Host struct {
 	metrics *metrics
 	started time.Time
 	reload  func() (*config.Config, error)
+	// stopWatch stops watching plugin_dir.
+	stopWatch context.CancelFunc
 
 	mu        sync.Mutex
 	cfg       *config.Config
@@ -196,6 +198,13 @@ func Start(opts Options) (h *Host, err error) {
 	}
 	cleanup = append(cleanup, func() { _ = h.admin.Close(context.Background()) })
 
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	h.stopWatch = stopWatch
+	if err := h.sup.WatchDir(watchCtx, cfg.Gateway.PluginDir); err != nil {
+		logger.Warn("not watching plugin_dir for new binaries; missing ones are still polled for", "dir", cfg.Gateway.PluginDir, "error", err)
+	}
+	cleanup = append(cleanup, stopWatch)
+
 	h.applyPlatforms(cfg)
 	logger.Info("gateway started", "pid", os.Getpid(), "version", version.Version,
 		"config", cfg.Path, "admin", h.admin.Addr().String(), "platforms", len(cfg.Platforms))
@@ -230,6 +239,7 @@ func (h *Host) Shutdown(ctx context.Context) error {
 	graceCtx, cancel := context.WithTimeout(ctx, cfg.Gateway.ShutdownTimeout)
 	defer cancel()
 	h.router.Close(graceCtx)
+	h.stopWatch()
 	h.sup.Stop()
 	var errs []error
 	closeCtx, cancelClose := context.WithTimeout(ctx, 10*time.Second)

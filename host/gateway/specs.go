@@ -17,6 +17,7 @@ func specs(cfg *config.Config) []supervisor.Spec {
 			Name:         p.Name,
 			Plugin:       p.Plugin,
 			Path:         cfg.PluginPath(p),
+			Dir:          cfg.Gateway.PluginDir,
 			Enabled:      p.Enabled,
 			SHA256:       p.SHA256,
 			Restart:      p.Restart,

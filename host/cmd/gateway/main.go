@@ -33,6 +33,7 @@ var commands = []command{
 	{"status", "show the running gateway's state", statusCmd},
 	{"stop", "stop the running gateway and wait until it has exited", stopCmd},
 	{"reload", "make the running gateway reload its config", reloadCmd},
+	{"service-unit", "print a systemd unit for this installation", serviceUnitCmd},
 	{"plugins", "list the plugin binaries in plugin_dir", pluginsCmd},
 	{"version", "print version information", versionCmd},
 }
@@ -41,7 +42,7 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "Usage: gateway COMMAND [flags]")
 	fmt.Fprintln(w)
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.usage)
+		fmt.Fprintf(w, "  %-13s %s\n", c.name, c.usage)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "The config file is -config FILE, else $GATEWAY_CONFIG, else ./config.hcl.")
