@@ -214,10 +214,17 @@ func (s *syncBuffer) String() string {
 // SIGKILL) at the end of the test, and its log shown if the test failed.
 func (e *env) start(extra ...string) *host {
 	e.t.Helper()
+	return e.startWithEnv(nil, extra...)
+}
+
+// startWithEnv is start with extra environment variables.
+func (e *env) startWithEnv(environ []string, extra ...string) *host {
+	e.t.Helper()
 	h := &host{t: e.t, e: e, log: &syncBuffer{}, exited: make(chan struct{})}
 	h.cmd = exec.Command(bins["gateway"], append([]string{"run", "-config", e.config}, extra...)...)
 	h.cmd.Stdout = h.log
 	h.cmd.Stderr = h.log
+	h.cmd.Env = append(os.Environ(), environ...)
 	if err := h.cmd.Start(); err != nil {
 		e.t.Fatal(err)
 	}
