@@ -116,6 +116,9 @@ type env struct {
 	pluginDir string
 	config    string
 	admin     string
+	// logLevel and gatewayExtra go into the gateway block writeConfig writes.
+	logLevel     string
+	gatewayExtra string
 }
 
 func newEnv(t *testing.T) *env {
@@ -154,14 +157,19 @@ func (e *env) install(name, as string) string {
 // writeConfig writes the config file: a gateway block for this env, then body.
 func (e *env) writeConfig(body string) {
 	e.t.Helper()
+	level := e.logLevel
+	if level == "" {
+		level = "debug"
+	}
 	src := fmt.Sprintf(`gateway {
   state_dir  = "state"
   plugin_dir = "plugins"
   admin      = %q
-  log_level  = "debug"
+  log_level  = %q
   shutdown_timeout = "5s"
+  %s
 }
-`, e.admin) + body
+`, e.admin, level, e.gatewayExtra) + body
 	if err := os.WriteFile(e.config, []byte(src), 0o644); err != nil {
 		e.t.Fatal(err)
 	}

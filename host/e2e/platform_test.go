@@ -223,6 +223,7 @@ func TestBrokenPluginsFailAloneWithClearErrors(t *testing.T) {
 	e.install("nohandshake", "nohandshake")
 	e.install("stdoutjunk", "stdoutjunk")
 	e.install("notplugin", "notplugin")
+	e.gatewayExtra = `plugin_start_timeout = "500ms"` // keeps the hanging plugin's test fast
 	web := freeAddr(t)
 	restart := `restart {
     initial_backoff = "50ms"
@@ -245,10 +246,6 @@ platform "absent" {
   plugin = "nothere"
 }
 ` + httpPlatform("web", web, ""))
-	// A short start timeout keeps the hanging plugin's test fast.
-	src, _ := os.ReadFile(e.config)
-	os.WriteFile(e.config, []byte(strings.Replace(string(src), `log_level  = "debug"`, `log_level  = "debug"
-  plugin_start_timeout = "500ms"`, 1)), 0o644)
 	e.start()
 
 	e.waitPlatform("web", 20*time.Second, inState("running"))
@@ -313,8 +310,8 @@ platform "web" {
 	if code != 1 {
 		t.Fatalf("validate exit = %d, want 1; stderr:\n%s", code, stderr)
 	}
-	// The gateway block written by writeConfig is 7 lines; the typo is on line 12.
-	want := "config.hcl:12:5:"
+	// The gateway block written by writeConfig is 8 lines; the typo is on line 13.
+	want := "config.hcl:13:5:"
 	if !strings.Contains(stderr, want) || !strings.Contains(stderr, "listen") {
 		t.Fatalf("validate output lacks %q with a suggestion:\n%s", want, stderr)
 	}

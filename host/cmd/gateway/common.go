@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 
@@ -35,6 +36,24 @@ func loadConfig(flagValue string) (*config.Config, error) {
 	if diags.HasErrors() {
 		return nil, exitf(1, "invalid config:\n%s", config.FormatDiagnostics(diags))
 	}
+	return cfg, nil
+}
+
+// loadConfigForControl loads the config for commands that only need to find
+// the running gateway (status, stop, reload): errors elsewhere in the file
+// are shown as a warning, not fatal, as long as the gateway block could be
+// read — an operator must be able to stop or reload a gateway whose config
+// file is being edited.
+func loadConfigForControl(flagValue string, stderr io.Writer) (*config.Config, error) {
+	path := configPath(flagValue)
+	cfg, diags := config.Load(path)
+	if !diags.HasErrors() {
+		return cfg, nil
+	}
+	if cfg == nil || cfg.Gateway.StateDir == "" {
+		return nil, exitf(1, "invalid config:\n%s", config.FormatDiagnostics(diags))
+	}
+	fmt.Fprintf(stderr, "warning: %s has errors (the running gateway keeps its config until they are fixed):\n%s\n", path, config.FormatDiagnostics(diags))
 	return cfg, nil
 }
 

@@ -27,7 +27,7 @@ func statusCmd(args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*cfgFlag)
+	cfg, err := loadConfigForControl(*cfgFlag, stderr)
 	if err != nil {
 		return err
 	}

@@ -17,7 +17,7 @@ func stopCmd(args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*cfgFlag)
+	cfg, err := loadConfigForControl(*cfgFlag, stderr)
 	if err != nil {
 		return err
 	}
@@ -45,7 +45,7 @@ func reloadCmd(args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*cfgFlag)
+	cfg, err := loadConfigForControl(*cfgFlag, stderr)
 	if err != nil {
 		return err
 	}
