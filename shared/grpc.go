@@ -64,8 +64,9 @@ func (s *grpcServer) Describe(ctx context.Context, _ *pb.DescribeRequest) (*pb.D
 }
 
 func (s *grpcServer) Configure(ctx context.Context, req *pb.ConfigureRequest) (*pb.ConfigureResponse, error) {
-	if lvl := req.GetLogLevel(); lvl != "" {
-		s.logger.SetLevel(hclog.LevelFromString(lvl))
+	// An unknown level is ignored: hclog's NoLevel would log everything.
+	if lvl := hclog.LevelFromString(req.GetLogLevel()); lvl != hclog.NoLevel {
+		s.logger.SetLevel(lvl)
 	}
 	err := s.impl.Configure(ctx, Config{Raw: req.GetConfigJson(), Logger: s.logger})
 	var fatal *FatalError
@@ -199,10 +200,14 @@ func (c *GRPCClient) ConfigureWithLevel(ctx context.Context, cfg Config, level s
 
 // Run implements Platform: it forwards the plugin's event stream to events
 // until the stream ends. A FATAL health event is forwarded and also returned
-// as a *FatalError. A stream that ends cleanly returns nil.
+// as a *FatalError. A stream that ends cleanly, or ends because ctx was
+// cancelled, returns nil, as the Platform contract says.
 func (c *GRPCClient) Run(ctx context.Context, events chan<- Event) error {
 	stream, err := c.client.Run(ctx, &pb.RunRequest{})
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return err
 	}
 	for {
@@ -211,6 +216,9 @@ func (c *GRPCClient) Run(ctx context.Context, events chan<- Event) error {
 			return nil
 		}
 		if err != nil {
+			if ctx.Err() != nil {
+				return nil // the host ended the stream: not the plugin's error
+			}
 			return err
 		}
 		ev := eventFromProto(pe)
@@ -220,7 +228,7 @@ func (c *GRPCClient) Run(ctx context.Context, events chan<- Event) error {
 		select {
 		case events <- ev:
 		case <-ctx.Done():
-			return ctx.Err()
+			return nil
 		}
 		if ev.Health != nil && ev.Health.State == Fatal {
 			if ev.Health.Fatal != nil {

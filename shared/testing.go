@@ -18,8 +18,11 @@ func TestPlatform(t testing.TB, impl Platform) *GRPCClient {
 		PluginName: &GRPCPlugin{Impl: impl, Logger: hclog.NewNullLogger()},
 	})
 	t.Cleanup(func() {
-		_ = client.Close()
+		// Stop the server first: client.Close asks the server to stop
+		// itself over the controller service, and a second, concurrent
+		// server.Stop races with it on the broker.
 		server.Stop()
+		_ = client.Close()
 	})
 	raw, err := client.Dispense(PluginName)
 	if err != nil {

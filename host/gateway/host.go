@@ -121,6 +121,8 @@ func Run(ctx context.Context, opts Options) error {
 			}()
 			err := h.Shutdown(stopNow)
 			cancel()
+			signal.Stop(sigs) // no more deliveries: the watcher above can end
+			close(sigs)
 			return err
 		}
 	}

@@ -90,6 +90,9 @@ type Router struct {
 	sessions map[string]*session
 	scopes   map[string]Scope
 	closing  bool
+	// shutdown is set once Close stops waiting: every reply still to run
+	// is cancelled with errShutdown instead of being started.
+	shutdown bool
 	workers  sync.WaitGroup
 	sends    sync.WaitGroup
 }
@@ -230,6 +233,9 @@ func (r *Router) work(key string, s *session) {
 		s.queue[0] = nil
 		s.queue = s.queue[1:]
 		ctx, cancel := context.WithCancelCause(context.Background())
+		if r.shutdown {
+			cancel(errShutdown)
+		}
 		s.current, s.cancel = j, cancel
 		r.mu.Unlock()
 
@@ -240,6 +246,12 @@ func (r *Router) work(key string, s *session) {
 
 // turn produces and delivers the reply to one message.
 func (r *Router) turn(ctx context.Context, j *job) {
+	if ctx.Err() != nil {
+		// Cancelled before it started (shutdown): a free slot must not
+		// win the select below and run it anyway.
+		r.reply(j, cancelText(ctx), shared.KindNotice)
+		return
+	}
 	select {
 	case r.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -259,7 +271,9 @@ func (r *Router) turn(ctx context.Context, j *job) {
 		r.reply(j, text, shared.KindReply)
 	case context.Cause(ctx) == errStopped || context.Cause(ctx) == errShutdown:
 		r.reply(j, cancelText(ctx), shared.KindNotice)
-	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		// Whatever the agent returned once its time was up (a wrapped
+		// deadline, a reset stream), the reason is the timeout.
 		r.reply(j, fmt.Sprintf("The agent did not reply within %s.", r.opts.ReplyTimeout), shared.KindError)
 	default:
 		r.logger.Warn("agent failed", "session", j.key, "error", err)
@@ -375,6 +389,7 @@ func (r *Router) Close(ctx context.Context) {
 	case <-ctx.Done():
 	}
 	r.mu.Lock()
+	r.shutdown = true
 	for _, s := range r.sessions {
 		if s.cancel != nil {
 			s.cancel(errShutdown)

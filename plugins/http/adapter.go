@@ -35,20 +35,28 @@ type adapter struct {
 	cfg     settings
 	timeout time.Duration
 
-	// connected is true while Run is forwarding events to the host.
-	connected atomic.Bool
-	events    atomic.Pointer[chan<- shared.Event]
-
 	nextID  atomic.Uint64
 	idBase  string
 	mu      sync.Mutex
 	pending map[string]chan shared.Reply
+	// link is the host connection while Run forwards events; nil otherwise.
+	link *hostLink
 
 	stopOnce sync.Once
 	stopped  chan struct{}
 }
 
 var _ shared.Platform = (*adapter)(nil)
+
+// hostLink is one Run's connection to the host. Requests hand their message
+// to events and wait for the reply until done is closed: Run closes it when
+// it stops forwarding, and waits for every hand-over in progress, so nothing
+// is sent on events after Run returns.
+type hostLink struct {
+	events   chan<- shared.Event
+	done     chan struct{}
+	handover sync.WaitGroup
+}
 
 func newAdapter() *adapter {
 	return &adapter{
@@ -106,21 +114,29 @@ func (a *adapter) Configure(_ context.Context, cfg shared.Config) error {
 
 // Run implements shared.Platform: it serves HTTP until ctx ends or Stop.
 func (a *adapter) Run(ctx context.Context, events chan<- shared.Event) error {
+	select {
+	case <-a.stopped:
+		return nil // stopped before it ran: do not open the port
+	default:
+	}
 	ln, err := net.Listen("tcp", a.cfg.Listen)
 	if err != nil {
 		// Transient: the port may still be held by a process going away.
 		return fmt.Errorf("listening on %s: %w", a.cfg.Listen, err)
 	}
 	srv := &http.Server{Handler: a.routes(), ReadHeaderTimeout: 10 * time.Second}
+	link := &hostLink{events: events, done: make(chan struct{})}
+	a.mu.Lock()
+	a.link = link
+	a.mu.Unlock()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 
-	a.events.Store(&events)
-	a.connected.Store(true)
 	a.logger.Info("listening", "addr", ln.Addr().String())
 	select {
 	case events <- shared.Event{Health: &shared.Health{State: shared.Connected, Message: "listening on " + ln.Addr().String()}}:
 	case <-ctx.Done():
+	case <-a.stopped:
 	}
 
 	select {
@@ -128,8 +144,13 @@ func (a *adapter) Run(ctx context.Context, events chan<- shared.Event) error {
 	case <-a.stopped:
 	case err = <-serveErr:
 	}
-	a.connected.Store(false)
-	a.events.Store(nil)
+	// Disconnect first: requests waiting for a reply answer 503 at once
+	// (none can come now), which lets Shutdown finish promptly.
+	a.mu.Lock()
+	a.link = nil
+	a.mu.Unlock()
+	close(link.done)
+	link.handover.Wait()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	_ = srv.Shutdown(shutdownCtx)
@@ -161,15 +182,28 @@ func (a *adapter) Stop(context.Context) error {
 	return nil
 }
 
-// submit hands a message to the host and returns the channel its reply comes on.
-func (a *adapter) submit(ctx context.Context, session, text string) (string, chan shared.Reply, error) {
-	evp := a.events.Load()
-	if evp == nil || !a.connected.Load() {
-		return "", nil, errNotConnected
+// connected reports whether a Run is forwarding events to the host.
+func (a *adapter) connected() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.link != nil
+}
+
+// submit hands a message to the host and returns the channel its reply comes
+// on and the link it went over. It gives up with errNotConnected when no Run
+// is forwarding events, or when the host takes nothing before expire fires
+// (its event stream is stalled: the host is not really connected).
+func (a *adapter) submit(ctx context.Context, session, text string, expire <-chan time.Time) (string, chan shared.Reply, *hostLink, error) {
+	a.mu.Lock()
+	link := a.link
+	if link == nil {
+		a.mu.Unlock()
+		return "", nil, nil, errNotConnected
 	}
+	link.handover.Add(1)
+	defer link.handover.Done()
 	id := a.idBase + "-" + strconv.FormatUint(a.nextID.Add(1), 10)
 	ch := make(chan shared.Reply, 1)
-	a.mu.Lock()
 	a.pending[id] = ch
 	a.mu.Unlock()
 	msg := &shared.Message{
@@ -177,14 +211,17 @@ func (a *adapter) submit(ctx context.Context, session, text string) (string, cha
 		Direct: true, Text: text, UnixNano: time.Now().UnixNano(),
 	}
 	select {
-	case *evp <- shared.Event{Message: msg}:
-		return id, ch, nil
+	case link.events <- shared.Event{Message: msg}:
+		return id, ch, link, nil
 	case <-ctx.Done():
 		a.forget(id)
-		return "", nil, ctx.Err()
-	case <-a.stopped:
+		return "", nil, nil, ctx.Err()
+	case <-link.done:
 		a.forget(id)
-		return "", nil, errNotConnected
+		return "", nil, nil, errNotConnected
+	case <-expire:
+		a.forget(id)
+		return "", nil, nil, errHostStalled
 	}
 }
 
@@ -194,4 +231,7 @@ func (a *adapter) forget(id string) {
 	a.mu.Unlock()
 }
 
-var errNotConnected = errors.New("the gateway host is not connected")
+var (
+	errNotConnected = errors.New("the gateway host is not connected")
+	errHostStalled  = errors.New("the gateway host is not taking messages")
+)

@@ -30,7 +30,7 @@ func (a *adapter) routes() http.Handler {
 		writeError(w, http.StatusMethodNotAllowed, "use POST")
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		if !a.connected.Load() {
+		if !a.connected() {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not connected"})
 			return
 		}
@@ -73,15 +73,17 @@ func (a *adapter) handleMessage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	id, replies, err := a.submit(ctx, req.Session, req.Text)
+	// One deadline for the whole request: handing the message to the host
+	// and waiting for its reply.
+	timer := time.NewTimer(a.timeout)
+	defer timer.Stop()
+	id, replies, link, err := a.submit(ctx, req.Session, req.Text, timer.C)
 	if err != nil {
-		if errors.Is(err, errNotConnected) {
+		if errors.Is(err, errNotConnected) || errors.Is(err, errHostStalled) {
 			writeError(w, http.StatusServiceUnavailable, err.Error())
 		}
 		return // otherwise the client went away
 	}
-	timer := time.NewTimer(a.timeout)
-	defer timer.Stop()
 	select {
 	case rep := <-replies:
 		if rep.Kind == shared.KindError {
@@ -94,9 +96,9 @@ func (a *adapter) handleMessage(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusGatewayTimeout, messageResponse{Session: req.Session, Error: "no reply within " + a.timeout.String()})
 	case <-ctx.Done():
 		a.forget(id)
-	case <-a.stopped:
+	case <-link.done:
 		a.forget(id)
-		writeError(w, http.StatusServiceUnavailable, "the gateway is stopping")
+		writeError(w, http.StatusServiceUnavailable, "the gateway host disconnected before it replied")
 	}
 }
 

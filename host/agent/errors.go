@@ -1,0 +1,52 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/plughost/gateway/host/provider"
+)
+
+// UserError is a failure whose Message can be shown to the chat user as is.
+// The cause stays reachable with errors.As / errors.Is (for instance a
+// *provider.Error).
+type UserError struct {
+	Message string
+	Err     error
+}
+
+// Error returns Message: the text for the user.
+func (e *UserError) Error() string { return e.Message }
+
+// Unwrap returns the cause.
+func (e *UserError) Unwrap() error { return e.Err }
+
+// userError turns a provider failure into words for the user.
+func userError(model string, err error) error {
+	var pe *provider.Error
+	if !errors.As(err, &pe) {
+		return &UserError{Message: "the reply failed: " + err.Error(), Err: err}
+	}
+	var msg string
+	switch pe.Kind {
+	case provider.KindAuth:
+		msg = fmt.Sprintf("the provider rejected the API key (provider %q, HTTP %d): check its api_key", pe.Provider, pe.Status)
+	case provider.KindUnknownModel:
+		msg = fmt.Sprintf("the model %q is unknown to provider %q: pick another with /model PROVIDER/MODEL", model, pe.Provider)
+	case provider.KindTimeout:
+		msg = fmt.Sprintf("provider %q did not answer in time (%s); try again", pe.Provider, pe.Message)
+	case provider.KindRateLimited:
+		msg = fmt.Sprintf("provider %q is rate limiting requests; try again in a while", pe.Provider)
+	case provider.KindUnavailable:
+		msg = fmt.Sprintf("provider %q is unavailable right now; try again later", pe.Provider)
+	case provider.KindBadRequest:
+		msg = fmt.Sprintf("provider %q refused the request: %s", pe.Provider, pe.Message)
+	case provider.KindBadResponse:
+		msg = fmt.Sprintf("provider %q sent a reply that could not be read", pe.Provider)
+	case provider.KindClosed:
+		msg = "the reply was interrupted because this session's agent was replaced; send your message again"
+	default:
+		msg = "the reply failed: " + pe.Error()
+	}
+	return &UserError{Message: msg, Err: err}
+}

@@ -1,0 +1,105 @@
+package agent
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/plughost/gateway/host/config"
+	"github.com/plughost/gateway/host/provider"
+	"github.com/plughost/gateway/host/provider/providertest"
+)
+
+const testKey = "sk-agent-test-key"
+
+// fakeClock is a settable clock for idle TTL tests.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{now: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+func openaiConfig(t testing.TB, srv *providertest.Server, maxAgents, maxConns int) *config.Config {
+	return &config.Config{
+		Gateway: config.Gateway{StateDir: t.TempDir()},
+		Providers: []*config.Provider{
+			{Name: "echo", Type: "echo"},
+			{Name: "fake", Type: "openai", BaseURL: srv.URL, APIKey: testKey, Timeout: 10 * time.Second, MaxConnections: maxConns},
+		},
+		Agent: config.Agent{Model: "fake/m1", SystemPrompt: "You are terse.", HistoryLimit: 40},
+		Cache: config.Cache{MaxAgents: maxAgents, IdleTTL: time.Hour},
+	}
+}
+
+// tracked records every agent a service builds.
+type tracked struct {
+	mu     sync.Mutex
+	agents []*Agent
+}
+
+func track(s *Service) *tracked {
+	tr := &tracked{}
+	s.cache.mu.Lock()
+	s.cache.built = func(a *Agent) {
+		tr.mu.Lock()
+		tr.agents = append(tr.agents, a)
+		tr.mu.Unlock()
+	}
+	s.cache.mu.Unlock()
+	return tr
+}
+
+// closedOnce fails unless every agent built was closed exactly once, and
+// returns how many were built.
+func (tr *tracked) closedOnce(t testing.TB) int {
+	t.Helper()
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	for _, a := range tr.agents {
+		if n := a.closes.Load(); n != 1 {
+			t.Fatalf("agent of %s (%s) closed %d times; want exactly once", a.key, a.spec.model, n)
+		}
+	}
+	return len(tr.agents)
+}
+
+func newTestService(t testing.TB, cfg *config.Config, opts Options) *Service {
+	t.Helper()
+	if opts.Retry.BaseDelay == 0 {
+		opts.Retry = provider.RetryPolicy{MaxAttempts: 3, BaseDelay: time.Millisecond, MaxDelay: 10 * time.Millisecond}
+	}
+	if opts.SweepInterval == 0 {
+		opts.SweepInterval = -1
+	}
+	s, err := New(cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { closeService(t, s) }) // Close is idempotent
+	return s
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t testing.TB, what string, within time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", within, what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}

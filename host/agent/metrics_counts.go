@@ -1,0 +1,52 @@
+package agent
+
+import (
+	"sync"
+
+	"github.com/plughost/gateway/host/provider"
+)
+
+type errorKey struct {
+	provider string
+	kind     provider.Kind
+}
+
+// errorCounts counts provider errors by provider and kind.
+type errorCounts struct {
+	mu sync.Mutex
+	n  map[errorKey]uint64
+}
+
+func newErrorCounts() *errorCounts { return &errorCounts{n: make(map[errorKey]uint64)} }
+
+func (e *errorCounts) inc(prov string, kind provider.Kind) {
+	if kind == "" {
+		kind = "other"
+	}
+	e.mu.Lock()
+	e.n[errorKey{prov, kind}]++
+	e.mu.Unlock()
+}
+
+func (e *errorCounts) snapshot() map[errorKey]uint64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make(map[errorKey]uint64, len(e.n))
+	for k, v := range e.n {
+		out[k] = v
+	}
+	return out
+}
+
+// ProviderErrors returns the provider errors counted so far, by provider then
+// kind.
+func (s *Service) ProviderErrors() map[string]map[provider.Kind]uint64 {
+	out := map[string]map[provider.Kind]uint64{}
+	for k, v := range s.errs.snapshot() {
+		if out[k.provider] == nil {
+			out[k.provider] = map[provider.Kind]uint64{}
+		}
+		out[k.provider][k.kind] = v
+	}
+	return out
+}

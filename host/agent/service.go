@@ -1,0 +1,434 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/plughost/gateway/host/config"
+	"github.com/plughost/gateway/host/provider"
+	"github.com/plughost/gateway/host/store"
+)
+
+// Defaults for zero config values.
+const (
+	DefaultModel        = "echo/echo"
+	DefaultHistoryLimit = 40
+	DefaultMaxAgents    = 128
+	DefaultIdleTTL      = time.Hour
+	// DefaultGrace is how long an evicted agent's reply may keep running
+	// before it is cancelled so that the agent can be closed.
+	DefaultGrace = 30 * time.Second
+)
+
+// Options tunes a Service beyond its config; the zero value is the default.
+type Options struct {
+	Logger hclog.Logger
+	// Now is the clock for idle TTL and session times; default time.Now.
+	Now func() time.Time
+	// Grace bounds how long an evicted agent's in-flight reply may run on;
+	// default DefaultGrace.
+	Grace time.Duration
+	// SweepInterval is how often idle agents are swept; default idle_ttl/4,
+	// between 1s and 1m. Negative disables the sweeper (tests call Sweep).
+	SweepInterval time.Duration
+	// Retry is the retry policy of OpenAI-compatible providers.
+	Retry provider.RetryPolicy
+}
+
+// Service is the agent layer: agents cache + providers + session store. All
+// methods are safe for concurrent use; the router serialises the messages of
+// one session.
+type Service struct {
+	log   hclog.Logger
+	now   func() time.Time
+	opts  Options
+	store *store.Store
+	cache *cache
+	errs  *errorCounts
+
+	mu        sync.RWMutex // guards cfg, providers and closed
+	cfg       *config.Config
+	providers map[string]*providerRef
+	closed    bool
+
+	stopSweep chan struct{}
+	sweepDone chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// SessionInfo describes a session for /status.
+type SessionInfo struct {
+	Key string `json:"key"`
+	// Model is the effective PROVIDER/MODEL.
+	Model string `json:"model"`
+	// Messages is the length of the current transcript.
+	Messages int `json:"messages"`
+	// Archived counts the transcripts archived by /new.
+	Archived int       `json:"archived"`
+	Created  time.Time `json:"created"`
+	Updated  time.Time `json:"updated"`
+}
+
+// NewService opens the session store at cfg.Gateway.StateDir/sessions.db and
+// builds the configured providers.
+func NewService(cfg *config.Config, logger hclog.Logger) (*Service, error) {
+	return New(cfg, Options{Logger: logger})
+}
+
+// New is NewService with options.
+func New(cfg *config.Config, opts Options) (*Service, error) {
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Grace <= 0 {
+		opts.Grace = DefaultGrace
+	}
+	log := opts.Logger.Named("agent")
+	if cfg.Gateway.StateDir == "" {
+		return nil, errors.New("agent service: gateway state_dir is empty")
+	}
+	if err := os.MkdirAll(cfg.Gateway.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("agent service: create state dir: %w", err)
+	}
+	providers, err := buildProviders(cfg, nil, log, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkModel(cfg, providers); err != nil {
+		closeRefs(providers)
+		return nil, err
+	}
+	st, err := store.Open(filepath.Join(cfg.Gateway.StateDir, store.FileName), &store.Options{Logger: log.Named("store"), Now: opts.Now})
+	if err != nil {
+		closeRefs(providers)
+		return nil, fmt.Errorf("agent service: %w", err)
+	}
+	maxAgents, ttl := cacheLimits(cfg)
+	s := &Service{
+		log:       log,
+		now:       opts.Now,
+		opts:      opts,
+		store:     st,
+		cache:     newCache(maxAgents, ttl, opts.Grace, opts.Now, log.Named("cache")),
+		errs:      newErrorCounts(),
+		cfg:       cfg,
+		providers: providers,
+		stopSweep: make(chan struct{}),
+		sweepDone: make(chan struct{}),
+	}
+	go s.sweeper()
+	return s, nil
+}
+
+func cacheLimits(cfg *config.Config) (int, time.Duration) {
+	maxAgents, ttl := cfg.Cache.MaxAgents, cfg.Cache.IdleTTL
+	if maxAgents <= 0 {
+		maxAgents = DefaultMaxAgents
+	}
+	if ttl <= 0 {
+		ttl = DefaultIdleTTL
+	}
+	return maxAgents, ttl
+}
+
+// buildProviders returns the refs for cfg, reusing those of old whose
+// settings did not change. On error nothing new is left open.
+func buildProviders(cfg *config.Config, old map[string]*providerRef, log hclog.Logger, opts Options) (map[string]*providerRef, error) {
+	out := make(map[string]*providerRef, len(cfg.Providers))
+	var built []*providerRef
+	for _, pc := range cfg.Providers {
+		if r, ok := old[pc.Name]; ok && r.sameConfig(pc) {
+			out[pc.Name] = r
+			continue
+		}
+		r, err := newProviderRef(pc, log, opts.Retry)
+		if err != nil {
+			for _, r := range built {
+				r.retire()
+			}
+			return nil, fmt.Errorf("agent service: %w", err)
+		}
+		built = append(built, r)
+		out[pc.Name] = r
+	}
+	return out, nil
+}
+
+func closeRefs(refs map[string]*providerRef) {
+	for _, r := range refs {
+		r.retire()
+	}
+}
+
+// checkModel verifies the default model names a configured provider.
+func checkModel(cfg *config.Config, providers map[string]*providerRef) error {
+	m := defaultModel(cfg)
+	prov, _, err := splitModel(m)
+	if err != nil {
+		return fmt.Errorf("agent service: agent model: %w", err)
+	}
+	if _, ok := providers[prov]; !ok {
+		return fmt.Errorf("agent service: agent model %q: no provider %q is configured", m, prov)
+	}
+	return nil
+}
+
+func defaultModel(cfg *config.Config) string {
+	if cfg.Agent.Model == "" {
+		return DefaultModel
+	}
+	return cfg.Agent.Model
+}
+
+// splitModel splits PROVIDER/MODEL at the first slash; MODEL may contain
+// slashes (OpenRouter's "anthropic/claude-3.5-sonnet").
+func splitModel(m string) (prov, model string, err error) {
+	prov, model, ok := strings.Cut(m, "/")
+	if !ok || prov == "" || model == "" {
+		return "", "", fmt.Errorf("%q is not PROVIDER/MODEL", m)
+	}
+	return prov, model, nil
+}
+
+// specFor resolves a session's effective model into an agent spec.
+func (s *Service) specFor(model string) (spec, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	prov, remote, err := splitModel(model)
+	if err != nil {
+		return spec{}, &UserError{Message: fmt.Sprintf("this session's model %s; switch with /model PROVIDER/MODEL", err), Err: err}
+	}
+	ref, ok := s.providers[prov]
+	if !ok {
+		return spec{}, &UserError{Message: fmt.Sprintf("this session's model %q needs provider %q, which is not configured; switch with /model (providers: %s)",
+			model, prov, strings.Join(s.modelsLocked(), ", "))}
+	}
+	limit := s.cfg.Agent.HistoryLimit
+	if limit <= 0 {
+		limit = DefaultHistoryLimit
+	}
+	return spec{ref: ref, model: model, remoteModel: remote, systemPrompt: s.cfg.Agent.SystemPrompt, historyLimit: limit}, nil
+}
+
+func (s *Service) effectiveModel(override string) string {
+	if override != "" {
+		return override
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return defaultModel(s.cfg)
+}
+
+func (s *Service) historyLimit() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.cfg.Agent.HistoryLimit <= 0 {
+		return DefaultHistoryLimit
+	}
+	return s.cfg.Agent.HistoryLimit
+}
+
+// Reset starts a fresh session (/new): the transcript is archived and the
+// session's agent is evicted with ReasonReset.
+func (s *Service) Reset(ctx context.Context, key string) error {
+	if err := s.store.Reset(ctx, key); err != nil {
+		return fmt.Errorf("reset session %q: %w", key, err)
+	}
+	s.cache.evict(key, ReasonReset)
+	return nil
+}
+
+// Model returns the session's effective PROVIDER/MODEL.
+func (s *Service) Model(key string) (string, error) {
+	sess, err := s.store.Session(key)
+	if err != nil {
+		return "", fmt.Errorf("session %q: %w", key, err)
+	}
+	return s.effectiveModel(sess.Model), nil
+}
+
+// SetModel switches the session to model (PROVIDER/MODEL with a configured
+// provider), persists it and evicts the session's agent with
+// ReasonModelSwitch. An invalid model is a *UserError.
+func (s *Service) SetModel(ctx context.Context, key, model string) error {
+	prov, _, err := splitModel(model)
+	if err != nil {
+		return &UserError{Message: fmt.Sprintf("%s: use /model PROVIDER/MODEL, for example %s", err, s.example()), Err: err}
+	}
+	s.mu.RLock()
+	_, ok := s.providers[prov]
+	names := s.modelsLocked()
+	s.mu.RUnlock()
+	if !ok {
+		return &UserError{Message: fmt.Sprintf("no provider %q is configured (providers: %s)", prov, strings.Join(names, ", "))}
+	}
+	if err := s.store.SetModel(ctx, key, model); err != nil {
+		return fmt.Errorf("set model of session %q: %w", key, err)
+	}
+	s.cache.evict(key, ReasonModelSwitch)
+	return nil
+}
+
+func (s *Service) example() string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return defaultModel(s.cfg)
+}
+
+// Models returns the configured provider names, in config order, for /model
+// without an argument.
+func (s *Service) Models() []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.modelsLocked()
+}
+
+func (s *Service) modelsLocked() []string {
+	out := make([]string, 0, len(s.cfg.Providers))
+	for _, p := range s.cfg.Providers {
+		out = append(out, p.Name)
+	}
+	return out
+}
+
+// Session describes the session for /status.
+func (s *Service) Session(key string) (SessionInfo, error) {
+	sess, err := s.store.Session(key)
+	if err != nil {
+		return SessionInfo{}, fmt.Errorf("session %q: %w", key, err)
+	}
+	return SessionInfo{
+		Key:      key,
+		Model:    s.effectiveModel(sess.Model),
+		Messages: sess.Messages,
+		Archived: int(sess.Epoch),
+		Created:  sess.Created,
+		Updated:  sess.Updated,
+	}, nil
+}
+
+// Stats returns the cache counters for /v1/status.
+func (s *Service) Stats() CacheStats { return s.cache.stats() }
+
+// Sweep evicts the agents idle for at least idle_ttl now; the sweeper calls
+// it periodically, tests call it after moving their clock.
+func (s *Service) Sweep() int { return s.cache.sweep() }
+
+func (s *Service) sweeper() {
+	defer close(s.sweepDone)
+	if s.opts.SweepInterval < 0 {
+		<-s.stopSweep
+		return
+	}
+	for {
+		every := s.opts.SweepInterval
+		if every == 0 {
+			_, ttl := s.cache.limits()
+			every = min(max(ttl/4, time.Second), time.Minute)
+		}
+		t := time.NewTimer(every)
+		select {
+		case <-t.C:
+			if n := s.cache.sweep(); n > 0 {
+				s.log.Debug("evicted idle agents", "count", n)
+			}
+		case <-s.stopSweep:
+			t.Stop()
+			return
+		}
+	}
+}
+
+// Apply reloads the configuration: new cache limits and TTL, providers
+// added, removed or changed. Agents whose provider, model or prompt settings
+// changed are evicted with ReasonReload; a replaced provider is closed once
+// its last agent is. On error the running configuration is kept.
+func (s *Service) Apply(cfg *config.Config) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	old := s.providers
+	next, err := buildProviders(cfg, old, s.log, s.opts)
+	if err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	if err := checkModel(cfg, next); err != nil {
+		var fresh []*providerRef
+		for name, r := range next {
+			if old[name] != r {
+				fresh = append(fresh, r)
+			}
+		}
+		s.mu.Unlock()
+		for _, r := range fresh {
+			r.retire()
+		}
+		return err
+	}
+	s.cfg, s.providers = cfg, next
+	s.mu.Unlock()
+
+	maxAgents, ttl := cacheLimits(cfg)
+	s.cache.setLimits(maxAgents, ttl, ReasonReload)
+	limit := cfg.Agent.HistoryLimit
+	if limit <= 0 {
+		limit = DefaultHistoryLimit
+	}
+	n := s.cache.evictIf(ReasonReload, func(a *Agent) bool {
+		prov, _, _ := splitModel(a.spec.model)
+		return next[prov] != a.spec.ref || a.spec.systemPrompt != cfg.Agent.SystemPrompt || a.spec.historyLimit != limit
+	})
+	for name, r := range old {
+		if next[name] != r {
+			r.retire()
+		}
+	}
+	s.log.Info("configuration applied", "providers", len(next), "evicted", n, "max_agents", maxAgents, "idle_ttl", ttl)
+	return nil
+}
+
+// Close evicts every agent (ReasonShutdown) and waits for them to close,
+// cancelling replies still running when ctx ends; then it closes the
+// providers (no connection left open) and the store.
+func (s *Service) Close(ctx context.Context) error {
+	s.closeOnce.Do(func() { s.closeErr = s.close(ctx) })
+	return s.closeErr
+}
+
+func (s *Service) close(ctx context.Context) error {
+	close(s.stopSweep)
+	<-s.sweepDone
+	done := s.cache.shutdown()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.log.Warn("shutdown deadline reached; cancelling replies in flight")
+		s.cache.cancelAll()
+	}
+	s.cache.wait()
+	s.mu.Lock()
+	refs := s.providers
+	s.providers = map[string]*providerRef{}
+	s.closed = true
+	s.mu.Unlock()
+	closeRefs(refs)
+	if err := s.store.Close(); err != nil {
+		return fmt.Errorf("agent service: %w", err)
+	}
+	return nil
+}

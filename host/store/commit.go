@@ -1,0 +1,125 @@
+package store
+
+import (
+	"context"
+	"errors"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// op is one queued write.
+type op struct {
+	fn   func(*bolt.Tx) error
+	err  error
+	done chan struct{}
+}
+
+// write queues fn for the committer and waits until it is durable. If ctx
+// ends first, write returns ctx's error; fn may still commit.
+func (s *Store) write(ctx context.Context, fn func(*bolt.Tx) error) error {
+	o := &op{fn: fn, done: make(chan struct{})}
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return ErrClosed
+	}
+	select {
+	case s.ops <- o:
+	case <-ctx.Done():
+		s.mu.RUnlock()
+		return ctx.Err()
+	}
+	s.mu.RUnlock()
+	select {
+	case <-o.done:
+		return o.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// errBatch aborts a group transaction in which one write failed.
+var errBatch = errors.New("a write in the batch failed")
+
+// commitLoop is the group committer: it takes every write queued since the
+// last commit and commits them in one transaction (one fsync).
+func (s *Store) commitLoop() {
+	defer close(s.done)
+	batch := make([]*op, 0, s.maxBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case o := <-s.ops:
+			batch = append(batch, o)
+		case <-s.quit:
+			// Close holds no more senders: commit whatever is queued, then stop.
+			for {
+				select {
+				case o := <-s.ops:
+					batch = append(batch, o)
+					if len(batch) == s.maxBatch {
+						s.commit(batch)
+						batch = batch[:0]
+					}
+				default:
+					if len(batch) > 0 {
+						s.commit(batch)
+					}
+					return
+				}
+			}
+		}
+	gather:
+		for len(batch) < s.maxBatch {
+			select {
+			case o := <-s.ops:
+				batch = append(batch, o)
+			default:
+				break gather
+			}
+		}
+		s.commit(batch)
+	}
+}
+
+func (s *Store) commit(batch []*op) {
+	var failed *op
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		for _, o := range batch {
+			if err := o.fn(tx); err != nil {
+				failed = o
+				o.err = err
+				return errBatch
+			}
+		}
+		return nil
+	})
+	if err != nil && len(batch) > 1 {
+		// One bad write must not fail its neighbours: commit each alone.
+		s.log.Warn("group commit failed; committing the batch one by one", "writes", len(batch), "error", err)
+		for _, o := range batch {
+			if o == failed {
+				continue
+			}
+			s.commit([]*op{o})
+		}
+		if failed != nil {
+			close(failed.done)
+		}
+		return
+	}
+	if err != nil && err != errBatch {
+		for _, o := range batch {
+			o.err = err
+		}
+	}
+	if err == nil {
+		s.statsMu.Lock()
+		s.stats.Writes += uint64(len(batch))
+		s.stats.Commits++
+		s.statsMu.Unlock()
+	}
+	for _, o := range batch {
+		close(o.done)
+	}
+}

@@ -1,0 +1,73 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// maxKeyLen is the longest session key: its length is stored in 2 bytes.
+const maxKeyLen = 0xffff
+
+// msgKey is len(key) ‖ key ‖ epoch ‖ seq. The length prefix keeps one
+// session's range from running into another whose key it prefixes.
+func msgKey(key string, epoch, seq uint64) []byte {
+	k := make([]byte, 0, 2+len(key)+16)
+	k = binary.BigEndian.AppendUint16(k, uint16(len(key)))
+	k = append(k, key...)
+	k = binary.BigEndian.AppendUint64(k, epoch)
+	return binary.BigEndian.AppendUint64(k, seq)
+}
+
+// lastInRange positions c on the last message of (key, epoch) and returns it,
+// or nil keys when the range is empty.
+func lastInRange(c *bolt.Cursor, key string, epoch uint64) (prefix, k, v []byte) {
+	end := msgKey(key, epoch, ^uint64(0))
+	prefix = end[:len(end)-8]
+	k, v = c.Seek(end)
+	switch {
+	case k == nil:
+		k, v = c.Last()
+	case !bytes.Equal(k, end):
+		k, v = c.Prev()
+	}
+	if k == nil || !bytes.HasPrefix(k, prefix) {
+		return prefix, nil, nil
+	}
+	return prefix, k, v
+}
+
+// nextSeq returns the sequence number after the last message of (key, epoch).
+func nextSeq(b *bolt.Bucket, key string, epoch uint64) uint64 {
+	prefix, k, _ := lastInRange(b.Cursor(), key, epoch)
+	if k == nil {
+		return 0
+	}
+	return binary.BigEndian.Uint64(k[len(prefix):]) + 1
+}
+
+// readTail returns the last limit messages of an epoch, oldest first (all of
+// them when limit < 0).
+func readTail(tx *bolt.Tx, key string, epoch uint64, limit int) ([]Message, error) {
+	if limit == 0 || key == "" || len(key) > maxKeyLen {
+		return nil, nil
+	}
+	c := tx.Bucket(bucketMessages).Cursor()
+	prefix, k, v := lastInRange(c, key, epoch)
+	var rev []Message
+	for ; k != nil && bytes.HasPrefix(k, prefix) && (limit < 0 || len(rev) < limit); k, v = c.Prev() {
+		var m Message
+		if err := json.Unmarshal(v, &m); err != nil {
+			return nil, fmt.Errorf("session %q: corrupt message %d: %w", key, binary.BigEndian.Uint64(k[len(prefix):]), err)
+		}
+		rev = append(rev, m)
+	}
+	msgs := make([]Message, len(rev))
+	for i, m := range rev {
+		msgs[len(rev)-1-i] = m
+	}
+	return msgs, nil
+}

@@ -1,0 +1,319 @@
+// Package store keeps sessions durably: per session key a transcript, a
+// per-session model override and created/updated times, in a bbolt file in
+// the gateway's state directory.
+//
+// Layout: bucket "sessions" maps a session key to its JSON metadata; bucket
+// "messages" maps len(key) ‖ key ‖ epoch ‖ seq (big-endian) to one JSON
+// message, so a transcript is one contiguous, ordered key range and pages are
+// packed with the messages of many sessions (a bucket per session would cost
+// at least a page each). /new (Reset) starts a new epoch: the old range stays
+// as the archive and nothing is copied.
+//
+// Every write goes through one committer goroutine that batches the writes
+// queued while the previous transaction was being fsynced into a single
+// transaction (group commit): a lone write commits at once, and under load
+// one fsync acknowledges many writes, so durability does not cap throughput.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	bolt "go.etcd.io/bbolt"
+)
+
+// FileName is the store's file name inside the state directory.
+const FileName = "sessions.db"
+
+var (
+	bucketSessions = []byte("sessions")
+	bucketMessages = []byte("messages")
+)
+
+// ErrClosed is returned by operations on a closed store.
+var ErrClosed = errors.New("session store closed")
+
+// Message is one transcript entry.
+type Message struct {
+	Role    string    `json:"role"` // "user" or "assistant"
+	Content string    `json:"content"`
+	Time    time.Time `json:"time"`
+}
+
+// Session is a session's metadata.
+type Session struct {
+	Key string `json:"-"`
+	// Model is the per-session model override, "" for the configured default.
+	Model   string    `json:"model,omitempty"`
+	Created time.Time `json:"created"`
+	Updated time.Time `json:"updated"`
+	// Epoch numbers the current transcript; Reset increments it and the
+	// earlier epochs are the archived transcripts.
+	Epoch uint64 `json:"epoch"`
+	// Messages is the length of the current transcript.
+	Messages int `json:"messages"`
+}
+
+// Exists reports whether the session has ever been written.
+func (s Session) Exists() bool { return !s.Created.IsZero() }
+
+// Options tunes a Store.
+type Options struct {
+	Logger hclog.Logger
+	// MaxBatch caps the writes in one group commit; default 512.
+	MaxBatch int
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// Store is an open session store. It is safe for concurrent use.
+type Store struct {
+	db       *bolt.DB
+	log      hclog.Logger
+	now      func() time.Time
+	maxBatch int
+
+	ops  chan *op
+	quit chan struct{}
+	done chan struct{}
+
+	mu     sync.RWMutex // guards closed against sends on ops
+	closed bool
+
+	statsMu sync.Mutex
+	stats   CommitStats
+}
+
+// CommitStats counts group commits.
+type CommitStats struct {
+	// Writes is the number of writes committed.
+	Writes uint64
+	// Commits is the number of transactions (fsyncs) that carried them.
+	Commits uint64
+}
+
+// Open opens (creating if needed) the store at path. The folder is created
+// with mode 0700.
+func Open(path string, opts *Options) (*Store, error) {
+	if opts == nil {
+		opts = &Options{}
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("create state dir: %w", err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("open session store %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketSessions, bucketMessages} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("initialise session store %s: %w", path, err)
+	}
+	s := &Store{
+		db:       db,
+		log:      opts.Logger,
+		now:      opts.Now,
+		maxBatch: opts.MaxBatch,
+		ops:      make(chan *op, 1024),
+		quit:     make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	if s.log == nil {
+		s.log = hclog.NewNullLogger()
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.maxBatch <= 0 {
+		s.maxBatch = 512
+	}
+	go s.commitLoop()
+	return s, nil
+}
+
+// Close waits for queued writes to commit, then closes the file.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	close(s.quit)
+	<-s.done
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("close session store: %w", err)
+	}
+	return nil
+}
+
+// Stats returns the group commit counters.
+func (s *Store) Stats() CommitStats {
+	s.statsMu.Lock()
+	defer s.statsMu.Unlock()
+	return s.stats
+}
+
+// Session returns the metadata of key; a session never written has a zero
+// Created time (see Session.Exists).
+func (s *Store) Session(key string) (Session, error) {
+	var sess Session
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		sess, err = getSession(tx, key)
+		return err
+	})
+	return sess, err
+}
+
+// History returns the session and the last limit messages of its current
+// transcript, oldest first. limit ≤ 0 returns none.
+func (s *Store) History(key string, limit int) (Session, []Message, error) {
+	var sess Session
+	var msgs []Message
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		if sess, err = getSession(tx, key); err != nil {
+			return err
+		}
+		msgs, err = readTail(tx, key, sess.Epoch, limit)
+		return err
+	})
+	return sess, msgs, err
+}
+
+// Transcript returns the whole transcript of epoch (current or archived).
+func (s *Store) Transcript(key string, epoch uint64) ([]Message, error) {
+	var msgs []Message
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		msgs, err = readTail(tx, key, epoch, -1)
+		return err
+	})
+	return msgs, err
+}
+
+// Keys returns every session key (for tools and tests).
+func (s *Store) Keys() ([]string, error) {
+	var keys []string
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketSessions).ForEach(func(k, _ []byte) error {
+			keys = append(keys, string(k))
+			return nil
+		})
+	})
+	return keys, err
+}
+
+// AppendTurn durably appends a user message and its reply to the transcript
+// of epoch. It returns once the turn is fsynced. A turn whose epoch was
+// archived by Reset meanwhile goes to that archive, where it belongs.
+func (s *Store) AppendTurn(ctx context.Context, key string, epoch uint64, user, assistant Message) error {
+	if key == "" || len(key) > maxKeyLen {
+		return fmt.Errorf("append turn: session key of %d bytes (want 1 to %d)", len(key), maxKeyLen)
+	}
+	ua, err := json.Marshal(user)
+	if err != nil {
+		return fmt.Errorf("append turn: %w", err)
+	}
+	aa, err := json.Marshal(assistant)
+	if err != nil {
+		return fmt.Errorf("append turn: %w", err)
+	}
+	return s.write(ctx, func(tx *bolt.Tx) error {
+		sess, err := getSession(tx, key)
+		if err != nil {
+			return err
+		}
+		now := s.now()
+		if !sess.Exists() {
+			sess.Created = now
+		}
+		if epoch > sess.Epoch {
+			return fmt.Errorf("append turn to %q: epoch %d is newer than the session's %d", key, epoch, sess.Epoch)
+		}
+		b := tx.Bucket(bucketMessages)
+		seq := nextSeq(b, key, epoch)
+		for _, v := range [][]byte{ua, aa} {
+			if err := b.Put(msgKey(key, epoch, seq), v); err != nil {
+				return fmt.Errorf("append turn to %q: %w", key, err)
+			}
+			seq++
+		}
+		if epoch == sess.Epoch {
+			sess.Messages += 2
+		}
+		sess.Updated = now
+		return putSession(tx, key, sess)
+	})
+}
+
+// SetModel durably sets the session's model override ("" clears it).
+func (s *Store) SetModel(ctx context.Context, key, model string) error {
+	return s.update(ctx, key, func(sess *Session) { sess.Model = model })
+}
+
+// Reset archives the current transcript and starts an empty one (/new). The
+// model override is kept.
+func (s *Store) Reset(ctx context.Context, key string) error {
+	return s.update(ctx, key, func(sess *Session) {
+		sess.Epoch++
+		sess.Messages = 0
+	})
+}
+
+func (s *Store) update(ctx context.Context, key string, fn func(*Session)) error {
+	if key == "" || len(key) > maxKeyLen {
+		return fmt.Errorf("update session: session key of %d bytes (want 1 to %d)", len(key), maxKeyLen)
+	}
+	return s.write(ctx, func(tx *bolt.Tx) error {
+		sess, err := getSession(tx, key)
+		if err != nil {
+			return err
+		}
+		now := s.now()
+		if !sess.Exists() {
+			sess.Created = now
+		}
+		fn(&sess)
+		sess.Updated = now
+		return putSession(tx, key, sess)
+	})
+}
+
+func getSession(tx *bolt.Tx, key string) (Session, error) {
+	sess := Session{Key: key}
+	v := tx.Bucket(bucketSessions).Get([]byte(key))
+	if v == nil {
+		return sess, nil
+	}
+	if err := json.Unmarshal(v, &sess); err != nil {
+		return sess, fmt.Errorf("session %q: corrupt metadata: %w", key, err)
+	}
+	sess.Key = key
+	return sess, nil
+}
+
+func putSession(tx *bolt.Tx, key string, sess Session) error {
+	v, err := json.Marshal(sess)
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bucketSessions).Put([]byte(key), v)
+}

@@ -1,0 +1,289 @@
+// Package adapter is the Discord platform: a shared.Platform that connects a
+// bot to Discord's gateway, turns messages into host events, and posts
+// replies split to Discord's limits. Its main package only calls
+// shared.Serve(&adapter.Adapter{}).
+package adapter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/bwmarrin/discordgo"
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/plughost/gateway/shared"
+)
+
+// Version is the plugin's version, shown by `gateway plugins`.
+const Version = "0.1.0"
+
+// errStopped is the cause Run's context gets when Stop is called.
+var errStopped = errors.New("discord plugin stopped")
+
+// timing holds the waits the adapter uses; tests shorten them.
+type timing struct {
+	openTimeout  time.Duration // dial + HELLO + READY, and each write
+	backoffBase  time.Duration
+	backoffMax   time.Duration
+	stableAfter  time.Duration // a connection up this long resets the backoff
+	stopTimeout  time.Duration // how long Stop waits for Run to end
+	typingWindow time.Duration // Typing calls closer than this post once
+	// invalidSessionWait is the pause Discord asks for after a
+	// non-resumable op 9, before identifying again.
+	invalidSessionWait func() time.Duration
+}
+
+var defaultTiming = timing{
+	openTimeout:  10 * time.Second,
+	backoffBase:  time.Second,
+	backoffMax:   time.Minute,
+	stableAfter:  30 * time.Second,
+	stopTimeout:  1500 * time.Millisecond,
+	typingWindow: 4 * time.Second,
+	invalidSessionWait: func() time.Duration {
+		return time.Second + rand.N(4*time.Second)
+	},
+}
+
+// Adapter is the Discord platform plugin. The zero value is ready for
+// Describe and Configure.
+type Adapter struct {
+	// tune overrides defaultTiming when set (tests).
+	tune timing
+
+	mu        sync.Mutex
+	cfg       settings
+	log       hclog.Logger
+	rest      *discordgo.Session
+	transport *http.Transport
+	budget    *identifyBudget
+	bot       *discordgo.User
+	running   bool
+	stopped   bool
+	cancelRun context.CancelCauseFunc
+	runDone   chan struct{}
+
+	threads threadSet
+	typing  typingLimiter
+}
+
+var _ shared.Platform = (*Adapter)(nil)
+
+// Describe returns the plugin's name and config schema.
+func (a *Adapter) Describe(context.Context) (shared.Description, error) {
+	return shared.Description{
+		Name:        "discord",
+		Version:     Version,
+		Description: "Discord bot: answers DMs and @mentions in servers, with threads, typing and long replies split",
+		Schema:      schema,
+	}, nil
+}
+
+// Configure validates the config block and prepares the REST client. It
+// does not touch the network: the token is checked when Run starts.
+func (a *Adapter) Configure(_ context.Context, cfg shared.Config) error {
+	s, err := parseSettings(cfg)
+	if err != nil {
+		return err
+	}
+	rest, transport, err := newREST(s)
+	if err != nil {
+		return err
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.running {
+		transport.CloseIdleConnections()
+		return errors.New("discord plugin: Configure called while running")
+	}
+	if a.transport != nil {
+		a.transport.CloseIdleConnections()
+	}
+	if a.tune.openTimeout == 0 {
+		a.tune = defaultTiming
+	}
+	a.cfg, a.rest, a.transport, a.log = s, rest, transport, logger.Named("discord")
+	a.budget = newIdentifyBudget(s.identifyBudget)
+	a.log.Debug("configured", "api_url", s.apiURL.String(), "require_mention", s.requireMention,
+		"identify_budget", s.identifyBudget)
+	return nil
+}
+
+// Stop ends Run, closing the gateway connection, and waits (bounded) for it
+// to finish.
+func (a *Adapter) Stop(ctx context.Context) error {
+	a.mu.Lock()
+	a.stopped = true
+	cancel, done, transport := a.cancelRun, a.runDone, a.transport
+	wait := a.tune.stopTimeout
+	a.mu.Unlock()
+	if cancel != nil {
+		cancel(errStopped)
+	}
+	if wait == 0 {
+		wait = defaultTiming.stopTimeout
+	}
+	var err error
+	if done != nil {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			err = fmt.Errorf("stopping discord plugin: %w", ctx.Err())
+		case <-t.C:
+			err = errors.New("stopping discord plugin: the gateway connection did not close in time")
+		}
+	}
+	if transport != nil {
+		transport.CloseIdleConnections()
+	}
+	return err
+}
+
+// Send posts a reply in the conversation it answers, split into chunks of
+// at most 2,000 characters; the first chunk replies to the user's message
+// when reply_to_message is set. It returns the ids of the posted messages.
+func (a *Adapter) Send(ctx context.Context, r shared.Reply) ([]string, error) {
+	s, rest, err := a.configured()
+	if err != nil {
+		return nil, err
+	}
+	channel := r.ThreadID
+	if channel == "" {
+		channel = r.ConversationID
+	}
+	if channel == "" {
+		return nil, errors.New("discord send: reply has no conversation id")
+	}
+	chunks := splitMessage(r.Text, maxMessageLength)
+	ids := make([]string, 0, len(chunks))
+	for i, chunk := range chunks {
+		ms := &discordgo.MessageSend{Content: chunk, AllowedMentions: allowedMentions()}
+		if i == 0 && s.replyToMessage && r.ReplyToID != "" {
+			failIfGone := false // the user deleted their message: post anyway
+			ms.Reference = &discordgo.MessageReference{MessageID: r.ReplyToID, ChannelID: channel, FailIfNotExists: &failIfGone}
+		}
+		m, err := rest.ChannelMessageSendComplex(channel, ms, discordgo.WithContext(ctx))
+		if err != nil {
+			if isUnauthorized(err) {
+				return ids, a.fail(tokenRejected("REST 401 while sending"))
+			}
+			return ids, fmt.Errorf("posting part %d/%d of a reply in channel %s: %w", i+1, len(chunks), channel, err)
+		}
+		ids = append(ids, m.ID)
+	}
+	// Posting a message ends the typing indicator on Discord's side.
+	a.typing.forget(channel)
+	return ids, nil
+}
+
+// allowedMentions lets replies ping users (the replied-to user included)
+// but never @everyone, @here or roles, whatever the agent writes.
+func allowedMentions() *discordgo.MessageAllowedMentions {
+	return &discordgo.MessageAllowedMentions{
+		Parse:       []discordgo.AllowedMentionType{discordgo.AllowedMentionTypeUsers},
+		RepliedUser: true,
+	}
+}
+
+// Typing shows the typing indicator in a conversation. Discord shows it for
+// about ten seconds; the host calls Typing periodically while the agent
+// works, and calls closer together than the typing window post only once.
+func (a *Adapter) Typing(ctx context.Context, conv shared.Conversation) error {
+	s, rest, err := a.configured()
+	if err != nil || !s.typing {
+		return err
+	}
+	channel := conv.ThreadID
+	if channel == "" {
+		channel = conv.ConversationID
+	}
+	if channel == "" || !a.typing.due(channel, time.Now(), a.tune.typingWindow) {
+		return nil
+	}
+	if err := rest.ChannelTyping(channel, discordgo.WithContext(ctx)); err != nil {
+		a.typing.forget(channel)
+		if isUnauthorized(err) {
+			return a.fail(tokenRejected("REST 401 while typing"))
+		}
+		return fmt.Errorf("typing in channel %s: %w", channel, err)
+	}
+	return nil
+}
+
+func (a *Adapter) configured() (settings, *discordgo.Session, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.rest == nil {
+		return settings{}, nil, errors.New("discord plugin is not configured")
+	}
+	return a.cfg, a.rest, nil
+}
+
+// fail ends Run with fe (a token rejected by REST, say) and returns fe.
+func (a *Adapter) fail(fe *shared.FatalError) *shared.FatalError {
+	a.mu.Lock()
+	cancel := a.cancelRun
+	a.mu.Unlock()
+	a.log.Error("fatal", "code", fe.Code, "error", fe.Message, "hint", fe.Hint)
+	if cancel != nil {
+		cancel(fe)
+	}
+	return fe
+}
+
+func (a *Adapter) setBot(u *discordgo.User) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.bot = u
+}
+
+func (a *Adapter) botID() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.bot == nil {
+		return ""
+	}
+	return a.bot.ID
+}
+
+// typingLimiter remembers when each channel last got a typing indicator.
+type typingLimiter struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+}
+
+// due reports whether channel needs a new indicator, and if so records it.
+func (t *typingLimiter) due(channel string, now time.Time, window time.Duration) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if last, ok := t.last[channel]; ok && now.Sub(last) < window {
+		return false
+	}
+	if t.last == nil {
+		t.last = map[string]time.Time{}
+	}
+	for ch, at := range t.last { // keep the map small
+		if now.Sub(at) >= window {
+			delete(t.last, ch)
+		}
+	}
+	t.last[channel] = now
+	return true
+}
+
+func (t *typingLimiter) forget(channel string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.last, channel)
+}

@@ -1,0 +1,72 @@
+package adapter
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/plughost/gateway/shared"
+)
+
+// identifyBudget caps identifies in a sliding window. Discord resets the
+// token of a bot that identifies too often, so a session that keeps failing
+// in a way the plugin does not recognise must end as fatal rather than
+// identify forever.
+type identifyBudget struct {
+	mu     sync.Mutex
+	limit  int
+	window time.Duration
+	times  []time.Time
+}
+
+func newIdentifyBudget(limit int) *identifyBudget {
+	return &identifyBudget{limit: limit, window: time.Hour}
+}
+
+// take spends one identify, or returns a fatal error when the window's
+// budget is spent.
+func (b *identifyBudget) take(now time.Time) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.prune(now)
+	if len(b.times) >= b.limit {
+		return &shared.FatalError{
+			Code:    CodeIdentifyBudget,
+			Message: fmt.Sprintf("gave up after %d gateway identifies within an hour (identify_budget = %d)", len(b.times), b.limit),
+			Hint: "Discord resets the token of bots that identify too often; check the plugin's log for why " +
+				"sessions keep ending (network, token, intents), then restart the platform",
+		}
+	}
+	b.times = append(b.times, now)
+	return nil
+}
+
+// used returns how many identifies the current window holds.
+func (b *identifyBudget) used(now time.Time) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.prune(now)
+	return len(b.times)
+}
+
+func (b *identifyBudget) prune(now time.Time) {
+	i := 0
+	for i < len(b.times) && now.Sub(b.times[i]) >= b.window {
+		i++
+	}
+	b.times = b.times[i:]
+}
+
+// backoff returns the wait before reconnect attempt n (0-based): exponential
+// from base, capped at maxWait, with jitter over its upper half so that many
+// bots dropped at once do not reconnect in step.
+func backoff(n int, base, maxWait time.Duration) time.Duration {
+	d := base
+	for i := 0; i < n && d < maxWait; i++ {
+		d *= 2
+	}
+	d = min(d, maxWait)
+	half := d / 2
+	return half + rand.N(half+1)
+}

@@ -1,0 +1,189 @@
+package adapter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/bwmarrin/discordgo"
+
+	"github.com/plughost/gateway/shared"
+)
+
+// Run checks the token, then keeps a gateway connection up until ctx is
+// cancelled, Stop is called, or something fatal happens. It owns the
+// reconnect loop: transient failures reconnect (resuming the session where
+// Discord allows) after a capped, jittered backoff and are reported as
+// Degraded; fatal ones end Run with a *shared.FatalError.
+func (a *Adapter) Run(ctx context.Context, events chan<- shared.Event) error {
+	ctx, err := a.startRun(ctx)
+	if err != nil {
+		return err
+	}
+	defer a.endRun()
+
+	emit := func(ev shared.Event) bool {
+		select {
+		case events <- ev:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	err = a.loop(ctx, emit)
+	var fatal *shared.FatalError
+	if errors.As(err, &fatal) || errors.As(context.Cause(ctx), &fatal) {
+		a.log.Error("giving up: "+fatal.Message, "code", fatal.Code, "hint", fatal.Hint)
+		return fatal
+	}
+	if ctx.Err() != nil {
+		a.log.Info("disconnected from Discord: stopping")
+		return nil
+	}
+	return err
+}
+
+func (a *Adapter) startRun(parent context.Context) (context.Context, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch {
+	case a.rest == nil:
+		return nil, errors.New("discord plugin: Run called before Configure")
+	case a.running:
+		return nil, errors.New("discord plugin: Run is already running")
+	}
+	ctx, cancel := context.WithCancelCause(parent)
+	if a.stopped {
+		cancel(errStopped)
+	}
+	a.running, a.cancelRun, a.runDone = true, cancel, make(chan struct{})
+	return ctx, nil
+}
+
+func (a *Adapter) endRun() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.cancelRun(errStopped)
+	close(a.runDone)
+	a.running, a.cancelRun = false, nil
+}
+
+// loop is the reconnect loop. It returns a *shared.FatalError, or
+// ctx's error once Run is ending.
+func (a *Adapter) loop(ctx context.Context, emit emitFunc) error {
+	rs := &resumeState{}
+	dialURL := ""
+	attempt := 0
+	for ctx.Err() == nil {
+		var err error
+		if !rs.canResume() {
+			// Check the token before every fresh IDENTIFY: a rejected token
+			// then costs a REST call, not an identify (Discord resets tokens
+			// that identify too often).
+			err = a.checkToken(ctx)
+			if err == nil && dialURL == "" {
+				dialURL, err = gatewayURL(ctx, a.rest, a.cfg.gatewayVersion())
+			}
+			if err != nil && isUnauthorized(err) {
+				return tokenRejected("REST 401")
+			}
+		}
+		ready, up := false, time.Duration(0)
+		if err == nil {
+			target := dialURL
+			if rs.canResume() && rs.resumeURL != "" {
+				target, err = withGatewayParams(rs.resumeURL, a.cfg.gatewayVersion())
+			}
+			if err == nil {
+				start := time.Now()
+				ready, err = a.connect(ctx, rs, target, emit)
+				up = time.Since(start)
+			}
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err == nil {
+			err = errors.New("connection ended")
+		}
+		reason := err.Error()
+		wait, fatal := a.classify(err, rs)
+		if fatal != nil {
+			return fatal
+		}
+		if !ready {
+			dialURL = "" // ask where the gateway is again
+		}
+		if ready && up >= a.tune.stableAfter {
+			attempt = 0
+		}
+		if wait < 0 {
+			wait = backoff(attempt, a.tune.backoffBase, a.tune.backoffMax)
+			attempt++
+		}
+		a.log.Warn("Discord gateway connection lost; reconnecting", "error", reason, "retry_in", wait,
+			"resume", rs.canResume())
+		if !emit(shared.Event{Health: &shared.Health{State: shared.Degraded, Message: "reconnecting to Discord: " + reason}}) {
+			return ctx.Err()
+		}
+		if !sleep(ctx, wait) {
+			return ctx.Err()
+		}
+	}
+	return ctx.Err()
+}
+
+// checkToken asks users/@me, which fails with 401 for a bad token, and
+// learns the bot's own id for mention gating.
+func (a *Adapter) checkToken(ctx context.Context) error {
+	me, err := a.rest.User("@me", discordgo.WithContext(ctx))
+	if err != nil {
+		return fmt.Errorf("checking the bot token (users/@me): %w", err)
+	}
+	a.setBot(me)
+	return nil
+}
+
+// classify decides what a connection's end means: a fatal error to return,
+// or how long to wait before reconnecting (negative: use the backoff). It
+// also forgets the session when it cannot be resumed.
+func (a *Adapter) classify(err error, rs *resumeState) (time.Duration, *shared.FatalError) {
+	var fatal *shared.FatalError
+	if errors.As(err, &fatal) {
+		return 0, fatal
+	}
+	if code, ok := closeCode(err); ok {
+		if fe := fatalCloseCode(code); fe != nil {
+			return 0, fe
+		}
+		switch code {
+		case 4007, 4009: // invalid seq, session timed out
+			rs.reset()
+		}
+		return -1, nil
+	}
+	var invalid *invalidSessionError
+	if errors.As(err, &invalid) {
+		if !invalid.Resumable {
+			rs.reset()
+		}
+		return a.tune.invalidSessionWait(), nil
+	}
+	if errors.Is(err, errReconnectRequested) {
+		return 0, nil // Discord asked: reconnect and resume at once
+	}
+	return -1, nil
+}
+
+// sleep waits d or until ctx ends; false means ctx ended.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

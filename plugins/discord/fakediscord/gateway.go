@@ -1,0 +1,327 @@
+package fakediscord
+
+import (
+	"encoding/json"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/bwmarrin/discordgo"
+	"github.com/gorilla/websocket"
+)
+
+// Gateway opcodes the fake speaks.
+const (
+	opDispatch       = 0
+	opHeartbeat      = 1
+	opIdentify       = 2
+	opResume         = 6
+	opInvalidSession = 9
+	opHello          = 10
+	opHeartbeatACK   = 11
+)
+
+// CloseAuthenticationFailed is the close code Discord sends for a bad token.
+const CloseAuthenticationFailed = 4004
+
+// gwConn is one gateway websocket connection.
+type gwConn struct {
+	ws      *websocket.Conn
+	writeMu sync.Mutex
+	// session is set once IDENTIFY or RESUME succeeded; guarded by Server.mu.
+	session *session
+}
+
+type payload struct {
+	Op   int             `json:"op"`
+	Data json.RawMessage `json:"d"`
+	Seq  *int64          `json:"s,omitempty"`
+	Type string          `json:"t,omitempty"`
+}
+
+func (c *gwConn) write(v any) error {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	_ = c.ws.SetWriteDeadline(time.Now().Add(2 * time.Second))
+	return c.ws.WriteJSON(v)
+}
+
+// closeWith sends a close frame with code and then closes the connection.
+func (c *gwConn) closeWith(code int, text string) {
+	c.writeMu.Lock()
+	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(time.Second))
+	c.writeMu.Unlock()
+	_ = c.ws.Close()
+}
+
+func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		http.Error(w, "closed", http.StatusServiceUnavailable)
+		return
+	}
+	s.handlers.Add(1)
+	s.dials++
+	s.mu.Unlock()
+	defer s.handlers.Done()
+
+	ws, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	c := &gwConn{ws: ws}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		_ = ws.Close()
+		return
+	}
+	s.conns[c] = struct{}{}
+	silent, interval := s.silent, s.heartbeat
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		_ = ws.Close()
+	}()
+
+	if !silent {
+		hello := map[string]any{"heartbeat_interval": interval.Milliseconds()}
+		if err := c.write(map[string]any{"op": opHello, "d": hello}); err != nil {
+			return
+		}
+	}
+	for {
+		var p payload
+		if err := ws.ReadJSON(&p); err != nil {
+			return
+		}
+		if silent {
+			continue
+		}
+		if !s.handlePayload(c, p) {
+			return
+		}
+	}
+}
+
+// handlePayload answers one client payload; false ends the connection.
+func (s *Server) handlePayload(c *gwConn, p payload) bool {
+	switch p.Op {
+	case opHeartbeat:
+		s.mu.Lock()
+		s.heartbeats++
+		ack := s.ackHeartbeats
+		s.mu.Unlock()
+		if ack {
+			return c.write(map[string]any{"op": opHeartbeatACK}) == nil
+		}
+		return true
+	case opIdentify:
+		return s.identify(c, p.Data)
+	case opResume:
+		return s.resume(c, p.Data)
+	default:
+		return true
+	}
+}
+
+func (s *Server) identify(c *gwConn, data json.RawMessage) bool {
+	var id struct {
+		Token   string `json:"token"`
+		Intents int    `json:"intents"`
+	}
+	_ = json.Unmarshal(data, &id)
+	s.mu.Lock()
+	s.identifies++
+	valid := id.Token == "Bot "+s.token || id.Token == s.token
+	closeCode := s.identifyClose
+	s.mu.Unlock()
+	if !valid {
+		c.closeWith(CloseAuthenticationFailed, "Authentication failed.")
+		return false
+	}
+	if closeCode != 0 {
+		c.closeWith(closeCode, "closed by fakediscord")
+		return false
+	}
+	s.mu.Lock()
+	sess := &session{id: s.newID()}
+	s.sessions[sess.id] = sess
+	c.session = sess
+	sess.seq++
+	seq := sess.seq
+	s.mu.Unlock()
+	ready := map[string]any{
+		"v": 10, "session_id": sess.id, "resume_gateway_url": s.GatewayURL,
+		"user": botUser(), "guilds": []any{}, "private_channels": []any{},
+	}
+	return c.write(dispatchPayload("READY", seq, ready)) == nil
+}
+
+func (s *Server) resume(c *gwConn, data json.RawMessage) bool {
+	var rs struct {
+		Token     string `json:"token"`
+		SessionID string `json:"session_id"`
+		Seq       int64  `json:"seq"`
+	}
+	_ = json.Unmarshal(data, &rs)
+	s.mu.Lock()
+	s.resumes++
+	valid := rs.Token == "Bot "+s.token || rs.Token == s.token
+	sess := s.sessions[rs.SessionID]
+	s.mu.Unlock()
+	if !valid {
+		c.closeWith(CloseAuthenticationFailed, "Authentication failed.")
+		return false
+	}
+	if sess == nil {
+		return c.write(map[string]any{"op": opInvalidSession, "d": false}) == nil
+	}
+	s.mu.Lock()
+	pending := sess.pending
+	sess.pending = nil
+	s.mu.Unlock()
+	for _, raw := range pending {
+		if err := c.writeRaw(raw); err != nil {
+			return false
+		}
+	}
+	s.mu.Lock()
+	c.session = sess
+	sess.seq++
+	seq := sess.seq
+	s.mu.Unlock()
+	return c.write(dispatchPayload("RESUMED", seq, map[string]any{})) == nil
+}
+
+func (c *gwConn) writeRaw(raw []byte) error {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	_ = c.ws.SetWriteDeadline(time.Now().Add(2 * time.Second))
+	return c.ws.WriteMessage(websocket.TextMessage, raw)
+}
+
+func dispatchPayload(event string, seq int64, data any) map[string]any {
+	return map[string]any{"op": opDispatch, "t": event, "s": seq, "d": data}
+}
+
+// Dispatch sends a gateway event of type event with data to every session.
+// A session whose connection is down gets it when it resumes, as Discord
+// replays missed events. It returns the number of live connections that
+// received it now.
+func (s *Server) Dispatch(event string, data any) int {
+	s.mu.Lock()
+	type target struct {
+		c   *gwConn
+		raw []byte
+	}
+	var targets []target
+	live := map[*session]bool{}
+	for c := range s.conns {
+		if c.session == nil {
+			continue
+		}
+		live[c.session] = true
+		c.session.seq++
+		raw, _ := json.Marshal(dispatchPayload(event, c.session.seq, data))
+		targets = append(targets, target{c, raw})
+	}
+	for _, sess := range s.sessions {
+		if !live[sess] {
+			sess.seq++
+			raw, _ := json.Marshal(dispatchPayload(event, sess.seq, data))
+			sess.pending = append(sess.pending, raw)
+		}
+	}
+	s.mu.Unlock()
+	n := 0
+	for _, t := range targets {
+		if t.c.writeRaw(t.raw) == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// InjectMessage dispatches MESSAGE_CREATE for m, as if a user had written
+// it. An empty m.ID or m.Timestamp is filled in. It returns the number of
+// live connections that received it.
+func (s *Server) InjectMessage(m *discordgo.Message) int {
+	if m.ID == "" {
+		s.mu.Lock()
+		m.ID = s.newID()
+		s.mu.Unlock()
+	}
+	if m.Timestamp.IsZero() {
+		m.Timestamp = time.Now()
+	}
+	return s.Dispatch("MESSAGE_CREATE", m)
+}
+
+// InvalidateSession sends op 9 (Invalid Session) to every live connection;
+// resumable tells the bot whether it may resume.
+func (s *Server) InvalidateSession(resumable bool) int {
+	n := 0
+	for _, c := range s.liveConns() {
+		if !resumable {
+			s.mu.Lock()
+			if c.session != nil {
+				delete(s.sessions, c.session.id)
+			}
+			s.mu.Unlock()
+		}
+		if c.write(map[string]any{"op": opInvalidSession, "d": resumable}) == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// CloseWith closes every gateway connection with a close frame carrying
+// code and text, as Discord does for 4004 (token rejected) or 4014
+// (disallowed intents). It returns the number of connections closed.
+func (s *Server) CloseWith(code int, text string) int {
+	conns := s.takeConns()
+	for _, c := range conns {
+		c.closeWith(code, text)
+	}
+	return len(conns)
+}
+
+// Drop cuts every gateway connection without a close frame, like a network
+// failure. Sessions stay resumable. It returns the number of connections cut.
+func (s *Server) Drop() int {
+	conns := s.takeConns()
+	for _, c := range conns {
+		_ = c.ws.Close()
+	}
+	return len(conns)
+}
+
+func (s *Server) liveConns() []*gwConn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*gwConn, 0, len(s.conns))
+	for c := range s.conns {
+		out = append(out, c)
+	}
+	return out
+}
+
+// takeConns detaches every connection from the server, so that events
+// dispatched from now on are queued for resumption instead of being written
+// to a connection that is going away.
+func (s *Server) takeConns() []*gwConn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*gwConn, 0, len(s.conns))
+	for c := range s.conns {
+		out = append(out, c)
+		c.session = nil
+		delete(s.conns, c)
+	}
+	return out
+}
