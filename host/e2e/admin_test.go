@@ -51,7 +51,12 @@ platform "off" {
 	}
 
 	post(t, web, `{"session":"m","text":"count me"}`)
-	_, metrics := get(t, "http://"+e.admin+"/metrics")
+	// The turn is counted just after its reply is sent: poll.
+	var metrics string
+	eventually(t, 5*time.Second, "the reply to be counted", func() bool {
+		_, metrics = get(t, "http://"+e.admin+"/metrics")
+		return strings.Contains(metrics, `gateway_replies_total{platform="web",result="ok"} 1`)
+	})
 	for _, want := range []string{
 		`gateway_messages_in_total{platform="web"} 1`,
 		`gateway_replies_total{platform="web",result="ok"} 1`,

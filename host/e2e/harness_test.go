@@ -68,7 +68,11 @@ func buildAll(dir string) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cmd := exec.Command("go", "build", "-o", out, src)
+			args := []string{"build", "-o", out}
+			if raceEnabled {
+				args = append(args, "-race")
+			}
+			cmd := exec.Command("go", append(args, src)...)
 			cmd.Dir = root
 			if b, err := cmd.CombinedOutput(); err != nil {
 				mu.Lock()
@@ -239,6 +243,9 @@ func (e *env) startWithEnv(environ []string, extra ...string) *host {
 	go func() { h.err = h.cmd.Wait(); close(h.exited) }()
 	e.t.Cleanup(func() {
 		h.stop()
+		if strings.Contains(h.log.String(), "WARNING: DATA RACE") {
+			e.t.Errorf("the race detector found a data race in the gateway or a plugin")
+		}
 		if e.t.Failed() {
 			e.t.Logf("gateway log:\n%s", h.log.String())
 		}

@@ -515,3 +515,18 @@ func TestStopDuringBackoff(t *testing.T) {
 		t.Errorf("Stop took %v", d)
 	}
 }
+
+func TestTransientRESTFailureRecovers(t *testing.T) {
+	fake := fakediscord.New(t)
+	fake.SetRESTStatus("/users/@me", 500)
+	h := newHarness(t, fake, nil).run()
+	ev := h.health(shared.Degraded)
+	if !strings.Contains(ev.Health.Message, "500") {
+		t.Errorf("degraded message = %q, want the HTTP 500", ev.Health.Message)
+	}
+	fake.SetRESTStatus("/users/@me", 0)
+	h.health(shared.Connected)
+	if n := fake.Identifies(); n != 1 {
+		t.Errorf("identifies = %d, want 1", n)
+	}
+}

@@ -58,7 +58,9 @@ func newREST(s settings) (*discordgo.Session, *http.Transport, error) {
 	// messages), so a 429 in one channel does not hold up the others.
 	sess.ShouldRetryOnRateLimit = true
 	sess.MaxRestRetries = 2
-	sess.LogLevel = discordgo.LogError
+	// discordgo would print to stderr outside hclog; every error it sees is
+	// returned to us and logged there instead.
+	sess.LogLevel = -1
 	return sess, transport, nil
 }
 
@@ -75,8 +77,11 @@ func gatewayURL(ctx context.Context, rest *discordgo.Session, version string) (s
 // withGatewayParams adds the version and encoding query to a gateway URL.
 func withGatewayParams(raw, version string) (string, error) {
 	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
-		return "", fmt.Errorf("gateway URL %q is not a URL: %w", raw, err)
+	if err != nil {
+		return "", fmt.Errorf("gateway URL %q: %w", raw, err)
+	}
+	if u.Host == "" {
+		return "", fmt.Errorf("gateway URL %q has no host", raw)
 	}
 	if u.Path == "" {
 		u.Path = "/"
