@@ -23,6 +23,7 @@ var bins = map[string]string{}
 // pluginSources are the plugins the tests build, by plugin name.
 var pluginSources = map[string]string{
 	"http":        "./plugins/http",
+	"discord":     "./plugins/discord",
 	"behave":      "./testdata/plugins/behave",
 	"exitnow":     "./testdata/plugins/exitnow",
 	"nohandshake": "./testdata/plugins/nohandshake",
