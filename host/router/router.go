@@ -259,6 +259,15 @@ func (r *Router) turn(ctx context.Context, j *job) {
 		return
 	}
 	defer func() { <-r.sem }()
+	r.mu.Lock()
+	shutdown := r.shutdown
+	r.mu.Unlock()
+	if shutdown {
+		// The slot was freed by a reply Close cancelled, possibly before
+		// Close reached this session: do not start a reply now.
+		r.reply(j, shutdownText, shared.KindNotice)
+		return
+	}
 
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, r.opts.ReplyTimeout)
@@ -284,9 +293,12 @@ func (r *Router) turn(ctx context.Context, j *job) {
 	}
 }
 
+// shutdownText answers a message whose reply was cancelled by Close.
+const shutdownText = "The gateway is shutting down; this reply was cancelled."
+
 func cancelText(ctx context.Context) string {
 	if context.Cause(ctx) == errShutdown {
-		return "The gateway is shutting down; this reply was cancelled."
+		return shutdownText
 	}
 	return "Stopped."
 }

@@ -91,10 +91,17 @@ func (a *adapter) Configure(_ context.Context, cfg shared.Config) error {
 	if cfg.Logger != nil {
 		a.logger = cfg.Logger
 	}
+	a.cfg = settings{} // a second Configure starts from scratch
 	if err := cfg.Decode(&a.cfg); err != nil {
 		return &shared.FatalError{Code: "invalid_config", Message: err.Error()}
 	}
-	if _, _, err := net.SplitHostPort(a.cfg.Listen); err != nil {
+	// A port that can never be listened on is a config error, not something
+	// a restart fixes; a port in use is (Run reports that as transient).
+	_, port, err := net.SplitHostPort(a.cfg.Listen)
+	if err == nil {
+		_, err = net.LookupPort("tcp", port)
+	}
+	if err != nil {
 		return &shared.FatalError{Code: "invalid_config",
 			Message: fmt.Sprintf("listen %q is not host:port", a.cfg.Listen), Hint: `use e.g. "127.0.0.1:8788"`}
 	}

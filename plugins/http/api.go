@@ -86,11 +86,7 @@ func (a *adapter) handleMessage(w http.ResponseWriter, r *http.Request) {
 	}
 	select {
 	case rep := <-replies:
-		if rep.Kind == shared.KindError {
-			writeJSON(w, http.StatusBadGateway, messageResponse{Session: req.Session, Error: rep.Text})
-			return
-		}
-		writeJSON(w, http.StatusOK, messageResponse{Session: req.Session, Reply: rep.Text})
+		writeReply(w, req.Session, rep)
 	case <-timer.C:
 		a.forget(id)
 		writeJSON(w, http.StatusGatewayTimeout, messageResponse{Session: req.Session, Error: "no reply within " + a.timeout.String()})
@@ -98,8 +94,21 @@ func (a *adapter) handleMessage(w http.ResponseWriter, r *http.Request) {
 		a.forget(id)
 	case <-link.done:
 		a.forget(id)
-		writeError(w, http.StatusServiceUnavailable, "the gateway host disconnected before it replied")
+		select {
+		case rep := <-replies: // it came just in time: the host sent it
+			writeReply(w, req.Session, rep)
+		default:
+			writeError(w, http.StatusServiceUnavailable, "the gateway host disconnected before it replied")
+		}
 	}
+}
+
+func writeReply(w http.ResponseWriter, session string, rep shared.Reply) {
+	if rep.Kind == shared.KindError {
+		writeJSON(w, http.StatusBadGateway, messageResponse{Session: session, Error: rep.Text})
+		return
+	}
+	writeJSON(w, http.StatusOK, messageResponse{Session: session, Reply: rep.Text})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
