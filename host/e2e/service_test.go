@@ -408,3 +408,38 @@ func TestServiceUnit(t *testing.T) {
 		t.Fatalf("systemd-analyze verify: %v\n%s\n%s", err, b, out)
 	}
 }
+
+func TestReloadChangesLogLevelOfHostAndPlugins(t *testing.T) {
+	e := newEnv(t)
+	e.install("http", "http")
+	web := freeAddr(t)
+	e.logLevel = "info"
+	e.writeConfig(httpPlatform("web", web, ""))
+	h := e.start()
+	e.waitPlatform("web", 20*time.Second, inState("running"))
+	post(t, web, `{"session":"quiet","text":"one"}`)
+	if strings.Contains(h.log.String(), "message received") {
+		t.Fatal("a debug line was logged at info level")
+	}
+	e.logLevel = "debug"
+	e.writeConfig(httpPlatform("web", web, ""))
+	if err := h.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the reload", func() bool { return strings.Contains(h.log.String(), "configuration reloaded") })
+	st, _ := e.status()
+	before, _ := st.platform("web")
+	post(t, web, `{"session":"loud","text":"two"}`)
+	eventually(t, 5*time.Second, "the plugin's debug line", func() bool {
+		for _, line := range strings.Split(h.log.String(), "\n") {
+			if strings.Contains(line, "plugin.web") && strings.Contains(line, "message received") && strings.Contains(line, "session=loud") {
+				return true
+			}
+		}
+		return false
+	})
+	st, _ = e.status()
+	if p, _ := st.platform("web"); p.PID != before.PID {
+		t.Fatal("changing the log level restarted the plugin")
+	}
+}

@@ -53,6 +53,10 @@ func (h *Host) Reload() error {
 	h.cfg = cfg
 	h.reloadErr = ""
 	h.mu.Unlock()
+	h.router.SetLimits(cfg.Agent.QueueLimit, cfg.Agent.ReplyTimeout)
+	if cfg.Agent.MaxConcurrent != old.Agent.MaxConcurrent {
+		h.logger.Warn("agent.max_concurrent changes take effect at the next restart")
+	}
 	h.applyPlatforms(cfg)
 	h.metrics.reloads.WithLabelValues("ok").Inc()
 	h.logger.Info("configuration reloaded")

@@ -146,6 +146,26 @@ func New(opts Options) *Router {
 	}
 }
 
+// SetLimits changes the queue limit and reply timeout, for a reload. Zero
+// or negative values keep the current ones. MaxConcurrent is fixed for the
+// router's life.
+func (r *Router) SetLimits(queueLimit int, replyTimeout time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if queueLimit > 0 {
+		r.opts.QueueLimit = queueLimit
+	}
+	if replyTimeout > 0 {
+		r.opts.ReplyTimeout = replyTimeout
+	}
+}
+
+func (r *Router) replyTimeout() time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.opts.ReplyTimeout
+}
+
 // SetScope sets how a platform's messages map to sessions.
 func (r *Router) SetScope(platform string, s Scope) {
 	r.mu.Lock()
@@ -270,7 +290,8 @@ func (r *Router) turn(ctx context.Context, j *job) {
 	}
 
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(ctx, r.opts.ReplyTimeout)
+	timeout := r.replyTimeout()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	stopTyping := r.typing(ctx, j)
 	text, err := r.opts.Agents.Reply(ctx, j.key, j.msg.Text)
@@ -283,7 +304,7 @@ func (r *Router) turn(ctx context.Context, j *job) {
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		// Whatever the agent returned once its time was up (a wrapped
 		// deadline, a reset stream), the reason is the timeout.
-		r.reply(j, fmt.Sprintf("The agent did not reply within %s.", r.opts.ReplyTimeout), shared.KindError)
+		r.reply(j, fmt.Sprintf("The agent did not reply within %s.", timeout), shared.KindError)
 	default:
 		r.logger.Warn("agent failed", "session", j.key, "error", err)
 		r.reply(j, userText(err), shared.KindError)

@@ -94,7 +94,7 @@ func startProcess(opts startOptions) (*process, error) {
 		AutoMTLS:         true,
 		SkipHostEnv:      true, // see pluginEnv
 		StartTimeout:     timeout,
-		Logger:           opts.logger,
+		Logger:           liveLevelLogger{opts.logger},
 	})
 	rpc, err := client.Client()
 	if err != nil {
