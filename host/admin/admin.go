@@ -10,17 +10,18 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/plughost/gateway/host/config"
 )
 
 // Options configure a Server.
 type Options struct {
-	// Addr is host:port, or a unix socket path (absolute, or ending in .sock).
+	// Addr is host:port, or a unix socket path (containing "/" or ending in .sock).
 	Addr string
 	// Status returns the document served at /v1/status.
 	Status func() any
@@ -40,10 +41,9 @@ type Server struct {
 	unix string
 }
 
-// IsUnix reports whether addr names a unix socket rather than host:port.
-func IsUnix(addr string) bool {
-	return strings.HasPrefix(addr, "/") || strings.HasPrefix(addr, "unix:") || strings.HasSuffix(addr, ".sock")
-}
+// IsUnix reports whether addr names a unix socket rather than host:port,
+// by the rule the config file uses (config.IsUnixSocket).
+func IsUnix(addr string) bool { return config.IsUnixSocket(addr) }
 
 // Listen binds the endpoint and starts serving. A unix socket is created
 // mode 0600 (a stale socket file left by a crashed host is replaced: the
@@ -56,7 +56,7 @@ func Listen(opts Options) (*Server, error) {
 	var err error
 	s := &Server{done: make(chan error, 1)}
 	if IsUnix(opts.Addr) {
-		path := strings.TrimPrefix(opts.Addr, "unix:")
+		path := opts.Addr
 		_ = os.Remove(path)
 		ln, err = net.Listen("unix", path)
 		if err == nil {
@@ -123,7 +123,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // Client returns an HTTP client and base URL that reach the endpoint at addr.
 func Client(addr string, timeout time.Duration) (*http.Client, string) {
 	if IsUnix(addr) {
-		path := strings.TrimPrefix(addr, "unix:")
+		path := addr
 		tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", path)

@@ -130,13 +130,13 @@ func Run(ctx context.Context, opts Options) error {
 
 // Start takes the PID lock, then starts everything else. Whatever it
 // started, a failing Start stops.
-func Start(opts Options) (h *Host, err error) {
+func Start(opts Options) (_ *Host, err error) {
 	cfg := opts.Config
 	logger := opts.Logger
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	h = &Host{logger: logger, cfg: cfg, started: time.Now(), reload: opts.Reload}
+	h := &Host{logger: logger, cfg: cfg, started: time.Now(), reload: opts.Reload}
 	var cleanup []func()
 	defer func() {
 		if err != nil {

@@ -94,7 +94,7 @@ func serviceUnitCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	rw := []string{cfg.Gateway.StateDir}
 	if admin.IsUnix(cfg.Gateway.Admin) {
-		if dir := filepath.Dir(strings.TrimPrefix(cfg.Gateway.Admin, "unix:")); dir != cfg.Gateway.StateDir {
+		if dir := filepath.Dir(cfg.Gateway.Admin); dir != cfg.Gateway.StateDir {
 			rw = append(rw, dir)
 		}
 	}
