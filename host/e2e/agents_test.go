@@ -8,10 +8,12 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/plughost/gateway/host/provider/providertest"
 )
 
 // openAIConfig is a provider block for the fake, and an agent block using it.
-func openAIConfig(ai *fakeOpenAI, key string, extra string) string {
+func openAIConfig(ai *providertest.Server, key string, extra string) string {
 	return fmt.Sprintf(`
 provider "openai" {
   type     = "openai"
@@ -24,7 +26,7 @@ agent {
   system_prompt = "Be brief."
   history_limit = 40
 }
-`, ai.URL(), key, extra)
+`, ai.URL, key, extra)
 }
 
 func TestConversationSurvivesAKilledHost(t *testing.T) {
@@ -52,7 +54,7 @@ func TestConversationSurvivesAKilledHost(t *testing.T) {
 	if code != 200 || body["reply"] != "turns=3 last=three" {
 		t.Fatalf("after SIGKILL and restart: %d %v, want the history of 2 turns kept", code, body)
 	}
-	msgs := ai.lastMessages()
+	msgs := ai.LastRequest().Messages
 	var got []string
 	for _, m := range msgs {
 		got = append(got, m.Role+":"+m.Content)
@@ -112,7 +114,7 @@ cache {
 	if n := failed.Load(); n != 0 {
 		t.Fatalf("%d of %d requests failed", n, sessions)
 	}
-	if peak := ai.peak.Load(); peak > 8+2 {
+	if peak := ai.PeakConns(); peak > 8+2 {
 		t.Fatalf("peak open connections to the provider = %d, want <= max_connections (8) + 2", peak)
 	}
 	var st status
@@ -123,13 +125,13 @@ cache {
 	if st.Cache.Agents > 8 {
 		t.Fatalf("cache holds %d agents, max 8", st.Cache.Agents)
 	}
-	t.Logf("peak provider connections %d, evictions %d, closed %d", ai.peak.Load(), st.Cache.Evictions, st.Cache.Closed)
+	t.Logf("peak provider connections %d, evictions %d, closed %d", ai.PeakConns(), st.Cache.Evictions, st.Cache.Closed)
 
 	if err := h.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	h.waitExit(20 * time.Second)
-	eventually(t, 5*time.Second, "provider connections to drop to 0", func() bool { return ai.open.Load() == 0 })
+	eventually(t, 5*time.Second, "provider connections to drop to 0", func() bool { return ai.OpenConns() == 0 })
 }
 
 func TestRejectedAPIKeyIsExplained(t *testing.T) {

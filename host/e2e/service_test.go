@@ -289,7 +289,7 @@ provider "openai" {
   api_key  = "sk-test-key"
 }
 agent { model = "openai/test-model" }
-`, ai.URL()) + httpPlatform("web", web, ""))
+`, ai.URL) + httpPlatform("web", web, ""))
 	h := e.start()
 	e.waitPlatform("web", 20*time.Second, inState("running"))
 
@@ -302,7 +302,7 @@ agent { model = "openai/test-model" }
 		code, body := post(t, web, `{"session":"g","text":"slow 1500"}`)
 		done <- result{code, body}
 	}()
-	eventually(t, 10*time.Second, "the request to reach the provider", func() bool { return ai.requests.Load() == 1 })
+	eventually(t, 10*time.Second, "the request to reach the provider", func() bool { return ai.Served() == 1 })
 	if err := h.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -313,7 +313,7 @@ agent { model = "openai/test-model" }
 	if code := h.waitExit(20 * time.Second); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	if n := ai.open.Load(); n != 0 {
+	if n := ai.OpenConns(); n != 0 {
 		t.Fatalf("%d connections to the provider left open after shutdown", n)
 	}
 }
