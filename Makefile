@@ -39,8 +39,9 @@ vet:
 test: vet
 	$(GO) test -race -count=1 -timeout 15m ./...
 
+# BENCHFLAGS e.g. "-quick -soak 20s" or "-only throughput,latency".
 bench: build
-	$(GO) run ./bench
+	$(GO) run ./bench -soak 150s $(BENCHFLAGS)
 
 generate:
 	@command -v protoc >/dev/null 2>&1 || { \

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"syscall"
+	"time"
 
 	"github.com/plughost/gateway/host/pidlock"
 )
@@ -22,7 +23,7 @@ func stopCmd(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if *timeout <= 0 {
-		*timeout = cfg.Gateway.ShutdownTimeout + 10e9
+		*timeout = cfg.Gateway.ShutdownTimeout + 10*time.Second
 	}
 	st, err := pidlock.Probe(cfg.Gateway.StateDir)
 	if err != nil {
