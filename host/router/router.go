@@ -74,6 +74,9 @@ type Options struct {
 	QueueLimit int
 	// ReplyTimeout bounds one reply.
 	ReplyTimeout time.Duration
+	// TypingDelay is how long a reply may take before the typing
+	// indicator is shown; default 500ms.
+	TypingDelay time.Duration
 	// TypingInterval is how often the typing indicator is refreshed.
 	TypingInterval time.Duration
 	// Observe, if set, is called after each reply is sent.
@@ -133,6 +136,9 @@ func New(opts Options) *Router {
 	}
 	if opts.ReplyTimeout <= 0 {
 		opts.ReplyTimeout = 5 * time.Minute
+	}
+	if opts.TypingDelay <= 0 {
+		opts.TypingDelay = 500 * time.Millisecond
 	}
 	if opts.TypingInterval <= 0 {
 		opts.TypingInterval = 8 * time.Second
@@ -332,27 +338,48 @@ func userText(err error) string {
 	return "The agent could not reply: " + err.Error()
 }
 
-// typing shows the typing indicator until the returned func is called.
+// typing shows the typing indicator until the returned func is called. The
+// first one waits TypingDelay: a reply faster than that never shows it (and
+// costs no call to the plugin); a slow one shows it, refreshed every
+// TypingInterval. Timers, not a goroutine per turn, drive it.
 func (r *Router) typing(ctx context.Context, j *job) func() {
 	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
 	conv := shared.Conversation{ConversationID: j.msg.ConversationID, ThreadID: j.msg.ThreadID}
-	go func() {
-		defer close(done)
-		t := time.NewTicker(r.opts.TypingInterval)
-		defer t.Stop()
-		for {
-			if err := r.opts.Sender.Typing(ctx, j.platform, conv); err != nil && ctx.Err() == nil {
-				r.logger.Debug("typing indicator failed", "platform", j.platform, "error", err)
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
+	var (
+		mu      sync.Mutex
+		stopped bool
+		calls   sync.WaitGroup // a Typing call in progress
+		timer   *time.Timer
+	)
+	tick := func() {
+		mu.Lock()
+		if stopped {
+			mu.Unlock()
+			return
 		}
-	}()
-	return func() { cancel(); <-done }
+		calls.Add(1)
+		mu.Unlock()
+		defer calls.Done()
+		if err := r.opts.Sender.Typing(ctx, j.platform, conv); err != nil && ctx.Err() == nil {
+			r.logger.Debug("typing indicator failed", "platform", j.platform, "error", err)
+		}
+		mu.Lock()
+		if !stopped {
+			timer.Reset(r.opts.TypingInterval)
+		}
+		mu.Unlock()
+	}
+	mu.Lock()
+	timer = time.AfterFunc(r.opts.TypingDelay, tick)
+	mu.Unlock()
+	return func() {
+		cancel()
+		mu.Lock()
+		stopped = true
+		timer.Stop()
+		mu.Unlock()
+		calls.Wait()
+	}
 }
 
 // reply sends text back to where j came from, answering j's message.

@@ -528,7 +528,7 @@ func TestReplyTimeout(t *testing.T) {
 
 func TestTypingWhileReplying(t *testing.T) {
 	g := newGate()
-	r, rec := newTestRouter(t, &fakeAgents{ReplyFunc: g.reply}, Options{TypingInterval: 5 * time.Millisecond})
+	r, rec := newTestRouter(t, &fakeAgents{ReplyFunc: g.reply}, Options{TypingDelay: time.Millisecond, TypingInterval: 5 * time.Millisecond})
 	r.Handle("web", &shared.Message{ID: "m1", ConversationID: "c", ThreadID: "t", Text: "one"})
 	g.waitEntered(t, "one")
 	waitFor(t, "the typing indicator to be refreshed", func() bool { return rec.typingCalls() >= 3 })
@@ -544,5 +544,18 @@ func TestTypingWhileReplying(t *testing.T) {
 	defer rec.mu.Unlock()
 	if rec.typing[0] != (shared.Conversation{ConversationID: "c", ThreadID: "t"}) {
 		t.Errorf("typing in %+v", rec.typing[0])
+	}
+}
+
+func TestFastReplyShowsNoTypingIndicator(t *testing.T) {
+	// A delay no reply in this test comes close to: had the indicator been
+	// shown at once, the recorder would have a call.
+	r, rec := newTestRouter(t, &fakeAgents{}, Options{TypingDelay: time.Hour})
+	for i := range 20 {
+		r.Handle("web", msg(fmt.Sprintf("m%d", i), fmt.Sprintf("c%d", i), "quick"))
+	}
+	rec.waitReplies(t, 20)
+	if n := rec.typingCalls(); n != 0 {
+		t.Fatalf("%d typing calls for replies faster than TypingDelay", n)
 	}
 }
