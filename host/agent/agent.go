@@ -14,8 +14,10 @@ import (
 )
 
 // Agent is the live object of one session: its model, its provider client
-// and nothing else. The transcript lives in the store, not here (invariant 4:
-// a rebuilt agent continues where an evicted one stopped).
+// and a cached copy of its session. The transcript lives in the store, the
+// source of truth (invariant 4: a rebuilt agent continues where an evicted
+// one stopped); the copy saves a store read per turn and is kept equal to
+// the store as the session type describes.
 type Agent struct {
 	key    string
 	spec   spec
@@ -29,6 +31,9 @@ type Agent struct {
 	evicted  bool
 	reason   Reason
 	idle     chan struct{} // made at eviction when in use; closed when the last user releases
+	sess     session       // the session's copy, meaningful only when sessOK
+	sessOK   bool          // sess equals the store (see session)
+	sessVer  uint64        // incremented at every change of sess
 
 	closeOnce sync.Once
 	closes    atomic.Int32 // how many times close ran its body: must end at 1

@@ -154,3 +154,27 @@ func testAgent(key string, sp spec) *Agent {
 	sp.ref.hold()
 	return &Agent{key: key, spec: sp, ref: sp.ref, client: provider.NewClient(sp.ref.p)}
 }
+
+// BenchmarkReplyEchoCached is BenchmarkReplyEcho with room in the cache for
+// every session, so that each turn after the first hits a cached agent: the
+// steady state of a busy gateway.
+func BenchmarkReplyEchoCached(b *testing.B) {
+	cfg := echoConfig(b)
+	cfg.Cache.MaxAgents = 256
+	s := newTestService(b, cfg, Options{})
+	ks := keys(256)
+	b.SetParallelism(16)
+	b.ReportAllocs()
+	var id atomic.Int64
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		k := ks[id.Add(1)%256]
+		for pb.Next() {
+			if _, err := s.Reply(context.Background(), k, "hello"); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "replies/s")
+}

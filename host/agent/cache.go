@@ -58,6 +58,7 @@ type cache struct {
 	ttl       time.Duration
 	lru       *list.List // of *Agent, most recently used first
 	byKey     map[string]*Agent
+	flight    map[string]flight // operations in progress per session key
 	evictions map[Reason]uint64
 	closed    map[Reason]uint64
 	closing   int
@@ -80,6 +81,7 @@ func newCache(max int, ttl, grace time.Duration, now func() time.Time, log hclog
 		ttl:       ttl,
 		lru:       list.New(),
 		byKey:     make(map[string]*Agent),
+		flight:    make(map[string]flight),
 		evictions: make(map[Reason]uint64),
 		closed:    make(map[Reason]uint64),
 		force:     make(chan struct{}),
@@ -185,6 +187,7 @@ func (c *cache) evictLocked(a *Agent, reason Reason) {
 	delete(c.byKey, a.key)
 	a.elem = nil
 	a.evicted = true
+	a.sess, a.sessOK = session{}, false // the copy goes with the agent
 	a.reason = reason
 	c.evictions[reason]++
 	c.closing++

@@ -113,7 +113,9 @@ func (s *Service) close(ctx context.Context) error {
 	s.closed = true
 	s.mu.Unlock()
 	closeRefs(refs)
-	if err := s.store.Close(); err != nil {
+	err := s.store.Close()
+	s.flushes.Wait() // a closed store answers every Flush
+	if err != nil {
 		return fmt.Errorf("agent service: %w", err)
 	}
 	return nil

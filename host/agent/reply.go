@@ -25,12 +25,17 @@ type turn struct {
 	agent *Agent
 	req   *provider.Request
 	asked time.Time
+	// trusted says the turn started from its agent's cached session at
+	// version ver, so that its commit can extend that copy.
+	trusted bool
+	ver     uint64
 }
 
-// Reply produces the agent's reply to text in session key: it loads the
-// session from the store, gets (or builds) the session's agent from the cache
-// marked in use, sends system prompt + the last history_limit messages + text
-// to the provider, commits the turn durably, and only then returns the reply.
+// Reply produces the agent's reply to text in session key: it gets (or
+// builds) the session's agent from the cache marked in use, with the session
+// (the agent's cached copy, or loaded from the store), sends system prompt +
+// the last history_limit messages + text to the provider, commits the turn
+// durably, and only then returns the reply.
 // Failures meant for the user are *UserError; a cancelled ctx returns ctx's
 // error (context.Canceled for /stop).
 func (s *Service) Reply(ctx context.Context, key, text string) (string, error) {
@@ -41,6 +46,7 @@ func (s *Service) Reply(ctx context.Context, key, text string) (string, error) {
 	resp, err := t.agent.client.Complete(ctx, t.req)
 	s.cache.release(t.agent)
 	if err != nil {
+		s.cache.endTurn(t.key, t.agent, t.trusted, t.ver, turnNoWrite)
 		return "", s.failed(ctx, t, err)
 	}
 	if err := s.commit(ctx, t, resp.Content); err != nil {
@@ -61,6 +67,7 @@ func (s *Service) ReplyStream(ctx context.Context, key, text string, onDelta fun
 	content, err := t.stream(ctx, onDelta)
 	s.cache.release(t.agent)
 	if err != nil {
+		s.cache.endTurn(t.key, t.agent, t.trusted, t.ver, turnNoWrite)
 		return "", s.failed(ctx, t, err)
 	}
 	if err := s.commit(ctx, t, content); err != nil {
@@ -93,21 +100,56 @@ func (t *turn) stream(ctx context.Context, onDelta func(string)) (string, error)
 	}
 }
 
-// begin loads the session and acquires its agent (marked in use: the caller
-// must release it).
+// begin starts a turn: it acquires the session's agent (marked in use: the
+// caller must release it) and the session, from the agent's cached copy when
+// it can be trusted, else from the store. The caller must end the turn with
+// cache.endTurn (commit does).
 func (s *Service) begin(key, text string) (*turn, error) {
 	if key == "" {
 		return nil, errors.New("reply: empty session key")
 	}
+	a, sess, ver, done, hit, err := s.cache.startTurn(key)
+	if err != nil {
+		return nil, err
+	}
+	if hit {
+		want, err := s.specFor(s.effectiveModel(sess.model))
+		if err != nil {
+			s.cache.release(a)
+			s.cache.endTurn(key, a, true, ver, turnNoWrite)
+			return nil, err
+		}
+		if a.spec == want {
+			return s.newTurn(key, text, a, want, sess, true, ver), nil
+		}
+		// The configuration changed under the cached agent: load the
+		// session as on a miss; acquire evicts the stale agent.
+		s.cache.release(a)
+	}
+	t, err := s.load(key, text, done)
+	if err != nil {
+		s.cache.endTurn(key, nil, false, 0, turnNoWrite)
+		return nil, err
+	}
+	return t, nil
+}
+
+// load is begin on a cache miss: it reads the session from the store,
+// acquires (or builds) the agent and caches the session on it.
+func (s *Service) load(key, text string, done uint64) (*turn, error) {
 	for attempt := 0; ; attempt++ {
-		sess, history, err := s.store.History(key, s.historyLimit())
+		limit := s.historyLimit()
+		stored, history, err := s.store.History(key, limit)
 		if err != nil {
 			if errors.Is(err, store.ErrClosed) {
 				return nil, ErrClosed
 			}
 			return nil, fmt.Errorf("reply: load session %q: %w", key, err)
 		}
-		want, err := s.specFor(s.effectiveModel(sess.Model))
+		if s.loaded != nil {
+			s.loaded(key)
+		}
+		want, err := s.specFor(s.effectiveModel(stored.Model))
 		if err != nil {
 			return nil, err
 		}
@@ -126,16 +168,29 @@ func (s *Service) begin(key, text string) (*turn, error) {
 		if len(history) > want.historyLimit {
 			history = history[len(history)-want.historyLimit:]
 		}
-		req := &provider.Request{Model: want.remoteModel, Messages: make([]provider.Message, 0, len(history)+2)}
-		if want.systemPrompt != "" {
-			req.Messages = append(req.Messages, provider.Message{Role: provider.RoleSystem, Content: want.systemPrompt})
+		sess := session{epoch: stored.Epoch, model: stored.Model, tail: make([]provider.Message, len(history))}
+		for i, m := range history {
+			sess.tail[i] = provider.Message{Role: provider.Role(m.Role), Content: m.Content}
 		}
-		for _, m := range history {
-			req.Messages = append(req.Messages, provider.Message{Role: provider.Role(m.Role), Content: m.Content})
+		var ver uint64
+		trusted := false
+		// A tail read with a smaller limit than the agent's may be short.
+		if limit >= want.historyLimit {
+			ver, trusted = s.cache.install(a, sess, done)
 		}
-		req.Messages = append(req.Messages, provider.Message{Role: provider.RoleUser, Content: text})
-		return &turn{key: key, text: text, epoch: sess.Epoch, spec: want, agent: a, req: req, asked: s.now()}, nil
+		return s.newTurn(key, text, a, want, sess, trusted, ver), nil
 	}
+}
+
+// newTurn builds the provider request of a turn from its session.
+func (s *Service) newTurn(key, text string, a *Agent, want spec, sess session, trusted bool, ver uint64) *turn {
+	req := &provider.Request{Model: want.remoteModel, Messages: make([]provider.Message, 0, len(sess.tail)+2)}
+	if want.systemPrompt != "" {
+		req.Messages = append(req.Messages, provider.Message{Role: provider.RoleSystem, Content: want.systemPrompt})
+	}
+	req.Messages = append(req.Messages, sess.tail...)
+	req.Messages = append(req.Messages, provider.Message{Role: provider.RoleUser, Content: text})
+	return &turn{key: key, text: text, epoch: sess.epoch, spec: want, agent: a, req: req, asked: s.now(), trusted: trusted, ver: ver}
 }
 
 // failed classifies a provider failure: the caller's cancellation as is,
@@ -153,10 +208,20 @@ func (s *Service) failed(ctx context.Context, t *turn, err error) error {
 // 4). A /stop arriving now must not lose a reply the provider already gave,
 // so the commit ignores ctx's cancellation. The epoch read at the start
 // sends a turn that raced a /new to the archive it belongs to.
+//
+// commit ends the turn: a committed turn is appended to the agent's cached
+// copy of the session, a failed commit drops that copy.
 func (s *Service) commit(ctx context.Context, t *turn, reply string) error {
 	err := s.store.AppendTurn(context.WithoutCancel(ctx), t.key, t.epoch,
 		store.Message{Role: string(provider.RoleUser), Content: t.text, Time: t.asked},
 		store.Message{Role: string(provider.RoleAssistant), Content: reply, Time: s.now()})
+	if err != nil {
+		s.cache.endTurn(t.key, t.agent, t.trusted, t.ver, turnUnknown)
+	} else {
+		s.cache.endTurn(t.key, t.agent, t.trusted, t.ver, turnCommitted,
+			provider.Message{Role: provider.RoleUser, Content: t.text},
+			provider.Message{Role: provider.RoleAssistant, Content: reply})
+	}
 	if errors.Is(err, store.ErrClosed) {
 		return ErrClosed
 	}

@@ -59,6 +59,13 @@ type Service struct {
 	providers map[string]*providerRef
 	closed    bool
 
+	flushes sync.WaitGroup // endWrite goroutines waiting for a failed write to settle
+
+	// When set (tests), loaded runs after a turn read its session from the
+	// store and written after a session write, before its agent is evicted:
+	// the windows that the cached session copies must survive.
+	loaded, written func(key string)
+
 	stopSweep chan struct{}
 	sweepDone chan struct{}
 	closeOnce sync.Once
@@ -243,11 +250,40 @@ func (s *Service) historyLimit() int {
 // Reset starts a fresh session (/new): the transcript is archived and the
 // session's agent is evicted with ReasonReset.
 func (s *Service) Reset(ctx context.Context, key string) error {
-	if err := s.store.Reset(ctx, key); err != nil {
+	s.cache.beginWrite(key)
+	err := s.store.Reset(ctx, key)
+	if s.written != nil {
+		s.written(key)
+	}
+	s.endWrite(key, ReasonReset, err)
+	if err != nil {
 		return fmt.Errorf("reset session %q: %w", key, err)
 	}
-	s.cache.evict(key, ReasonReset)
 	return nil
+}
+
+// endWrite ends a session write begun with cache.beginWrite: on success the
+// session's agent is evicted with reason. A failed write may still land (its
+// ctx ended while it was queued), so the session stays in flight (its cached
+// copy unused) until the store has committed whatever was queued.
+func (s *Service) endWrite(key string, reason Reason, err error) {
+	if err == nil || errors.Is(err, store.ErrClosed) {
+		if err != nil {
+			reason = ""
+		}
+		s.cache.endWrite(key, reason)
+		return
+	}
+	s.mu.RLock() // orders Go before Close's Wait
+	defer s.mu.RUnlock()
+	if s.closed {
+		s.cache.endWrite(key, "")
+		return
+	}
+	s.flushes.Go(func() {
+		_ = s.store.Flush(context.Background())
+		s.cache.endWrite(key, "")
+	})
 }
 
 // Model returns the session's effective PROVIDER/MODEL.
@@ -274,10 +310,15 @@ func (s *Service) SetModel(ctx context.Context, key, model string) error {
 	if !ok {
 		return &UserError{Message: fmt.Sprintf("no provider %q is configured (providers: %s)", prov, strings.Join(names, ", "))}
 	}
-	if err := s.store.SetModel(ctx, key, model); err != nil {
+	s.cache.beginWrite(key)
+	err = s.store.SetModel(ctx, key, model)
+	if s.written != nil {
+		s.written(key)
+	}
+	s.endWrite(key, ReasonModelSwitch, err)
+	if err != nil {
 		return fmt.Errorf("set model of session %q: %w", key, err)
 	}
-	s.cache.evict(key, ReasonModelSwitch)
 	return nil
 }
 

@@ -123,3 +123,10 @@ func (s *Store) commit(batch []*op) {
 		close(o.done)
 	}
 }
+
+// Flush returns once every write queued before it has committed or failed.
+// A write whose ctx ended may still commit (see write); Flush is how a
+// caller that cached what the store holds learns when that write has landed.
+func (s *Store) Flush(ctx context.Context) error {
+	return s.write(ctx, func(*bolt.Tx) error { return nil })
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -49,6 +50,10 @@ func nextSeq(b *bolt.Bucket, key string, epoch uint64) uint64 {
 	return binary.BigEndian.Uint64(k[len(prefix):]) + 1
 }
 
+// maxPrealloc bounds the capacity readTail allocates up front, so that a huge
+// history limit does not cost a huge allocation for a short transcript.
+const maxPrealloc = 1024
+
 // readTail returns the last limit messages of an epoch, oldest first (all of
 // them when limit < 0).
 func readTail(tx *bolt.Tx, key string, epoch uint64, limit int) ([]Message, error) {
@@ -57,17 +62,21 @@ func readTail(tx *bolt.Tx, key string, epoch uint64, limit int) ([]Message, erro
 	}
 	c := tx.Bucket(bucketMessages).Cursor()
 	prefix, k, v := lastInRange(c, key, epoch)
-	var rev []Message
-	for ; k != nil && bytes.HasPrefix(k, prefix) && (limit < 0 || len(rev) < limit); k, v = c.Prev() {
-		var m Message
-		if err := json.Unmarshal(v, &m); err != nil {
+	if k == nil {
+		return []Message{}, nil
+	}
+	// Walk back from the newest message into one slice sized for the whole
+	// tail, then reverse it in place: one allocation instead of two.
+	var msgs []Message
+	if limit > 0 {
+		msgs = make([]Message, 0, min(limit, maxPrealloc))
+	}
+	for ; k != nil && bytes.HasPrefix(k, prefix) && (limit < 0 || len(msgs) < limit); k, v = c.Prev() {
+		msgs = append(msgs, Message{})
+		if err := json.Unmarshal(v, &msgs[len(msgs)-1]); err != nil {
 			return nil, fmt.Errorf("session %q: corrupt message %d: %w", key, binary.BigEndian.Uint64(k[len(prefix):]), err)
 		}
-		rev = append(rev, m)
 	}
-	msgs := make([]Message, len(rev))
-	for i, m := range rev {
-		msgs[len(rev)-1-i] = m
-	}
+	slices.Reverse(msgs)
 	return msgs, nil
 }

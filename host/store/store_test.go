@@ -224,6 +224,7 @@ func TestSurvivesSIGKILL(t *testing.T) {
 
 	s := openTest(t, filepath.Join(dir, FileName))
 	defer s.Close()
+	checkConsistent(t, s)
 	for key, n := range acked {
 		msgs, err := s.Transcript(key, 0)
 		if err != nil {
