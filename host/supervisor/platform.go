@@ -88,8 +88,13 @@ func (p *platform) snapshot() Status {
 	return p.status
 }
 
-func (p *platform) setState(state State, err error) {
+// setState moves the platform to state; edits, if any, change the status
+// in the same critical section, so no snapshot sees half a change.
+func (p *platform) setState(state State, err error, edits ...func(*Status)) {
 	p.mu.Lock()
+	for _, edit := range edits {
+		edit(&p.status)
+	}
 	prev := p.status.State
 	p.status.State = state
 	p.status.Since = time.Now()
@@ -175,10 +180,7 @@ func (p *platform) loop(ctx context.Context) {
 		}
 		delay := bo.delay(attempt)
 		p.logger.Warn("plugin stopped; restarting after backoff", "error", err, "backoff", delay.Round(time.Millisecond), "attempt", attempt)
-		p.setState(StateBackoff, err)
-		p.mu.Lock()
-		p.status.Restarts++
-		p.mu.Unlock()
+		p.setState(StateBackoff, err, func(st *Status) { st.Restarts++ })
 		select {
 		case <-ctx.Done():
 			p.setState(StateStopped, nil)
@@ -260,6 +262,10 @@ func (p *platform) runOnce(ctx context.Context) (time.Time, error) {
 		return time.Time{}, err
 	}
 	defer func() {
+		// Leave "running" before the process is cleared, so no status
+		// shows a running platform without a plugin; the loop then moves
+		// on to backoff, failed or stopped.
+		p.setState(StateBackoff, nil)
 		p.setProcess(nil)
 		proc.stop(stopGrace)
 	}()
