@@ -1,15 +1,19 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/plughost/gateway/host/config"
+	"github.com/plughost/gateway/host/supervisor"
+	"github.com/plughost/gateway/shared"
 )
 
 // configFlag adds -config to fs.
@@ -88,4 +92,15 @@ func newLogger(g config.Gateway, out io.Writer) hclog.Logger {
 		JSONFormat: g.LogFormat == "json",
 		Output:     out,
 	})
+}
+
+// inspectTimeout bounds how long a plugin may take to describe itself.
+const inspectTimeout = 15 * time.Second
+
+// inspect starts the plugin at path just long enough to ask it to describe
+// itself (`validate`, `plugins`).
+func inspect(path string) (shared.Description, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), inspectTimeout)
+	defer cancel()
+	return supervisor.Inspect(ctx, path, hclog.NewNullLogger())
 }

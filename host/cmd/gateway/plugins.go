@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"os"
@@ -9,11 +8,7 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
-	"time"
 
-	"github.com/hashicorp/go-hclog"
-
-	"github.com/plughost/gateway/host/supervisor"
 	"github.com/plughost/gateway/shared"
 )
 
@@ -53,9 +48,7 @@ func pluginsCmd(args []string, stdout, stderr io.Writer) error {
 		if used == "" {
 			used = "-"
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		desc, err := supervisor.Inspect(ctx, filepath.Join(dir, file), hclog.NewNullLogger())
-		cancel()
+		desc, err := inspect(filepath.Join(dir, file))
 		if err != nil {
 			fmt.Fprintf(tw, "%s\t-\t-\t-\t%s\tnot a working plugin: %s\n", name, used, firstLine(err.Error()))
 			continue

@@ -1,19 +1,15 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
-	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/plughost/gateway/host/config"
-	"github.com/plughost/gateway/host/supervisor"
 )
 
 func validateCmd(args []string, stdout, stderr io.Writer) error {
@@ -41,7 +37,6 @@ func validateCmd(args []string, stdout, stderr io.Writer) error {
 // schema and decodes the platform's config block against it.
 func checkPlatforms(cfg *config.Config) hcl.Diagnostics {
 	var diags hcl.Diagnostics
-	logger := hclog.NewNullLogger()
 	for _, p := range cfg.Platforms {
 		path := cfg.PluginPath(p)
 		rng := p.DeclRange
@@ -54,9 +49,7 @@ func checkPlatforms(cfg *config.Config) hcl.Diagnostics {
 			})
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		desc, err := supervisor.Inspect(ctx, path, logger)
-		cancel()
+		desc, err := inspect(path)
 		if err != nil {
 			diags = append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError,
