@@ -86,9 +86,13 @@ func (s *grpcServer) Run(_ *pb.RunRequest, stream grpc.ServerStreamingServer[pb.
 	done := make(chan error, 1)
 	go func() { done <- s.impl.Run(ctx, events) }()
 
+	// Protocol v1 has no acknowledgements: a message counts as taken once
+	// it is written to the stream.
 	send := func(ev Event) error {
 		if pe := eventToProto(ev); pe != nil {
-			return stream.Send(pe)
+			err := stream.Send(pe)
+			ev.Ack(err)
+			return err
 		}
 		return nil
 	}

@@ -111,6 +111,9 @@ type Config struct {
 	// Logger is the plugin's logger; its output is merged into the host's
 	// log under the platform's name.
 	Logger hclog.Logger
+	// Cursor is the Message.Cursor of the last message the host took from
+	// this platform, or "" when it has taken none yet (first start).
+	Cursor string
 }
 
 // Decode unmarshals the config into v, a pointer to a struct with json tags.
@@ -128,6 +131,9 @@ func (c Config) Decode(v any) error {
 type Event struct {
 	Message *Message
 	Health  *Health
+	// Taken, when set (by Deliver), is told once whether the host took
+	// Message; see Ack. It never crosses the wire.
+	Taken chan<- error
 }
 
 // Message is one inbound chat message.
@@ -142,6 +148,11 @@ type Message struct {
 	Direct   bool
 	Text     string
 	UnixNano int64
+	// Cursor is the platform's position just after this message (a sync
+	// token, an update offset), opaque to the host. Once the host has taken
+	// the message it keeps the cursor durably per platform and hands the
+	// latest one back in Config.Cursor when the plugin starts again.
+	Cursor string
 }
 
 // HealthState is a plugin's connection to its platform.

@@ -301,6 +301,7 @@ func (p *platform) runOnce(ctx context.Context) (time.Time, error) {
 		switch {
 		case ev.Message != nil:
 			p.sup.deliver(p.spec.Name, ev.Message)
+			ev.Ack(nil)
 		case ev.Health != nil:
 			switch ev.Health.State {
 			case shared.Connected:
