@@ -266,7 +266,7 @@ func TestModelCommand(t *testing.T) {
 	mu.Unlock()
 
 	r.Handle("web", msg("c3", "alice", "/model nope/x"))
-	if rep := rec.waitReply(t, "c3"); rep.Kind != shared.KindError || rep.Text != `Unknown provider "nope". Providers: echo, openai` {
+	if rep := rec.waitReply(t, "c3"); rep.Kind != shared.KindNotice || rep.Text != `Unknown provider "nope". Providers: echo, openai` {
 		t.Errorf("bad /model answered %+v", rep)
 	}
 }
