@@ -224,7 +224,7 @@ func TestNewResetFailureIsReported(t *testing.T) {
 		ResetFunc: func(context.Context, string) error { return userErr{"The session store is read-only."} },
 	}, Options{})
 	r.Handle("web", msg("n1", "alice", "/new"))
-	if rep := rec.waitReply(t, "n1"); rep.Kind != shared.KindError || rep.Text != "The session store is read-only." {
+	if rep := rec.waitReply(t, "n1"); rep.Kind != shared.KindNotice || rep.Text != "The session store is read-only." {
 		t.Errorf("failed /new answered %+v", rep)
 	}
 }
