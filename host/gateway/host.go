@@ -215,6 +215,13 @@ func Start(opts Options) (_ *Host, err error) {
 
 func (h *Host) handleMessage(platform string, m *shared.Message) {
 	h.metrics.messageIn(platform)
+	// Ids become store keys and log fields: one the plugin did not bound
+	// is refused here, whatever plugin sent it.
+	if err := m.CheckIDs(); err != nil {
+		h.logger.Warn("refused a message whose ids are unusable", "platform", platform,
+			"id", shared.LogValue(m.ID), "reason", err)
+		return
+	}
 	h.router.Handle(platform, m)
 }
 

@@ -217,7 +217,7 @@ func (a *adapter) submit(ctx context.Context, session, text string, expire <-cha
 		ID: id, ConversationID: session, UserID: session, UserName: session,
 		Direct: true, Text: text, UnixNano: time.Now().UnixNano(),
 	}
-	a.logger.Debug("message received", "session", session, "id", id, "bytes", len(text))
+	a.logger.Debug("message received", "session", shared.LogValue(session), "id", id, "bytes", len(text))
 	select {
 	case link.events <- shared.Event{Message: msg}:
 		return id, ch, link, nil

@@ -348,11 +348,16 @@ func (c *conn) write(v any) error {
 }
 
 func (c *conn) read() (gatewayPayload, error) {
-	var p gatewayPayload
 	_, data, err := c.ws.ReadMessage()
 	if err != nil {
-		return p, err
+		return gatewayPayload{}, err
 	}
+	return decodePayload(data)
+}
+
+// decodePayload decodes one gateway frame.
+func decodePayload(data []byte) (gatewayPayload, error) {
+	var p gatewayPayload
 	if err := json.Unmarshal(data, &p); err != nil {
 		return p, fmt.Errorf("decoding a gateway payload: %w", err)
 	}
