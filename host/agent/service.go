@@ -17,16 +17,9 @@ import (
 	"github.com/plughost/gateway/host/store"
 )
 
-// Defaults for zero config values.
-const (
-	DefaultModel        = "echo/echo"
-	DefaultHistoryLimit = 40
-	DefaultMaxAgents    = 128
-	DefaultIdleTTL      = time.Hour
-	// DefaultGrace is how long an evicted agent's reply may keep running
-	// before it is cancelled so that the agent can be closed.
-	DefaultGrace = 30 * time.Second
-)
+// DefaultGrace is how long an evicted agent's reply may keep running
+// before it is cancelled so that the agent can be closed.
+const DefaultGrace = 30 * time.Second
 
 // Options tunes a Service beyond its config; the zero value is the default.
 type Options struct {
@@ -141,11 +134,12 @@ func New(cfg *config.Config, opts Options) (*Service, error) {
 
 func cacheLimits(cfg *config.Config) (int, time.Duration) {
 	maxAgents, ttl := cfg.Cache.MaxAgents, cfg.Cache.IdleTTL
+	// A decoded config never holds zeros here; a hand-built one may.
 	if maxAgents <= 0 {
-		maxAgents = DefaultMaxAgents
+		maxAgents = config.DefaultMaxAgents
 	}
 	if ttl <= 0 {
-		ttl = DefaultIdleTTL
+		ttl = config.DefaultIdleTTL
 	}
 	return maxAgents, ttl
 }
@@ -194,7 +188,7 @@ func checkModel(cfg *config.Config, providers map[string]*providerRef) error {
 
 func defaultModel(cfg *config.Config) string {
 	if cfg.Agent.Model == "" {
-		return DefaultModel
+		return config.DefaultModel
 	}
 	return cfg.Agent.Model
 }
@@ -222,10 +216,7 @@ func (s *Service) specFor(model string) (spec, error) {
 		return spec{}, &UserError{Message: fmt.Sprintf("this session's model %q needs provider %q, which is not configured; switch with /model (providers: %s)",
 			model, prov, strings.Join(s.modelsLocked(), ", "))}
 	}
-	limit := s.cfg.Agent.HistoryLimit
-	if limit <= 0 {
-		limit = DefaultHistoryLimit
-	}
+	limit := max(s.cfg.Agent.HistoryLimit, 0) // 0: no history
 	return spec{ref: ref, model: model, remoteModel: remote, systemPrompt: s.cfg.Agent.SystemPrompt, historyLimit: limit}, nil
 }
 
@@ -241,10 +232,7 @@ func (s *Service) effectiveModel(override string) string {
 func (s *Service) historyLimit() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if s.cfg.Agent.HistoryLimit <= 0 {
-		return DefaultHistoryLimit
-	}
-	return s.cfg.Agent.HistoryLimit
+	return max(s.cfg.Agent.HistoryLimit, 0) // 0: no history
 }
 
 // Reset starts a fresh session (/new): the transcript is archived and the

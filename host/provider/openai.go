@@ -103,11 +103,11 @@ func NewOpenAI(p *config.Provider, opts *Options) (*OpenAI, error) {
 	}
 	maxConns := p.MaxConnections
 	if maxConns <= 0 {
-		maxConns = DefaultMaxConnections
+		maxConns = config.DefaultProviderMaxConnections
 	}
 	timeout := p.Timeout
 	if timeout <= 0 {
-		timeout = DefaultTimeout
+		timeout = config.DefaultProviderTimeout
 	}
 	log := opts.Logger
 	if log == nil {

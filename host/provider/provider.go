@@ -22,7 +22,6 @@ package provider
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/plughost/gateway/host/config"
 )
@@ -88,12 +87,6 @@ type Provider interface {
 	// Close releases everything the provider holds open.
 	Close() error
 }
-
-// Defaults applied when a config value is zero.
-const (
-	DefaultTimeout        = 60 * time.Second
-	DefaultMaxConnections = 32
-)
 
 // New builds the provider described by p.
 func New(p *config.Provider) (Provider, error) {

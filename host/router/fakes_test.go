@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/plughost/gateway/host/config"
 	"github.com/plughost/gateway/shared"
 )
 
@@ -169,6 +170,10 @@ func newTestRouter(t *testing.T, agents Agents, opts Options) (*Router, *recorde
 	t.Helper()
 	rec := &recorder{}
 	opts.Agents, opts.Sender = agents, rec
+	if opts.QueueLimit == 0 {
+		// 0 means no queue; tests that want none call New themselves.
+		opts.QueueLimit = config.DefaultQueueLimit
+	}
 	r := New(opts)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)

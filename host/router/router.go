@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/plughost/gateway/host/config"
 	"github.com/plughost/gateway/shared"
 )
 
@@ -70,7 +71,8 @@ type Options struct {
 	Logger hclog.Logger
 	// MaxConcurrent bounds how many replies are produced at once.
 	MaxConcurrent int
-	// QueueLimit bounds the messages waiting behind a busy session.
+	// QueueLimit bounds the messages waiting behind a busy session; 0
+	// means no queue: a message to a busy session is answered "busy".
 	QueueLimit int
 	// ReplyTimeout bounds one reply.
 	ReplyTimeout time.Duration
@@ -129,13 +131,11 @@ func New(opts Options) *Router {
 		opts.Logger = hclog.NewNullLogger()
 	}
 	if opts.MaxConcurrent <= 0 {
-		opts.MaxConcurrent = 64
+		opts.MaxConcurrent = config.DefaultMaxConcurrent
 	}
-	if opts.QueueLimit <= 0 {
-		opts.QueueLimit = 8
-	}
+	opts.QueueLimit = max(opts.QueueLimit, 0)
 	if opts.ReplyTimeout <= 0 {
-		opts.ReplyTimeout = 5 * time.Minute
+		opts.ReplyTimeout = config.DefaultReplyTimeout
 	}
 	if opts.TypingDelay <= 0 {
 		opts.TypingDelay = 500 * time.Millisecond
@@ -152,13 +152,14 @@ func New(opts Options) *Router {
 	}
 }
 
-// SetLimits changes the queue limit and reply timeout, for a reload. Zero
-// or negative values keep the current ones. MaxConcurrent is fixed for the
-// router's life.
+// SetLimits changes the queue limit and reply timeout, for a reload. A
+// queue limit of 0 means no queue, as in Options; a negative one, or a
+// reply timeout that is not positive, keeps the current value.
+// MaxConcurrent is fixed for the router's life.
 func (r *Router) SetLimits(queueLimit int, replyTimeout time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if queueLimit > 0 {
+	if queueLimit >= 0 {
 		r.opts.QueueLimit = queueLimit
 	}
 	if replyTimeout > 0 {
@@ -228,7 +229,11 @@ func (r *Router) enqueue(j *job) {
 	if s.running && len(s.queue) >= r.opts.QueueLimit {
 		n := len(s.queue)
 		r.mu.Unlock()
-		r.reply(j, fmt.Sprintf("Busy: %d messages are already waiting in this session. Send it again once the current reply is done, or /stop it.", n), shared.KindError)
+		text := fmt.Sprintf("Busy: %d messages are already waiting in this session. Send it again once the current reply is done, or /stop it.", n)
+		if n == 0 {
+			text = "Busy: this session is still answering. Send it again once the current reply is done, or /stop it."
+		}
+		r.reply(j, text, shared.KindError)
 		return
 	}
 	s.queue = append(s.queue, j)

@@ -24,7 +24,7 @@ type Spec struct {
 	Enabled bool
 	SHA256  string
 	Restart config.Restart
-	// StartTimeout bounds the plugin's handshake; DefaultStartTimeout if 0.
+	// StartTimeout bounds the plugin's handshake; config.DefaultPluginStartTimeout if 0.
 	StartTimeout time.Duration
 	// Decode decodes the platform's config block against the schema its
 	// plugin describes. An error makes the platform failed (fatal).

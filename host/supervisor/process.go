@@ -14,11 +14,9 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"github.com/hashicorp/go-plugin/runner"
 
+	"github.com/plughost/gateway/host/config"
 	"github.com/plughost/gateway/shared"
 )
-
-// DefaultStartTimeout bounds a plugin's start-up handshake.
-const DefaultStartTimeout = 10 * time.Second
 
 // ErrChecksum is returned when a plugin binary does not match its sha256.
 var ErrChecksum = errors.New("plugin binary does not match its sha256")
@@ -75,7 +73,7 @@ func startProcess(opts startOptions) (*process, error) {
 	}
 	timeout := opts.startTimeout
 	if timeout <= 0 {
-		timeout = DefaultStartTimeout
+		timeout = config.DefaultPluginStartTimeout
 	}
 	var pr *procRunner
 	client := plugin.NewClient(&plugin.ClientConfig{

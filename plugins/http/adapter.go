@@ -19,6 +19,15 @@ import (
 // version is the plugin's version, set at build time.
 var version = "dev"
 
+// The defaults of the config block, written once: the schema hands them
+// to the host, which applies them; Configure falls back to them only for
+// a config with no JSON at all (tests).
+const (
+	defaultListen  = "127.0.0.1:8788"
+	defaultMaxBody = 65536
+	defaultTimeout = "120s"
+)
+
 // settings is the plugin's config block.
 type settings struct {
 	Listen    string `json:"listen"`
@@ -74,13 +83,13 @@ func (a *adapter) Describe(context.Context) (shared.Description, error) {
 		Version:     version,
 		Description: "HTTP API: POST /v1/messages {session, text} answers with the agent's reply",
 		Schema: []shared.Attribute{
-			{Name: "listen", Type: shared.TypeString, Default: "127.0.0.1:8788",
+			{Name: "listen", Type: shared.TypeString, Default: defaultListen,
 				Description: "address to listen on, host:port"},
 			{Name: "auth_token", Type: shared.TypeString, Sensitive: true,
 				Description: "when set, requests must carry Authorization: Bearer TOKEN"},
-			{Name: "max_body", Type: shared.TypeNumber, Default: 65536,
+			{Name: "max_body", Type: shared.TypeNumber, Default: defaultMaxBody,
 				Description: "largest request body in bytes; larger ones get 413"},
-			{Name: "timeout", Type: shared.TypeDuration, Default: "120s",
+			{Name: "timeout", Type: shared.TypeDuration, Default: defaultTimeout,
 				Description: "how long a request waits for the reply before 504"},
 		},
 	}, nil
@@ -91,7 +100,8 @@ func (a *adapter) Configure(_ context.Context, cfg shared.Config) error {
 	if cfg.Logger != nil {
 		a.logger = cfg.Logger
 	}
-	a.cfg = settings{} // a second Configure starts from scratch
+	// A second Configure starts from scratch.
+	a.cfg = settings{Listen: defaultListen, MaxBody: defaultMaxBody, Timeout: defaultTimeout}
 	if err := cfg.Decode(&a.cfg); err != nil {
 		return &shared.FatalError{Code: "invalid_config", Message: err.Error()}
 	}
@@ -106,16 +116,15 @@ func (a *adapter) Configure(_ context.Context, cfg shared.Config) error {
 			Message: fmt.Sprintf("listen %q is not host:port", a.cfg.Listen), Hint: `use e.g. "127.0.0.1:8788"`}
 	}
 	if a.cfg.MaxBody <= 0 {
-		a.cfg.MaxBody = 65536
+		// Zero is not "the default": a body limit of nothing is a mistake.
+		return &shared.FatalError{Code: "invalid_config",
+			Message: fmt.Sprintf("max_body %d is not a positive number of bytes", a.cfg.MaxBody), Hint: "leave it out for 65536"}
 	}
-	a.timeout = 120 * time.Second
-	if a.cfg.Timeout != "" {
-		d, err := time.ParseDuration(a.cfg.Timeout)
-		if err != nil || d <= 0 {
-			return &shared.FatalError{Code: "invalid_config", Message: fmt.Sprintf("timeout %q is not a positive duration", a.cfg.Timeout)}
-		}
-		a.timeout = d
+	d, err := time.ParseDuration(a.cfg.Timeout)
+	if err != nil || d <= 0 {
+		return &shared.FatalError{Code: "invalid_config", Message: fmt.Sprintf("timeout %q is not a positive duration", a.cfg.Timeout)}
 	}
+	a.timeout = d
 	return nil
 }
 
