@@ -51,6 +51,8 @@ type Host struct {
 	reload  func() (*config.Config, error)
 	// stopWatch stops watching plugin_dir.
 	stopWatch context.CancelFunc
+	// plugins describes plugin binaries for reload's schema check.
+	plugins *describer
 
 	mu        sync.Mutex
 	cfg       *config.Config
@@ -137,6 +139,9 @@ func Start(opts Options) (_ *Host, err error) {
 		logger = hclog.NewNullLogger()
 	}
 	h := &Host{logger: logger, cfg: cfg, started: time.Now(), reload: opts.Reload}
+	h.plugins = newDescriber(func(ctx context.Context, path string) (shared.Description, error) {
+		return supervisor.Inspect(ctx, path, logger.Named("describe"))
+	})
 	var cleanup []func()
 	defer func() {
 		if err != nil {
