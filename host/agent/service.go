@@ -15,6 +15,7 @@ import (
 	"github.com/plughost/gateway/host/config"
 	"github.com/plughost/gateway/host/provider"
 	"github.com/plughost/gateway/host/store"
+	"github.com/plughost/gateway/shared"
 )
 
 // DefaultGrace is how long an evicted agent's reply may keep running
@@ -245,7 +246,7 @@ func (s *Service) Reset(ctx context.Context, key string) error {
 	}
 	s.endWrite(key, ReasonReset, err)
 	if err != nil {
-		return fmt.Errorf("reset session %q: %w", key, err)
+		return fmt.Errorf("reset session %s: %w", shared.LogValue(key), err)
 	}
 	return nil
 }
@@ -278,7 +279,7 @@ func (s *Service) endWrite(key string, reason Reason, err error) {
 func (s *Service) Model(key string) (string, error) {
 	sess, err := s.store.Session(key)
 	if err != nil {
-		return "", fmt.Errorf("session %q: %w", key, err)
+		return "", fmt.Errorf("session %s: %w", shared.LogValue(key), err)
 	}
 	return s.effectiveModel(sess.Model), nil
 }
@@ -305,7 +306,7 @@ func (s *Service) SetModel(ctx context.Context, key, model string) error {
 	}
 	s.endWrite(key, ReasonModelSwitch, err)
 	if err != nil {
-		return fmt.Errorf("set model of session %q: %w", key, err)
+		return fmt.Errorf("set model of session %s: %w", shared.LogValue(key), err)
 	}
 	return nil
 }
@@ -336,7 +337,7 @@ func (s *Service) modelsLocked() []string {
 func (s *Service) Session(key string) (SessionInfo, error) {
 	sess, err := s.store.Session(key)
 	if err != nil {
-		return SessionInfo{}, fmt.Errorf("session %q: %w", key, err)
+		return SessionInfo{}, fmt.Errorf("session %s: %w", shared.LogValue(key), err)
 	}
 	return SessionInfo{
 		Key:      key,

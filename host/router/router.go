@@ -317,7 +317,7 @@ func (r *Router) turn(ctx context.Context, j *job) {
 		// deadline, a reset stream), the reason is the timeout.
 		r.reply(j, fmt.Sprintf("The agent did not reply within %s.", timeout), shared.KindError)
 	default:
-		r.logger.Warn("agent failed", "session", j.key, "error", err)
+		r.logger.Warn("agent failed", "session", shared.LogValue(j.key), "error", err)
 		r.reply(j, userText(err), shared.KindError)
 	}
 	if r.opts.Observe != nil {
@@ -399,7 +399,7 @@ func (r *Router) reply(j *job, text string, kind shared.ReplyKind) {
 		Kind:           kind,
 	})
 	if err != nil {
-		r.logger.Warn("could not deliver a reply", "platform", j.platform, "session", j.key, "error", err)
+		r.logger.Warn("could not deliver a reply", "platform", j.platform, "session", shared.LogValue(j.key), "error", err)
 	}
 }
 
