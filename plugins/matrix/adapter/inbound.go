@@ -128,7 +128,7 @@ func (a *Adapter) inbound(ctx context.Context, client *mautrix.Client, s setting
 	if !s.allowedUsers.allows(string(evt.Sender)) || !s.allowedRooms.allows(string(roomID)) {
 		return nil
 	}
-	if a.rooms.encrypted(roomID) {
+	if a.rooms.encrypted(ctx, client, roomID) {
 		return nil // never answer in plaintext in an encrypted room
 	}
 	direct := a.rooms.direct(ctx, client, roomID)

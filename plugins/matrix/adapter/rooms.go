@@ -20,6 +20,7 @@ type rooms struct {
 type roomInfo struct {
 	members   int // joined members; 0 = unknown, ask the homeserver
 	encrypted bool
+	checked   bool // the room's encryption state was read from the homeserver
 	warned    bool // the encrypted-room warning was logged
 }
 
@@ -73,10 +74,28 @@ func (r *rooms) forget(roomID id.RoomID) {
 	delete(r.known, roomID)
 }
 
-func (r *rooms) encrypted(roomID id.RoomID) bool {
+// encrypted reports whether roomID is end-to-end encrypted. A room first
+// seen after a restart (its m.room.encryption event predates the sync token)
+// is asked about once; a failed lookup is retried next time.
+func (r *rooms) encrypted(ctx context.Context, client *mautrix.Client, roomID id.RoomID) bool {
+	r.mu.Lock()
+	info := r.get(roomID)
+	known, enc := info.checked || info.encrypted, info.encrypted
+	r.mu.Unlock()
+	if known {
+		return enc
+	}
+	var content event.EncryptionEventContent
+	err := client.StateEvent(ctx, roomID, event.StateEncryption, "", &content)
+	if err != nil && classify(err).errcode != "M_NOT_FOUND" {
+		return false
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.get(roomID).encrypted
+	info = r.get(roomID)
+	info.checked = true
+	info.encrypted = info.encrypted || err == nil
+	return info.encrypted
 }
 
 // warnEncrypted marks roomID encrypted and reports whether this is the

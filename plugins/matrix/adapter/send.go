@@ -43,7 +43,7 @@ func (a *Adapter) Send(ctx context.Context, r shared.Reply) ([]string, error) {
 		return nil, errors.New("matrix send: reply has no room id")
 	}
 	roomID := id.RoomID(r.ConversationID)
-	if a.rooms.encrypted(roomID) {
+	if a.rooms.encrypted(ctx, client, roomID) {
 		return nil, errEncryptedRoom
 	}
 	parts := splitReply(r.Text)
