@@ -168,6 +168,9 @@ func (a *Adapter) Typing(ctx context.Context, conv shared.Conversation) error {
 	if err != nil || !s.typing || conv.ConversationID == "" {
 		return err
 	}
+	if botID, _ := a.bot(); botID == "" {
+		return nil // not logged in yet: whoami names the user that types
+	}
 	roomID := id.RoomID(conv.ConversationID)
 	if _, err := client.UserTyping(ctx, roomID, true, typingTimeout); err != nil {
 		if fe := rejectedToken("typing", err); fe != nil {
