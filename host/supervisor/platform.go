@@ -13,6 +13,7 @@ import (
 
 	"github.com/plughost/gateway/host/config"
 	"github.com/plughost/gateway/shared"
+	"github.com/plughost/gateway/shared/kit"
 )
 
 // Spec is everything the supervisor needs to run one platform.
@@ -145,7 +146,7 @@ func (p *platform) loop(ctx context.Context) {
 		<-ctx.Done()
 		return
 	}
-	bo := backoff{initial: p.spec.Restart.InitialBackoff, max: p.spec.Restart.MaxBackoff}
+	bo := kit.Backoff{Initial: p.spec.Restart.InitialBackoff, Max: p.spec.Restart.MaxBackoff}
 	br := breaker{limit: p.spec.Restart.MaxFailures, window: p.spec.Restart.FailureWindow}
 	attempt := 0
 	for {
@@ -178,7 +179,7 @@ func (p *platform) loop(ctx context.Context) {
 			<-ctx.Done()
 			return
 		}
-		delay := bo.delay(attempt)
+		delay := bo.Delay(attempt)
 		p.logger.Warn("plugin stopped; restarting after backoff", "error", err, "backoff", delay.Round(time.Millisecond), "attempt", attempt)
 		p.setState(StateBackoff, err, func(st *Status) { st.Restarts++ })
 		select {

@@ -9,6 +9,7 @@ import (
 	"github.com/bwmarrin/discordgo"
 
 	"github.com/plughost/gateway/shared"
+	"github.com/plughost/gateway/shared/kit"
 )
 
 // Run checks the token, then keeps a gateway connection up until ctx is
@@ -119,16 +120,16 @@ func (a *Adapter) loop(ctx context.Context, emit emitFunc) error {
 			attempt = 0
 		}
 		if wait < 0 {
-			wait = backoff(attempt, a.tune.backoffBase, a.tune.backoffMax)
 			attempt++
+			wait = kit.Backoff{Initial: a.tune.backoffBase, Max: a.tune.backoffMax}.Delay(attempt)
 		}
 		a.log.Warn("Discord gateway connection lost; reconnecting", "error", reason, "retry_in", wait,
 			"resume", rs.canResume())
 		if !emit(shared.Event{Health: &shared.Health{State: shared.Degraded, Message: "reconnecting to Discord: " + reason}}) {
 			return ctx.Err()
 		}
-		if !sleep(ctx, wait) {
-			return ctx.Err()
+		if err := kit.Sleep(ctx, wait); err != nil {
+			return err
 		}
 	}
 	return ctx.Err()
@@ -174,16 +175,4 @@ func (a *Adapter) classify(err error, rs *resumeState) (time.Duration, *shared.F
 		return 0, nil // Discord asked: reconnect and resume at once
 	}
 	return -1, nil
-}
-
-// sleep waits d or until ctx ends; false means ctx ended.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
