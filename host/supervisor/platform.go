@@ -146,9 +146,11 @@ func (p *platform) loop(ctx context.Context) {
 		<-ctx.Done()
 		return
 	}
-	bo := kit.Backoff{Initial: p.spec.Restart.InitialBackoff, Max: p.spec.Restart.MaxBackoff}
+	retry := kit.Retry{
+		Backoff:     kit.Backoff{Initial: p.spec.Restart.InitialBackoff, Max: p.spec.Restart.MaxBackoff},
+		StableAfter: stableRun,
+	}
 	br := breaker{limit: p.spec.Restart.MaxFailures, window: p.spec.Restart.FailureWindow}
-	attempt := 0
 	for {
 		if !p.waitForBinary(ctx) {
 			p.setState(StateStopped, nil)
@@ -168,10 +170,11 @@ func (p *platform) loop(ctx context.Context) {
 			return
 		}
 		now := time.Now()
-		if !upSince.IsZero() && now.Sub(upSince) >= stableRun {
-			attempt = 0
+		var up time.Duration
+		if !upSince.IsZero() {
+			up = now.Sub(upSince)
 		}
-		attempt++
+		delay := retry.Failed(up)
 		if br.fail(now) {
 			err = fmt.Errorf("crash loop: %d failures within %s, last: %w", br.limit, br.window, err)
 			p.logger.Error("platform failed; not restarting until the config changes", "error", err)
@@ -179,8 +182,7 @@ func (p *platform) loop(ctx context.Context) {
 			<-ctx.Done()
 			return
 		}
-		delay := bo.Delay(attempt)
-		p.logger.Warn("plugin stopped; restarting after backoff", "error", err, "backoff", delay.Round(time.Millisecond), "attempt", attempt)
+		p.logger.Warn("plugin stopped; restarting after backoff", "error", err, "backoff", delay.Round(time.Millisecond), "attempt", retry.Failures())
 		p.setState(StateBackoff, err, func(st *Status) { st.Restarts++ })
 		select {
 		case <-ctx.Done():

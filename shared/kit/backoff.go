@@ -45,3 +45,29 @@ func Sleep(ctx context.Context, d time.Duration) error {
 		return ctx.Err()
 	}
 }
+
+// Retry counts the failures of a reconnect loop for its Backoff: the wait
+// grows with each failure in a row and starts over once a connection stayed
+// up for StableAfter. The zero value of StableAfter never starts over by
+// itself (call Reset).
+type Retry struct {
+	Backoff     Backoff
+	StableAfter time.Duration
+	failures    int
+}
+
+// Failed records a failure of a connection that had been up for upFor (0
+// when it never came up) and returns the wait before the next attempt.
+func (r *Retry) Failed(upFor time.Duration) time.Duration {
+	if r.StableAfter > 0 && upFor >= r.StableAfter {
+		r.failures = 0
+	}
+	r.failures++
+	return r.Backoff.Delay(r.failures)
+}
+
+// Failures returns the failures in a row counted so far.
+func (r *Retry) Failures() int { return r.failures }
+
+// Reset starts the backoff over.
+func (r *Retry) Reset() { r.failures = 0 }

@@ -45,3 +45,23 @@ func TestSleep(t *testing.T) {
 		t.Fatalf("Sleep(0) on a cancelled context = %v, want context.Canceled", err)
 	}
 }
+
+func TestRetryStartsOverAfterAStableConnection(t *testing.T) {
+	r := Retry{Backoff: Backoff{Initial: time.Second, Max: time.Hour}, StableAfter: time.Minute}
+	for range 5 {
+		r.Failed(time.Second)
+	}
+	if r.Failures() != 5 {
+		t.Fatalf("Failures = %d, want 5", r.Failures())
+	}
+	if d := r.Failed(0); d < 16*time.Second {
+		t.Fatalf("sixth failure in a row waits %v, want at least 16s", d)
+	}
+	if d := r.Failed(2 * time.Minute); d > time.Second || r.Failures() != 1 {
+		t.Fatalf("after a stable connection: wait %v, failures %d; want the first delay again", d, r.Failures())
+	}
+	r.Reset()
+	if r.Failures() != 0 {
+		t.Fatal("Reset did not start over")
+	}
+}

@@ -75,7 +75,7 @@ func (a *Adapter) endRun() {
 func (a *Adapter) loop(ctx context.Context, emit emitFunc) error {
 	rs := &resumeState{}
 	dialURL := ""
-	attempt := 0
+	retry := kit.Retry{Backoff: kit.Backoff{Initial: a.tune.backoffBase, Max: a.tune.backoffMax}}
 	for ctx.Err() == nil {
 		var err error
 		if !rs.canResume() {
@@ -117,11 +117,10 @@ func (a *Adapter) loop(ctx context.Context, emit emitFunc) error {
 			dialURL = "" // ask where the gateway is again
 		}
 		if ready && up >= a.tune.stableAfter {
-			attempt = 0
+			retry.Reset()
 		}
 		if wait < 0 {
-			attempt++
-			wait = kit.Backoff{Initial: a.tune.backoffBase, Max: a.tune.backoffMax}.Delay(attempt)
+			wait = retry.Failed(up)
 		}
 		a.log.Warn("Discord gateway connection lost; reconnecting", "error", reason, "retry_in", wait,
 			"resume", rs.canResume())
