@@ -17,7 +17,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/plughost/gateway/host/config"
 	"github.com/plughost/gateway/shared/kit"
 )
 
@@ -81,8 +80,8 @@ type OpenAI struct {
 
 var _ Provider = (*OpenAI)(nil)
 
-// NewOpenAI builds an OpenAI-compatible provider from its config block.
-func NewOpenAI(p *config.Provider, opts *Options) (*OpenAI, error) {
+// NewOpenAI builds an OpenAI-compatible provider; opts may be nil.
+func NewOpenAI(p Config, opts *Options) (*OpenAI, error) {
 	if opts == nil {
 		opts = &Options{}
 	}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/plughost/gateway/host/config"
 	"github.com/plughost/gateway/shared"
 	"github.com/plughost/gateway/shared/kit"
 )
@@ -24,7 +23,7 @@ type Spec struct {
 	Dir     string // plugin_dir: the binary must resolve inside it
 	Enabled bool
 	SHA256  string
-	Restart config.Restart
+	Restart RestartPolicy
 	// StartTimeout bounds the plugin's handshake; DefaultStartTimeout if 0.
 	StartTimeout time.Duration
 	// Decode decodes the platform's config block against the schema its
@@ -33,6 +32,18 @@ type Spec struct {
 	// Fingerprint identifies the spec's effective settings: a platform
 	// whose fingerprint is unchanged is left alone by Apply.
 	Fingerprint string
+}
+
+// RestartPolicy is how a platform's plugin is restarted after transient
+// failures: capped, jittered exponential backoff, and a crash-loop breaker
+// that marks the platform failed.
+type RestartPolicy struct {
+	InitialBackoff time.Duration
+	MaxBackoff     time.Duration
+	// MaxFailures failures within FailureWindow trip the breaker; zero
+	// never trips it.
+	MaxFailures   int
+	FailureWindow time.Duration
 }
 
 // stableRun is how long a plugin must stay up for its backoff to start over.
