@@ -50,7 +50,7 @@ FUZZ_TARGETS := \
 	./host/config:FuzzDecodePlatformConfig \
 	./plugins/http:FuzzDecodeMessageRequest \
 	./plugins/discord/adapter:FuzzGatewayFrame \
-	./plugins/discord/adapter:FuzzSplitMessage \
+	./shared/kit:FuzzChunk \
 	./host/store:FuzzMsgKey \
 	./host/store:FuzzStoreRecord
 

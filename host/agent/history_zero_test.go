@@ -14,7 +14,7 @@ import (
 // to 0 takes effect (it used to fall back to 40).
 func TestZeroHistoryLimitSendsNoHistory(t *testing.T) {
 	srv := providertest.New(t)
-	cfg := openaiConfig(t, srv, 8, 8)
+	cfg := openaiConfig(srv, 8, 8)
 	s := newTestService(t, cfg, Options{})
 	ctx := context.Background()
 	for i := range 2 {
@@ -22,9 +22,8 @@ func TestZeroHistoryLimitSendsNoHistory(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	next := openaiConfig(t, srv, 8, 8)
-	next.Gateway = cfg.Gateway
-	next.Agent.HistoryLimit = 0
+	next := openaiConfig(srv, 8, 8)
+	next.HistoryLimit = 0
 	if err := s.Apply(next); err != nil {
 		t.Fatal(err)
 	}

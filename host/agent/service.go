@@ -4,23 +4,42 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/plughost/gateway/host/config"
 	"github.com/plughost/gateway/host/provider"
 	"github.com/plughost/gateway/host/store"
 	"github.com/plughost/gateway/shared"
 )
 
-// DefaultGrace is how long an evicted agent's reply may keep running
-// before it is cancelled so that the agent can be closed.
-const DefaultGrace = 30 * time.Second
+// Defaults for zero config values.
+const (
+	DefaultModel        = "echo/echo"
+	DefaultMaxAgents    = 128
+	DefaultIdleTTL      = time.Hour
+	// DefaultGrace is how long an evicted agent's reply may keep running
+	// before it is cancelled so that the agent can be closed.
+	DefaultGrace = 30 * time.Second
+)
+
+// Config is the agent layer's settings: the agent and cache blocks and the
+// providers, in config order.
+type Config struct {
+	Providers []provider.Config
+	// Model is the default PROVIDER/MODEL; DefaultModel if empty.
+	Model        string
+	SystemPrompt string
+	// HistoryLimit is how many messages of history a turn sends; 0
+	// sends none (each message is answered on its own).
+	HistoryLimit int
+	// MaxAgents and IdleTTL bound the agent cache; DefaultMaxAgents and
+	// DefaultIdleTTL if 0.
+	MaxAgents int
+	IdleTTL   time.Duration
+}
 
 // Options tunes a Service beyond its config; the zero value is the default.
 type Options struct {
@@ -49,7 +68,7 @@ type Service struct {
 	errs  *errorCounts
 
 	mu        sync.RWMutex // guards cfg, providers and closed
-	cfg       *config.Config
+	cfg       Config
 	providers map[string]*providerRef
 	closed    bool
 
@@ -79,14 +98,9 @@ type SessionInfo struct {
 	Updated  time.Time `json:"updated"`
 }
 
-// NewService opens the session store at cfg.Gateway.StateDir/sessions.db and
-// builds the configured providers.
-func NewService(cfg *config.Config, logger hclog.Logger) (*Service, error) {
-	return New(cfg, Options{Logger: logger})
-}
-
-// New is NewService with options.
-func New(cfg *config.Config, opts Options) (*Service, error) {
+// New builds the configured providers and starts the agent layer on st,
+// the session store the caller opened (and closes after Close).
+func New(cfg Config, st *store.Store, opts Options) (*Service, error) {
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
 	}
@@ -97,11 +111,8 @@ func New(cfg *config.Config, opts Options) (*Service, error) {
 		opts.Grace = DefaultGrace
 	}
 	log := opts.Logger // the host names it ("agent")
-	if cfg.Gateway.StateDir == "" {
-		return nil, errors.New("agent service: gateway state_dir is empty")
-	}
-	if err := os.MkdirAll(cfg.Gateway.StateDir, 0o700); err != nil {
-		return nil, fmt.Errorf("agent service: create state dir: %w", err)
+	if st == nil {
+		return nil, errors.New("agent service: no session store")
 	}
 	providers, err := buildProviders(cfg, nil, log, opts)
 	if err != nil {
@@ -110,11 +121,6 @@ func New(cfg *config.Config, opts Options) (*Service, error) {
 	if err := checkModel(cfg, providers); err != nil {
 		closeRefs(providers)
 		return nil, err
-	}
-	st, err := store.Open(filepath.Join(cfg.Gateway.StateDir, store.FileName), &store.Options{Logger: log.Named("store"), Now: opts.Now})
-	if err != nil {
-		closeRefs(providers)
-		return nil, fmt.Errorf("agent service: %w", err)
 	}
 	maxAgents, ttl := cacheLimits(cfg)
 	s := &Service{
@@ -133,25 +139,24 @@ func New(cfg *config.Config, opts Options) (*Service, error) {
 	return s, nil
 }
 
-func cacheLimits(cfg *config.Config) (int, time.Duration) {
-	maxAgents, ttl := cfg.Cache.MaxAgents, cfg.Cache.IdleTTL
-	// A decoded config never holds zeros here; a hand-built one may.
+func cacheLimits(cfg Config) (int, time.Duration) {
+	maxAgents, ttl := cfg.MaxAgents, cfg.IdleTTL
 	if maxAgents <= 0 {
-		maxAgents = config.DefaultMaxAgents
+		maxAgents = DefaultMaxAgents
 	}
 	if ttl <= 0 {
-		ttl = config.DefaultIdleTTL
+		ttl = DefaultIdleTTL
 	}
 	return maxAgents, ttl
 }
 
 // buildProviders returns the refs for cfg, reusing those of old whose
 // settings did not change. On error nothing new is left open.
-func buildProviders(cfg *config.Config, old map[string]*providerRef, log hclog.Logger, opts Options) (map[string]*providerRef, error) {
+func buildProviders(cfg Config, old map[string]*providerRef, log hclog.Logger, opts Options) (map[string]*providerRef, error) {
 	out := make(map[string]*providerRef, len(cfg.Providers))
 	var built []*providerRef
 	for _, pc := range cfg.Providers {
-		if r, ok := old[pc.Name]; ok && r.sameConfig(pc) {
+		if r, ok := old[pc.Name]; ok && r.conf.Equal(pc) {
 			out[pc.Name] = r
 			continue
 		}
@@ -175,7 +180,7 @@ func closeRefs(refs map[string]*providerRef) {
 }
 
 // checkModel verifies the default model names a configured provider.
-func checkModel(cfg *config.Config, providers map[string]*providerRef) error {
+func checkModel(cfg Config, providers map[string]*providerRef) error {
 	m := defaultModel(cfg)
 	prov, _, err := splitModel(m)
 	if err != nil {
@@ -187,11 +192,11 @@ func checkModel(cfg *config.Config, providers map[string]*providerRef) error {
 	return nil
 }
 
-func defaultModel(cfg *config.Config) string {
-	if cfg.Agent.Model == "" {
-		return config.DefaultModel
+func defaultModel(cfg Config) string {
+	if cfg.Model == "" {
+		return DefaultModel
 	}
-	return cfg.Agent.Model
+	return cfg.Model
 }
 
 // splitModel splits PROVIDER/MODEL at the first slash; MODEL may contain
@@ -217,8 +222,8 @@ func (s *Service) specFor(model string) (spec, error) {
 		return spec{}, &UserError{Message: fmt.Sprintf("this session's model %q needs provider %q, which is not configured; switch with /model (providers: %s)",
 			model, prov, strings.Join(s.modelsLocked(), ", "))}
 	}
-	limit := max(s.cfg.Agent.HistoryLimit, 0) // 0: no history
-	return spec{ref: ref, model: model, remoteModel: remote, systemPrompt: s.cfg.Agent.SystemPrompt, historyLimit: limit}, nil
+	limit := max(s.cfg.HistoryLimit, 0) // 0: no history
+	return spec{ref: ref, model: model, remoteModel: remote, systemPrompt: s.cfg.SystemPrompt, historyLimit: limit}, nil
 }
 
 func (s *Service) effectiveModel(override string) string {
@@ -233,7 +238,7 @@ func (s *Service) effectiveModel(override string) string {
 func (s *Service) historyLimit() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return max(s.cfg.Agent.HistoryLimit, 0) // 0: no history
+	return max(s.cfg.HistoryLimit, 0) // 0: no history
 }
 
 // Reset starts a fresh session (/new): the transcript is archived and the

@@ -2,12 +2,14 @@ package config
 
 import "time"
 
-// The defaults of every setting the gateway decodes, written once: the
-// packages that run them take the values from the decoded Config and keep
-// no defaults of their own. Zero is never a stand-in for "default": an
-// attribute whose zero has no meaning is refused by validation (at least
-// 1, a positive duration), and where zero has one it is documented in the
-// README (history_limit = 0: no history; queue_limit = 0: no queue).
+// The defaults of every setting the gateway decodes, written once: the host
+// hands the packages the values of the decoded Config. (Those packages may
+// not import this one; the zero-value fallbacks they keep for settings
+// built by hand in tests are checked equal to these by a test in
+// host/gateway.) Zero is never a stand-in for "default": an attribute whose
+// zero has no meaning is refused by validation (at least 1, a positive
+// duration), and where zero has one it is documented in the README
+// (history_limit = 0: no history; queue_limit = 0: no queue).
 const (
 	DefaultStateDir           = ".gateway"
 	DefaultPluginDir          = "bin/plugins"

@@ -50,7 +50,7 @@ func (h *Host) Reload() error {
 		h.sup.SetLogLevel(ctx, cfg.Gateway.LogLevel)
 		cancel()
 	}
-	if err := h.agents.Apply(cfg); err != nil {
+	if err := h.agents.Apply(agentConfig(cfg)); err != nil {
 		h.reloadFailed(err)
 		return fmt.Errorf("applying agent settings: %w", err)
 	}

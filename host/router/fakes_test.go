@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/plughost/gateway/host/config"
 	"github.com/plughost/gateway/shared"
 )
 
@@ -172,7 +171,7 @@ func newTestRouter(t *testing.T, agents Agents, opts Options) (*Router, *recorde
 	opts.Agents, opts.Sender = agents, rec
 	if opts.QueueLimit == 0 {
 		// 0 means no queue; tests that want none call New themselves.
-		opts.QueueLimit = config.DefaultQueueLimit
+		opts.QueueLimit = 8
 	}
 	r := New(opts)
 	t.Cleanup(func() {

@@ -14,7 +14,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/plughost/gateway/host/config"
 	"github.com/plughost/gateway/shared"
 )
 
@@ -62,6 +61,13 @@ const (
 	ScopeConversation Scope = "conversation"
 	// ScopeUser: in group chats, one session per user per conversation.
 	ScopeUser Scope = "user"
+)
+
+// Defaults for zero Options (hand-built ones, in tests): the host passes
+// the config's values, which a test in host/gateway keeps equal to these.
+const (
+	DefaultMaxConcurrent = 64
+	DefaultReplyTimeout  = 5 * time.Minute
 )
 
 // Options configure a Router.
@@ -131,11 +137,11 @@ func New(opts Options) *Router {
 		opts.Logger = hclog.NewNullLogger()
 	}
 	if opts.MaxConcurrent <= 0 {
-		opts.MaxConcurrent = config.DefaultMaxConcurrent
+		opts.MaxConcurrent = DefaultMaxConcurrent
 	}
 	opts.QueueLimit = max(opts.QueueLimit, 0)
 	if opts.ReplyTimeout <= 0 {
-		opts.ReplyTimeout = config.DefaultReplyTimeout
+		opts.ReplyTimeout = DefaultReplyTimeout
 	}
 	if opts.TypingDelay <= 0 {
 		opts.TypingDelay = 500 * time.Millisecond

@@ -14,9 +14,11 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"github.com/hashicorp/go-plugin/runner"
 
-	"github.com/plughost/gateway/host/config"
 	"github.com/plughost/gateway/shared"
 )
+
+// DefaultStartTimeout bounds a plugin's start-up handshake.
+const DefaultStartTimeout = 10 * time.Second
 
 // ErrChecksum is returned when a plugin binary does not match its sha256.
 var ErrChecksum = errors.New("plugin binary does not match its sha256")
@@ -73,7 +75,7 @@ func startProcess(opts startOptions) (*process, error) {
 	}
 	timeout := opts.startTimeout
 	if timeout <= 0 {
-		timeout = config.DefaultPluginStartTimeout
+		timeout = DefaultStartTimeout
 	}
 	var pr *procRunner
 	client := plugin.NewClient(&plugin.ClientConfig{

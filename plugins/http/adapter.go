@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/plughost/gateway/shared"
+	"github.com/plughost/gateway/shared/kit"
 )
 
 // version is the plugin's version, set at build time.
@@ -25,7 +26,7 @@ var version = "dev"
 const (
 	defaultListen  = "127.0.0.1:8788"
 	defaultMaxBody = 65536
-	defaultTimeout = "120s"
+	defaultTimeout = 120 * time.Second
 )
 
 // settings is the plugin's config block.
@@ -89,7 +90,7 @@ func (a *adapter) Describe(context.Context) (shared.Description, error) {
 				Description: "when set, requests must carry Authorization: Bearer TOKEN"},
 			{Name: "max_body", Type: shared.TypeNumber, Default: defaultMaxBody,
 				Description: "largest request body in bytes; larger ones get 413"},
-			{Name: "timeout", Type: shared.TypeDuration, Default: defaultTimeout,
+			{Name: "timeout", Type: shared.TypeDuration, Default: "120s",
 				Description: "how long a request waits for the reply before 504"},
 		},
 	}, nil
@@ -101,9 +102,9 @@ func (a *adapter) Configure(_ context.Context, cfg shared.Config) error {
 		a.logger = cfg.Logger
 	}
 	// A second Configure starts from scratch.
-	a.cfg = settings{Listen: defaultListen, MaxBody: defaultMaxBody, Timeout: defaultTimeout}
+	a.cfg = settings{Listen: defaultListen, MaxBody: defaultMaxBody, Timeout: defaultTimeout.String()}
 	if err := cfg.Decode(&a.cfg); err != nil {
-		return &shared.FatalError{Code: "invalid_config", Message: err.Error()}
+		return kit.InvalidConfig(err.Error(), "")
 	}
 	// A port that can never be listened on is a config error, not something
 	// a restart fixes; a port in use is (Run reports that as transient).
@@ -112,20 +113,14 @@ func (a *adapter) Configure(_ context.Context, cfg shared.Config) error {
 		_, err = net.LookupPort("tcp", port)
 	}
 	if err != nil {
-		return &shared.FatalError{Code: "invalid_config",
-			Message: fmt.Sprintf("listen %q is not host:port", a.cfg.Listen), Hint: `use e.g. "127.0.0.1:8788"`}
+		return kit.InvalidConfig(fmt.Sprintf("listen %q is not host:port", a.cfg.Listen), `use e.g. "127.0.0.1:8788"`)
 	}
 	if a.cfg.MaxBody <= 0 {
 		// Zero is not "the default": a body limit of nothing is a mistake.
-		return &shared.FatalError{Code: "invalid_config",
-			Message: fmt.Sprintf("max_body %d is not a positive number of bytes", a.cfg.MaxBody), Hint: "leave it out for 65536"}
+		return kit.InvalidConfig(fmt.Sprintf("max_body %d is not a positive number of bytes", a.cfg.MaxBody), "leave it out for 65536")
 	}
-	d, err := time.ParseDuration(a.cfg.Timeout)
-	if err != nil || d <= 0 {
-		return &shared.FatalError{Code: "invalid_config", Message: fmt.Sprintf("timeout %q is not a positive duration", a.cfg.Timeout)}
-	}
-	a.timeout = d
-	return nil
+	a.timeout, err = kit.ParseDuration("timeout", a.cfg.Timeout, defaultTimeout)
+	return err
 }
 
 // Run implements shared.Platform: it serves HTTP until ctx ends or Stop.

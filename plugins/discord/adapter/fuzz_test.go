@@ -3,13 +3,12 @@ package adapter
 import (
 	"strings"
 	"testing"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/bwmarrin/discordgo"
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/plughost/gateway/shared"
+	"github.com/plughost/gateway/shared/kit"
 )
 
 // FuzzGatewayFrame feeds arbitrary frames through what the read loop does
@@ -30,8 +29,7 @@ func FuzzGatewayFrame(f *testing.F) {
 	f.Add([]byte(`{"op":0,"t":"MESSAGE_CREATE","d":null}`))
 	f.Add([]byte(`{"op":"0"}`))
 	f.Add([]byte(`[]`))
-	a := &Adapter{log: hclog.NewNullLogger(), cfg: settings{requireMention: true,
-		allowedUsers: set{}, allowedChannels: set{}, allowedGuilds: set{}}}
+	a := &Adapter{log: hclog.NewNullLogger(), cfg: settings{access: kit.Access{RequireMention: true}}}
 	a.setBot(&discordgo.User{ID: testBot})
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		p, err := decodePayload(frame)
@@ -56,58 +54,5 @@ func FuzzGatewayFrame(f *testing.F) {
 			}
 			return true
 		})
-	})
-}
-
-// FuzzSplitMessage checks what every split of a reply must guarantee: no
-// chunk over the limit, none blank, no fence left open, valid UTF-8 stays
-// valid, and nothing said is lost or reordered. A fence the text itself
-// leaves open may stay open in the last chunk.
-func FuzzSplitMessage(f *testing.F) {
-	f.Add("hello world", 2000)
-	f.Add(strings.Repeat("a", 2001), 2000)
-	f.Add(strings.Repeat("😀", 1001), 2000)
-	f.Add("```go\nline1\nline2\nline3\n```", 22)
-	f.Add("```"+strings.Repeat("x", 100)+"\ncode\n"+strings.Repeat("y", 100)+"\n```", 64)
-	f.Add("ae\u0301 e\u0301e\u0301e\u0301", 2)
-	f.Add("aaaaaa\nbbbbbb\n\ncccc", 16)
-	f.Add("``` ```\n```\n``", 40)
-	f.Fuzz(func(t *testing.T, text string, limit int) {
-		if limit < 40 || limit > 4000 || len(text) > 20000 {
-			t.Skip("limits outside what a platform has")
-		}
-		chunks := splitMessage(text, limit)
-		_, textOpen := openFence(strings.TrimSpace(text))
-		for i, c := range chunks {
-			if n := textLength(c); n > limit {
-				t.Fatalf("chunk %d is %d units, over the limit %d", i, n, limit)
-			}
-			if utf8.ValidString(text) && !utf8.ValidString(c) {
-				t.Fatalf("chunk %d is not valid UTF-8 (split inside a character)", i)
-			}
-			if strings.TrimSpace(c) == "" {
-				t.Fatalf("chunk %d is blank", i)
-			}
-			// Only a text that leaves a fence open itself may end open.
-			if _, open := openFence(c); open && (i < len(chunks)-1 || !textOpen) {
-				t.Fatalf("chunk %d of %d leaves a code fence open: %q", i, len(chunks), c)
-			}
-		}
-		// Every non-space character of the text appears in the chunks, in
-		// order (the chunks add fences and drop the spaces they break at).
-		joined := strings.Join(chunks, "")
-		for i := 0; i < len(text); {
-			r, w := utf8.DecodeRuneInString(text[i:])
-			piece := text[i : i+w] // one character, or one invalid byte
-			i += w
-			if unicode.IsSpace(r) {
-				continue
-			}
-			j := strings.Index(joined, piece)
-			if j < 0 {
-				t.Fatalf("%q was lost: text %q, chunks %q", piece, text, chunks)
-			}
-			joined = joined[j+len(piece):]
-		}
 	})
 }
