@@ -17,9 +17,9 @@ import (
 
 // Defaults for zero config values.
 const (
-	DefaultModel        = "echo/echo"
-	DefaultMaxAgents    = 128
-	DefaultIdleTTL      = time.Hour
+	DefaultModel     = "echo/echo"
+	DefaultMaxAgents = 128
+	DefaultIdleTTL   = time.Hour
 	// DefaultGrace is how long an evicted agent's reply may keep running
 	// before it is cancelled so that the agent can be closed.
 	DefaultGrace = 30 * time.Second
