@@ -15,12 +15,10 @@ import (
 func FuzzDecodeMessageRequest(f *testing.F) {
 	for _, seed := range []string{
 		`{"session":"alice","text":"hello"}`,
-		`{"session":"a","text":"hi"} {"x":1}`,
 		`{"session":"a","text":"hi"}}`,
 		`{"session":"a","text":"hi"}` + "\n\t ",
 		"{\"session\":\"a\",\"text\":\"hi \xff\"}",
 		`{"session":"a\u0000","text":"hi"}`,
-		`{"session":"` + strings.Repeat("s", 300) + `","text":"hi"}`,
 		`{"session":"a","text":"\ud800"}`,
 		`{"session":1,"text":"hi"}`,
 		`{"session":"a","session":"b","text":"hi"}`,
