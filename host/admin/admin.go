@@ -29,7 +29,10 @@ type Options struct {
 	Ready func() (bool, string)
 	// Gatherer serves /metrics; nil for none.
 	Gatherer prometheus.Gatherer
-	Logger   hclog.Logger
+	// Routes, if set, registers more endpoints (the access policy's
+	// /v1/pairing and /v1/usage).
+	Routes func(*http.ServeMux)
+	Logger hclog.Logger
 }
 
 // Server is a running admin endpoint.
@@ -91,6 +94,9 @@ func Listen(opts Options) (*Server, error) {
 	})
 	if opts.Gatherer != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{}))
+	}
+	if opts.Routes != nil {
+		opts.Routes(mux)
 	}
 	s.ln = ln
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}

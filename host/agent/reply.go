@@ -53,6 +53,7 @@ func (s *Service) Reply(ctx context.Context, key, text string) (string, error) {
 	if err := s.commit(ctx, t, resp.Content); err != nil {
 		return "", err
 	}
+	s.usage(ctx, key, resp.Usage)
 	return resp.Content, nil
 }
 
@@ -65,7 +66,7 @@ func (s *Service) ReplyStream(ctx context.Context, key, text string, onDelta fun
 	if err != nil {
 		return "", err
 	}
-	content, err := t.stream(ctx, onDelta)
+	content, usage, err := t.stream(ctx, onDelta)
 	s.cache.release(t.agent)
 	if err != nil {
 		s.cache.endTurn(t.key, t.agent, t.trusted, t.ver, turnNoWrite)
@@ -74,23 +75,35 @@ func (s *Service) ReplyStream(ctx context.Context, key, text string, onDelta fun
 	if err := s.commit(ctx, t, content); err != nil {
 		return "", err
 	}
+	s.usage(ctx, key, usage)
 	return content, nil
 }
 
-func (t *turn) stream(ctx context.Context, onDelta func(string)) (string, error) {
+// usage hands a committed turn's token usage to Options.OnUsage.
+func (s *Service) usage(ctx context.Context, key string, u provider.Usage) {
+	if s.opts.OnUsage != nil {
+		s.opts.OnUsage(context.WithoutCancel(ctx), key, u)
+	}
+}
+
+func (t *turn) stream(ctx context.Context, onDelta func(string)) (string, provider.Usage, error) {
+	var usage provider.Usage
 	st, err := t.agent.client.Stream(ctx, t.req)
 	if err != nil {
-		return "", err
+		return "", usage, err
 	}
 	defer st.Close()
 	var b strings.Builder
 	for {
 		c, err := st.Recv()
 		if err == io.EOF {
-			return b.String(), nil
+			return b.String(), usage, nil
 		}
 		if err != nil {
-			return "", err
+			return "", usage, err
+		}
+		if c.Usage != nil {
+			usage = *c.Usage
 		}
 		if c.Delta != "" {
 			b.WriteString(c.Delta)

@@ -311,6 +311,7 @@ func (r *Router) turn(ctx context.Context, j *job) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	stopTyping := r.typing(ctx, j)
+	ctx = WithOrigin(ctx, Origin{Platform: j.platform, UserID: j.msg.UserID, Direct: j.msg.Direct})
 	text, err := r.opts.Agents.Reply(ctx, j.key, j.msg.Text)
 	stopTyping()
 	switch {
