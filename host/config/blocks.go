@@ -44,7 +44,7 @@ func (c *Cache) decode(d *decoder, body hcl.Body) {
 var agentSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 	{Name: "model"}, {Name: "system_prompt"}, {Name: "history_limit"},
 	{Name: "max_concurrent"}, {Name: "queue_limit"}, {Name: "reply_timeout"},
-}}
+}, Blocks: []hcl.BlockHeaderSchema{{Type: "limits"}}}
 
 // decode decodes the agent block over the defaults in a and returns the
 // range to report a bad model at.
@@ -58,6 +58,9 @@ func (a *Agent) decode(d *decoder, block *hcl.Block) hcl.Range {
 	d.integer(attrs, "max_concurrent", 1, &a.MaxConcurrent)
 	d.integer(attrs, "queue_limit", 0, &a.QueueLimit)
 	d.duration(attrs, "reply_timeout", &a.ReplyTimeout)
+	if lb := d.onlyBlock(content.Blocks, "limits", "the agent block"); lb != nil {
+		a.Limits.decode(d, lb.Body)
+	}
 	if m, ok := attrs["model"]; ok {
 		return m.Range
 	}
@@ -132,7 +135,7 @@ var platformSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
 		{Name: "plugin"}, {Name: "enabled"}, {Name: "session_scope"}, {Name: "sha256"},
 	},
-	Blocks: []hcl.BlockHeaderSchema{{Type: "config"}, {Type: "restart"}},
+	Blocks: []hcl.BlockHeaderSchema{{Type: "config"}, {Type: "restart"}, {Type: "access"}},
 }
 
 var restartSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
@@ -169,8 +172,17 @@ func decodePlatform(d *decoder, b *hcl.Block) *Platform {
 		}
 	}
 
+	if ab := d.onlyBlock(content.Blocks, "access", "a platform"); ab != nil {
+		p.Access.decode(d, ab.Body)
+	}
+	if p.Access.DM == "" {
+		p.Access.DM = DMDefault(p.Plugin)
+	}
 	var config, restart *hcl.Block
 	for _, blk := range content.Blocks {
+		if blk.Type == "access" {
+			continue
+		}
 		prev := &config
 		if blk.Type == "restart" {
 			prev = &restart

@@ -59,6 +59,8 @@ type Agent struct {
 	QueueLimit int
 	// ReplyTimeout bounds one reply; default 5m.
 	ReplyTimeout time.Duration
+	// Limits are the per-user limits of the agent's limits block.
+	Limits Limits
 }
 
 // Cache is the cache block.
@@ -78,6 +80,9 @@ type Platform struct {
 	// SHA256 is the expected hex checksum of the plugin binary; empty for none.
 	SHA256  string
 	Restart Restart
+	// Access is the platform's access block; DM is always set (its
+	// default is DMDefault(Plugin)).
+	Access Access
 
 	// Body is the platform's config {} block, decoded later against the
 	// schema its plugin describes (DecodePlatformConfig). Nil when absent.
