@@ -90,6 +90,7 @@ type Gate struct {
 	plugin    map[string]map[string]bool // platform → users its plugin's allowed_users lists
 	limits    map[string]Limits          // by agent
 	users     map[userKey]*userState
+	lastSweep time.Time
 
 	pairMu sync.Mutex     // serialises issuing codes
 	work   sync.WaitGroup // notices and usage writes in flight

@@ -377,3 +377,19 @@ func TestParseSince(t *testing.T) {
 		}
 	}
 }
+
+func TestIdleUsersAreSwept(t *testing.T) {
+	f := newFixture(t)
+	f.gate.Configure(map[string]Policy{"d": {DM: DMOpen}}, map[string]Limits{DefaultAgent: {MessagesPerMinute: 5}})
+	for _, u := range []string{"a", "b", "c"} {
+		f.gate.Admit("d", dm(u, "x"))
+	}
+	f.clock.Add(sweepEvery)
+	f.gate.Admit("d", dm("z", "x"))
+	f.gate.mu.Lock()
+	n := len(f.gate.users)
+	f.gate.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("%d users kept after the sweep, want only the active one", n)
+	}
+}

@@ -61,6 +61,7 @@ func (g *Gate) withinLimits(platform, agent string, m *shared.Message) bool {
 		g.mu.Unlock()
 		return true
 	}
+	g.sweep(now)
 	s := g.state(userKey{platform, agent, m.UserID})
 	var notice, reason string
 	switch {
@@ -101,4 +102,23 @@ func (g *Gate) withinLimits(platform, agent string, m *shared.Message) bool {
 			ReplyToID: m.ID, Text: notice, Kind: shared.KindNotice})
 	}
 	return false
+}
+
+// sweepEvery is how often idle users' counting state is dropped.
+const sweepEvery = 10 * time.Minute
+
+// sweep drops the state of users with nothing left to count (no message in
+// the last minute, no tokens today, no notice pending), so the map holds
+// today's active users, not everyone ever seen; g.mu must be held.
+func (g *Gate) sweep(now time.Time) {
+	if now.Sub(g.lastSweep) < sweepEvery {
+		return
+	}
+	g.lastSweep = now
+	for k, s := range g.users {
+		idle := len(s.recent) == 0 || now.Sub(s.recent[len(s.recent)-1]) >= time.Minute
+		if idle && s.tokensToday(now) == 0 && !now.Before(s.quietUntil) {
+			delete(g.users, k)
+		}
+	}
 }

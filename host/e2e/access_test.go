@@ -17,7 +17,7 @@ import (
 
 // accessConfig is the fake OpenAI provider, an agent block with limits, and
 // a Discord platform with an access block.
-func accessConfig(ai *providertest.Server, fake *fakediscord.Server, limits, access string) string {
+func accessConfig(ai *providertest.Server, fake *fakediscord.Server, limits, access string, pluginExtra ...string) string {
 	return fmt.Sprintf(`
 provider "openai" {
   type     = "openai"
@@ -38,13 +38,14 @@ platform "discord" {
   config {
     token   = %q
     api_url = %q
+    %s
   }
   restart {
     initial_backoff = "50ms"
     max_backoff     = "200ms"
   }
 }
-`, ai.URL, limits, access, fakediscord.DefaultToken, fake.APIURL)
+`, ai.URL, limits, access, fakediscord.DefaultToken, fake.APIURL, strings.Join(pluginExtra, "\n"))
 }
 
 // directMessage is a Discord DM: no guild id.
@@ -216,6 +217,24 @@ func TestDiscordDMPairing(t *testing.T) {
 		if strings.Contains(m, "revoked") {
 			t.Fatalf("the revoked user was answered: %q", m)
 		}
+	}
+}
+
+// A user listed in the plugin's own allowed_users is allowed by the
+// operator already: answered under the default pairing policy, no code.
+func TestDiscordPluginAllowedUsersSkipPairing(t *testing.T) {
+	t.Parallel()
+	ai := newFakeOpenAI(t)
+	fake := fakediscord.New(t)
+	e := newEnv(t)
+	e.install("discord", "discord")
+	e.writeConfig(accessConfig(ai, fake, "", "", `allowed_users = ["300"]`))
+	e.start()
+	e.waitPlatform("discord", 20*time.Second, inState("running"))
+	fake.InjectMessage(directMessage("300", "hi"))
+	waitPosted(t, fake, "D300", "turns=1 last=hi")
+	if got := postedIn(fake, "D300"); len(got) != 1 {
+		t.Fatalf("posted in D300: %q; want only the answer", got)
 	}
 }
 
