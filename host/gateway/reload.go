@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -38,9 +37,7 @@ func (h *Host) Reload() error {
 	}
 	h.logger.SetLevel(hclog.LevelFromString(cfg.Gateway.LogLevel))
 	if cfg.Gateway.LogLevel != old.Gateway.LogLevel {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		h.sup.SetLogLevel(ctx, cfg.Gateway.LogLevel)
-		cancel()
+		h.sup.SetLogLevel(cfg.Gateway.LogLevel)
 	}
 	if err := h.agents.Apply(cfg); err != nil {
 		h.mu.Lock()
