@@ -36,6 +36,9 @@ type Options struct {
 	Reload func() (*config.Config, error)
 	// Argv is recorded in the PID record.
 	Argv []string
+	// DroppedLogs, if set, counts the log lines dropped because the log
+	// output was stuck (gateway_log_lines_dropped_total).
+	DroppedLogs func() uint64
 }
 
 // Host is a running gateway.
@@ -186,6 +189,12 @@ func Start(opts Options) (_ *Host, err error) {
 
 	reg := prometheus.NewRegistry()
 	h.metrics = newMetrics(reg, h)
+	if opts.DroppedLogs != nil {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "gateway_log_lines_dropped_total",
+			Help: "Log lines dropped because the log output did not keep up.",
+		}, func() float64 { return float64(opts.DroppedLogs()) }))
+	}
 	for _, c := range h.agents.Collectors() {
 		reg.MustRegister(c)
 	}

@@ -35,12 +35,13 @@ func parseCommand(text string) (name, arg string, ok bool) {
 	return strings.ToLower(name), strings.TrimSpace(arg), true
 }
 
-// command answers a chat command at once, even while a reply runs.
+// command handles a chat command from Handle, without waiting on the
+// store or the plugin: /stop acts at once; /new drops what waits and
+// queues its reset; /model X queues the switch; what only reads is
+// answered at once. Every answer is queued for delivery.
 func (r *Router) command(j *job, name, arg string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	notice := func(text string) { r.reply(j, text, shared.KindNotice) }
-	fail := func(text string) { r.reply(j, text, shared.KindError) }
+	notice := func(text string) { r.notify(j, text, shared.KindNotice) }
+	fail := func(err error) { r.notify(j, userText(err), shared.KindError) }
 
 	switch name {
 	case "help":
@@ -53,30 +54,24 @@ func (r *Router) command(j *job, name, arg string) {
 		}
 	case "new", "reset":
 		r.cancelRunning(j.key, errStopped, true)
-		if err := r.opts.Agents.Reset(ctx, j.key); err != nil {
-			fail(userText(err))
-			return
-		}
-		notice("Started a new session.")
+		j.cmd = "new"
+		r.enqueue(j)
 	case "model":
 		if arg == "" {
 			cur, err := r.opts.Agents.Model(j.key)
 			if err != nil {
-				fail(userText(err))
+				fail(err)
 				return
 			}
 			notice(fmt.Sprintf("Model: %s\nProviders: %s\nSwitch with /model PROVIDER/MODEL", cur, strings.Join(r.opts.Agents.Models(), ", ")))
 			return
 		}
-		if err := r.opts.Agents.SetModel(ctx, j.key, arg); err != nil {
-			fail(userText(err))
-			return
-		}
-		notice("Model switched to " + arg + ".")
+		j.cmd, j.arg = "model", arg
+		r.enqueue(j)
 	case "status":
 		st, err := r.opts.Agents.Status(j.key)
 		if err != nil {
-			fail(userText(err))
+			fail(err)
 			return
 		}
 		busy, waiting := r.Busy(j.key)
@@ -88,4 +83,27 @@ func (r *Router) command(j *job, name, arg string) {
 	default:
 		notice(fmt.Sprintf("Unknown command /%s. Try /help.", name))
 	}
+}
+
+// commandTimeout bounds a command's store write.
+const commandTimeout = 30 * time.Second
+
+// sessionCommand runs a command that writes the session, in the session's
+// queue like any turn, and delivers its answer.
+func (r *Router) sessionCommand(_ context.Context, j *job) {
+	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+	defer cancel()
+	var err error
+	var done string
+	switch j.cmd {
+	case "new":
+		err, done = r.opts.Agents.Reset(ctx, j.key), "Started a new session."
+	case "model":
+		err, done = r.opts.Agents.SetModel(ctx, j.key, j.arg), "Model switched to "+j.arg+"."
+	}
+	if err != nil {
+		r.deliver(j, userText(err), shared.KindError)
+		return
+	}
+	r.deliver(j, done, shared.KindNotice)
 }

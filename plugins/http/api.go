@@ -103,7 +103,16 @@ func (a *adapter) handleMessage(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// busyRetryAfter is the Retry-After of a 429: the session's current reply
+// is likely done by then.
+const busyRetryAfter = "2"
+
 func writeReply(w http.ResponseWriter, session string, rep shared.Reply) {
+	if rep.Kind == shared.KindBusy {
+		w.Header().Set("Retry-After", busyRetryAfter)
+		writeJSON(w, http.StatusTooManyRequests, messageResponse{Session: session, Error: rep.Text})
+		return
+	}
 	if rep.Kind == shared.KindError {
 		writeJSON(w, http.StatusBadGateway, messageResponse{Session: session, Error: rep.Text})
 		return
