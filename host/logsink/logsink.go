@@ -16,7 +16,7 @@ import (
 
 // DefaultCapacity is how many lines wait for a slow sink before new ones
 // are dropped.
-const DefaultCapacity = 4096
+const DefaultCapacity = 512
 
 // DefaultReportEvery is how often a "dropped N log lines" line is written
 // while lines are being dropped.

@@ -394,6 +394,9 @@ func (r *Router) turn(ctx context.Context, j *job) {
 	if err == nil && derr != nil {
 		r.undelivered(j, ans, derr)
 	}
+	if derr == nil {
+		r.logger.Debug("reply delivered", "platform", j.platform, "session", j.key, "kind", kind, "took", time.Since(start).Round(time.Microsecond))
+	}
 	if r.opts.Observe != nil {
 		r.opts.Observe(j.platform, time.Since(start), err)
 	}
