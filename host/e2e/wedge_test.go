@@ -214,7 +214,9 @@ func TestFrozenPlatformDoesNotStarveAnother(t *testing.T) {
 
 	const n = 8
 	for i := range n {
-		go func() { _, _, _ = postRaw(t, web, fmt.Sprintf(`{"session":"w%d","text":"slow 300"}`, i), 90*time.Second) }()
+		go func() {
+			_, _, _ = postRaw(t, web, fmt.Sprintf(`{"session":"w%d","text":"slow 300"}`, i), 90*time.Second)
+		}()
 	}
 	eventually(t, 10*time.Second, "the web turns to reach the provider", func() bool { return ai.Served() >= 1 })
 	sigstop(t, webSt.PID)

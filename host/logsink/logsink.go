@@ -128,7 +128,7 @@ func (w *Writer) reportLine(n, total uint64) []byte {
 		b, _ := json.Marshal(map[string]any{
 			"@level": "warn", "@message": msg, "@module": w.opts.Name,
 			"@timestamp": now.Format("2006-01-02T15:04:05.000000Z07:00"),
-			"dropped": n, "dropped_total": total,
+			"dropped":    n, "dropped_total": total,
 		})
 		return append(b, '\n')
 	}
