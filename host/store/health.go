@@ -62,7 +62,7 @@ func (s *Store) Health() Health {
 	}
 	s.health.mu.Unlock()
 	var st syscall.Statfs_t
-	if err := syscall.Statfs(s.db.Path(), &st); err == nil {
+	if err := syscall.Statfs(s.path, &st); err == nil {
 		h.FreeBytes = st.Bavail * uint64(st.Bsize) //nolint:gosec // Bsize is positive
 	}
 	return h

@@ -100,6 +100,7 @@ type Store struct {
 
 	health     health
 	probeEvery time.Duration
+	path       string // the file, for statfs (db.Path races with Close)
 }
 
 // CommitStats counts group commits.
@@ -160,6 +161,7 @@ func Open(path string, opts *Options) (*Store, error) {
 	if s.maxBatch <= 0 {
 		s.maxBatch = 512
 	}
+	s.path = path
 	s.probeEvery = opts.ProbeInterval
 	if s.probeEvery <= 0 {
 		s.probeEvery = DefaultProbeInterval

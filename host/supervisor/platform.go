@@ -238,9 +238,12 @@ func (p *platform) loop() {
 			p.logger.Error("platform failed for good; it will not be restarted until its config changes",
 				"error", fatal.Message, "hint", fatal.Hint, "code", fatal.Code)
 			p.setState(StateFailed, err, p.clearProcess)
-			<-ctx.Done()
-			p.setState(StateStopped, err)
-			return
+			if !p.parkFailed(ctx, err) {
+				return
+			}
+			br.reset()
+			attempt = 0
+			continue
 		}
 		now := time.Now()
 		if !upSince.IsZero() && now.Sub(upSince) >= stableRun {
@@ -251,9 +254,12 @@ func (p *platform) loop() {
 			err = fmt.Errorf("crash loop: %d failures within %s, last: %w", br.limit, br.window, err)
 			p.logger.Error("platform failed; not restarting until the config changes", "error", err)
 			p.setState(StateFailed, err, p.clearProcess)
-			<-ctx.Done()
-			p.setState(StateStopped, err)
-			return
+			if !p.parkFailed(ctx, err) {
+				return
+			}
+			br.reset()
+			attempt = 0
+			continue
 		}
 		delay := bo.delay(attempt)
 		p.logger.Warn("plugin stopped; restarting after backoff", "error", err, "backoff", delay.Round(time.Millisecond), "attempt", attempt)
@@ -268,6 +274,22 @@ func (p *platform) loop() {
 		case <-t.C:
 		}
 		t.Stop()
+	}
+}
+
+// parkFailed keeps a failed platform parked until its config changes (a new
+// platform replaces it) or its binary is replaced (a restart request): then
+// it reports true and the loop starts it again. It reports false once ctx
+// ends.
+func (p *platform) parkFailed(ctx context.Context, err error) bool {
+	select {
+	case <-ctx.Done():
+		p.setState(StateStopped, err)
+		return false
+	case <-p.restart:
+		p.logger.Info("plugin binary replaced; starting the failed platform again")
+		p.setState(StateStarting, nil)
+		return true
 	}
 }
 

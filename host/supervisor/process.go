@@ -151,10 +151,15 @@ const killWait = 2 * time.Second
 // a frozen plugin never answers, so it runs aside: once killWait passes the
 // process is SIGKILLed, whatever Kill is doing. stop returns within about
 // grace + 2*killWait.
+// A zero grace (a plugin known not to answer) SIGKILLs it at once.
 func (p *process) stop(grace time.Duration) {
-	ctx, cancel := context.WithTimeout(context.Background(), grace)
-	_ = p.conn.Stop(ctx)
-	cancel()
+	if grace > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), grace)
+		_ = p.conn.Stop(ctx)
+		cancel()
+	} else if p.runner != nil {
+		_ = p.runner.Kill(context.Background())
+	}
 	killed := make(chan struct{})
 	go func() { p.client.Kill(); close(killed) }()
 	select {

@@ -48,7 +48,7 @@ var legal = map[State][]State{
 	StateDegraded: {StateRunning, StateBackoff, StateFailed, StateStarting, StateStopped},
 	StateBackoff:  {StateStarting, StateMissing, StateStopped},
 	StateMissing:  {StateStarting, StateStopped},
-	StateFailed:   {StateStopped},
+	StateFailed:   {StateStarting, StateStopped}, // starting: its binary was replaced
 	StateDisabled: {StateStopped},
 	StateStopped:  {},
 }
