@@ -39,7 +39,7 @@ func (h *Host) Reload() error {
 	if cfg.Gateway.LogLevel != old.Gateway.LogLevel {
 		h.sup.SetLogLevel(cfg.Gateway.LogLevel)
 	}
-	if err := h.agents.Apply(cfg); err != nil {
+	if err := h.agents.Apply(agentConfig(cfg)); err != nil {
 		h.mu.Lock()
 		h.reloadErr = fmt.Sprintf("%s: %v", time.Now().UTC().Format(time.RFC3339), err)
 		h.mu.Unlock()
