@@ -203,29 +203,40 @@ func (s *Supervisor) Typing(ctx context.Context, name string, conv shared.Conver
 const setLevelTimeout = 2 * time.Second
 
 // SetLogLevel changes the plugins' log level, running ones included. The
-// calls into the plugins are made aside, each with a deadline: a frozen
-// plugin never holds up a reload.
+// calls into the plugins are made at once, each with a deadline, and
+// SetLogLevel returns when they are done or after setLevelTimeout: a frozen
+// plugin delays a reload by that much at most.
 func (s *Supervisor) SetLogLevel(level string) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.level = level
 	if s.stopped {
+		s.mu.Unlock()
 		return
 	}
+	var calls sync.WaitGroup
 	for _, p := range s.platforms {
 		c := p.conn()
 		if c == nil {
 			continue
 		}
 		s.loops.Add(1)
+		calls.Add(1)
 		go func() {
 			defer s.loops.Done()
+			defer calls.Done()
 			ctx, cancel := context.WithTimeout(s.ctx, setLevelTimeout)
 			defer cancel()
 			if err := c.SetLogLevel(ctx, level); err != nil && s.ctx.Err() == nil {
 				p.logger.Warn("could not change the plugin's log level", "error", err)
 			}
 		}()
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { calls.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(setLevelTimeout):
 	}
 }
 
