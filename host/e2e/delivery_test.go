@@ -15,9 +15,9 @@ import (
 	"github.com/plughost/gateway/host/provider/providertest"
 )
 
-// postRaw posts body to the HTTP platform at addr and returns the whole
+// postFull posts body to the HTTP platform at addr and returns the whole
 // response (status, headers, decoded body).
-func postRaw(t testing.TB, addr, body string, timeout time.Duration) (*http.Response, map[string]any, error) {
+func postFull(t testing.TB, addr, body string, timeout time.Duration) (*http.Response, map[string]any, error) {
 	t.Helper()
 	c := http.Client{Timeout: timeout}
 	resp, err := c.Post("http://"+addr+"/v1/messages", "application/json", strings.NewReader(body))
@@ -62,7 +62,7 @@ func TestBusySessionIs429WithRetryAfter(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, _, _ = postRaw(t, web, `{"session":"b","text":"`+text+`"}`, 30*time.Second)
+			_, _, _ = postFull(t, web, `{"session":"b","text":"`+text+`"}`, 30*time.Second)
 		}()
 		// The first must be running before the second queues behind it.
 		eventually(t, 10*time.Second, "the turn to reach the provider", func() bool { return ai.Served() >= 1 })
@@ -71,7 +71,7 @@ func TestBusySessionIs429WithRetryAfter(t *testing.T) {
 	var body map[string]any
 	eventually(t, 10*time.Second, "a busy answer", func() bool {
 		var err error
-		resp, body, err = postRaw(t, web, `{"session":"b","text":"third"}`, 10*time.Second)
+		resp, body, err = postFull(t, web, `{"session":"b","text":"third"}`, 10*time.Second)
 		return err == nil && resp.StatusCode == http.StatusTooManyRequests
 	})
 	if resp.Header.Get("Retry-After") == "" || !strings.Contains(fmt.Sprint(body["error"]), "Busy") {
@@ -82,7 +82,7 @@ func TestBusySessionIs429WithRetryAfter(t *testing.T) {
 	// An agent failure is still a 502.
 	fail := providertest.Scripted{Status: 500}
 	ai.Script(fail, fail, fail, fail, fail, fail)
-	resp, body, err := postRaw(t, web, `{"session":"c","text":"fails"}`, 30*time.Second)
+	resp, body, err := postFull(t, web, `{"session":"c","text":"fails"}`, 30*time.Second)
 	if err != nil || resp.StatusCode != http.StatusBadGateway {
 		t.Fatalf("agent failure answered %v %v (%v), want 502", resp, body, err)
 	}
@@ -108,7 +108,7 @@ func TestTimedOutRequestsAreNotAnsweredIntoHistory(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			resp, _, err := postRaw(t, web, `{"session":"u","text":"slow 2500"}`, 10*time.Second)
+			resp, _, err := postFull(t, web, `{"session":"u","text":"slow 2500"}`, 10*time.Second)
 			if err == nil {
 				codes[i] = resp.StatusCode
 			}
@@ -161,7 +161,7 @@ func TestUndeliverableReplyIsReportedAndKeptOutOfHistory(t *testing.T) {
 	h := e.start()
 	e.waitPlatform("web", 20*time.Second, inState("running"))
 	start := time.Now()
-	resp, body, err := postRaw(t, web, `{"session":"g","text":"big"}`, 60*time.Second)
+	resp, body, err := postFull(t, web, `{"session":"g","text":"big"}`, 60*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +211,7 @@ func TestFrozenPlatformDoesNotStarveAnother(t *testing.T) {
 	const n = 8
 	for i := range n {
 		go func() {
-			_, _, _ = postRaw(t, web, fmt.Sprintf(`{"session":"w%d","text":"slow 300"}`, i), 90*time.Second)
+			_, _, _ = postFull(t, web, fmt.Sprintf(`{"session":"w%d","text":"slow 300"}`, i), 90*time.Second)
 		}()
 	}
 	eventually(t, 10*time.Second, "the web turns to reach the provider", func() bool { return ai.Served() >= 1 })
@@ -221,7 +221,7 @@ func TestFrozenPlatformDoesNotStarveAnother(t *testing.T) {
 
 	for i := range 3 {
 		text := fmt.Sprintf("hello %d", i)
-		resp, body, err := postRaw(t, other, `{"session":"o","text":"`+text+`"}`, 30*time.Second)
+		resp, body, err := postFull(t, other, `{"session":"o","text":"`+text+`"}`, 30*time.Second)
 		if err != nil || resp.StatusCode != 200 || body["reply"] != fmt.Sprintf("turns=%d last=%s", i+1, text) {
 			t.Fatalf("healthy platform with the other one frozen: %v %v (%v); want 200 within its 5s timeout", resp, body, err)
 		}

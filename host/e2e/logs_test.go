@@ -55,7 +55,7 @@ func TestBlockedLogOutputNeverStallsTheHost(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range 80 {
-				resp, body, err := postRaw(t, web, fmt.Sprintf(`{"session":"s%d-%d","text":"hi"}`, w, i), 30*time.Second)
+				resp, body, err := postFull(t, web, fmt.Sprintf(`{"session":"s%d-%d","text":"hi"}`, w, i), 30*time.Second)
 				if err != nil || resp.StatusCode != 200 || body["reply"] != "echo: hi" {
 					errs <- fmt.Sprintf("request %d/%d with a stuck log: %v %v %v", w, i, resp, body, err)
 					return

@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -41,7 +42,10 @@ func parseCommand(text string) (name, arg string, ok bool) {
 // answered at once. Every answer is queued for delivery.
 func (r *Router) command(j *job, name, arg string) {
 	notice := func(text string) { r.notify(j, text, shared.KindNotice) }
-	fail := func(err error) { r.notify(j, userText(err), shared.KindError) }
+	fail := func(err error) {
+		text, kind := commandFailure(err)
+		r.notify(j, text, kind)
+	}
 
 	switch name {
 	case "help":
@@ -102,8 +106,19 @@ func (r *Router) sessionCommand(_ context.Context, j *job) {
 		err, done = r.opts.Agents.SetModel(ctx, j.key, j.arg), "Model switched to "+j.arg+"."
 	}
 	if err != nil {
-		r.deliver(j, userText(err), shared.KindError)
+		text, kind := commandFailure(err)
+		r.deliver(j, text, kind)
 		return
 	}
 	r.deliver(j, done, shared.KindNotice)
+}
+
+// commandFailure words a command's failure. A command's answer is a
+// notice, "no such provider" included: only a failure the user cannot act
+// on (the store broke) is an error.
+func commandFailure(err error) (string, shared.ReplyKind) {
+	if ue := UserError(nil); errors.As(err, &ue) {
+		return ue.UserMessage(), shared.KindNotice
+	}
+	return userText(err), shared.KindError
 }

@@ -118,7 +118,7 @@ func (r *Router) deliver(j *job, text string, kind shared.ReplyKind) error {
 		err = <-d.done
 	}
 	if err != nil {
-		r.logger.Warn("could not deliver a reply", "platform", j.platform, "session", j.key, "bytes", len(text), "error", err)
+		r.logger.Warn("could not deliver a reply", "platform", j.platform, "session", shared.LogValue(j.key), "bytes", len(text), "error", err)
 	}
 	return err
 }
@@ -127,7 +127,7 @@ func (r *Router) deliver(j *job, text string, kind shared.ReplyKind) error {
 // once they are sent (busy, /stop, /help).
 func (r *Router) notify(j *job, text string, kind shared.ReplyKind) {
 	if _, err := r.queueDelivery(j, text, kind, false); err != nil {
-		r.logger.Warn("could not deliver a notice", "platform", j.platform, "session", j.key, "error", err)
+		r.logger.Warn("could not deliver a notice", "platform", j.platform, "session", shared.LogValue(j.key), "error", err)
 	}
 }
 

@@ -73,6 +73,13 @@ const (
 	ScopeUser Scope = "user"
 )
 
+// Defaults for zero Options (hand-built ones, in tests): the host passes
+// the config's values, which a test in host/gateway keeps equal to these.
+const (
+	DefaultMaxConcurrent = 64
+	DefaultReplyTimeout  = 5 * time.Minute
+)
+
 // Options configure a Router.
 type Options struct {
 	Agents Agents
@@ -80,7 +87,8 @@ type Options struct {
 	Logger hclog.Logger
 	// MaxConcurrent bounds how many replies are produced at once.
 	MaxConcurrent int
-	// QueueLimit bounds the messages waiting behind a busy session.
+	// QueueLimit bounds the messages waiting behind a busy session; 0
+	// means no queue: a message to a busy session is answered "busy".
 	QueueLimit int
 	// ReplyTimeout bounds one reply.
 	ReplyTimeout time.Duration
@@ -154,13 +162,11 @@ func New(opts Options) *Router {
 		opts.Logger = hclog.NewNullLogger()
 	}
 	if opts.MaxConcurrent <= 0 {
-		opts.MaxConcurrent = 64
+		opts.MaxConcurrent = DefaultMaxConcurrent
 	}
-	if opts.QueueLimit <= 0 {
-		opts.QueueLimit = 8
-	}
+	opts.QueueLimit = max(opts.QueueLimit, 0)
 	if opts.ReplyTimeout <= 0 {
-		opts.ReplyTimeout = 5 * time.Minute
+		opts.ReplyTimeout = DefaultReplyTimeout
 	}
 	if opts.TypingDelay <= 0 {
 		opts.TypingDelay = 500 * time.Millisecond
@@ -193,13 +199,14 @@ func New(opts Options) *Router {
 	}
 }
 
-// SetLimits changes the queue limit and reply timeout, for a reload. Zero
-// or negative values keep the current ones. MaxConcurrent is fixed for the
-// router's life.
+// SetLimits changes the queue limit and reply timeout, for a reload. A
+// queue limit of 0 means no queue, as in Options; a negative one, or a
+// reply timeout that is not positive, keeps the current value.
+// MaxConcurrent is fixed for the router's life.
 func (r *Router) SetLimits(queueLimit int, replyTimeout time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if queueLimit > 0 {
+	if queueLimit >= 0 {
 		r.opts.QueueLimit = queueLimit
 	}
 	if replyTimeout > 0 {
@@ -271,7 +278,11 @@ func (r *Router) enqueue(j *job) {
 	if s.running && len(s.queue) >= r.opts.QueueLimit {
 		n := len(s.queue)
 		r.mu.Unlock()
-		r.notify(j, fmt.Sprintf("Busy: %d messages are already waiting in this session. Send it again once the current reply is done, or /stop it.", n), shared.KindBusy)
+		text := fmt.Sprintf("Busy: %d messages are already waiting in this session. Send it again once the current reply is done, or /stop it.", n)
+		if n == 0 {
+			text = "Busy: this session is still answering. Send it again once the current reply is done, or /stop it."
+		}
+		r.notify(j, text, shared.KindBusy)
 		return
 	}
 	s.queue = append(s.queue, j)
@@ -333,7 +344,7 @@ func (r *Router) turn(ctx context.Context, j *job) {
 		return
 	}
 	if expired(j) {
-		r.logger.Info("the platform stopped waiting before the turn started; not asking the agent", "platform", j.platform, "session", j.key)
+		r.logger.Info("the platform stopped waiting before the turn started; not asking the agent", "platform", j.platform, "session", shared.LogValue(j.key))
 		return
 	}
 	select {
@@ -362,7 +373,7 @@ func (r *Router) turn(ctx context.Context, j *job) {
 	}
 	if expired(j) {
 		release()
-		r.logger.Info("the platform stopped waiting before the turn started; not asking the agent", "platform", j.platform, "session", j.key)
+		r.logger.Info("the platform stopped waiting before the turn started; not asking the agent", "platform", j.platform, "session", shared.LogValue(j.key))
 		return
 	}
 
@@ -387,7 +398,7 @@ func (r *Router) turn(ctx context.Context, j *job) {
 		// deadline, a reset stream), the reason is the timeout.
 		text = fmt.Sprintf("The agent did not reply within %s.", timeout)
 	default:
-		r.logger.Warn("agent failed", "session", j.key, "error", err)
+		r.logger.Warn("agent failed", "session", shared.LogValue(j.key), "error", err)
 		text = userText(err)
 	}
 	derr := r.deliver(j, text, kind)
@@ -395,7 +406,7 @@ func (r *Router) turn(ctx context.Context, j *job) {
 		r.undelivered(j, ans, derr)
 	}
 	if derr == nil {
-		r.logger.Debug("reply delivered", "platform", j.platform, "session", j.key, "kind", kind, "took", time.Since(start).Round(time.Microsecond))
+		r.logger.Debug("reply delivered", "platform", j.platform, "session", shared.LogValue(j.key), "kind", kind, "took", time.Since(start).Round(time.Microsecond))
 	}
 	if r.opts.Observe != nil {
 		r.opts.Observe(j.platform, time.Since(start), err)
@@ -412,9 +423,9 @@ func (r *Router) undelivered(j *job, ans Answer, derr error) {
 	ctx, cancel := context.WithTimeout(context.Background(), undeliveredMarkTimeout)
 	defer cancel()
 	if err := r.opts.Agents.MarkUndelivered(ctx, j.key, ans.Turn); err != nil {
-		r.logger.Error("could not mark an undelivered reply in the transcript", "session", j.key, "error", err)
+		r.logger.Error("could not mark an undelivered reply in the transcript", "session", shared.LogValue(j.key), "error", err)
 	} else {
-		r.logger.Warn("reply not delivered; marked undelivered in the transcript", "platform", j.platform, "session", j.key, "bytes", len(ans.Text), "error", derr)
+		r.logger.Warn("reply not delivered; marked undelivered in the transcript", "platform", j.platform, "session", shared.LogValue(j.key), "bytes", len(ans.Text), "error", derr)
 	}
 	if errors.Is(derr, ErrDeliveryQueueFull) || errors.Is(derr, ErrDeliveryExpired) || errors.Is(derr, errDeliveriesClosed) {
 		return // the platform is not taking replies: a notice would not get through either
