@@ -86,6 +86,7 @@ func defaults() *Config {
 			MaxConcurrent: 64,
 			QueueLimit:    8,
 			ReplyTimeout:  5 * time.Minute,
+			MaxReplyBytes: DefaultMaxReplyBytes,
 		},
 		Cache: Cache{
 			MaxAgents: 128,

@@ -52,6 +52,14 @@ type UserError interface {
 	UserMessage() string
 }
 
+// FailureDetails is an agent failure that knows how to be logged: the
+// level it deserves and key/value pairs with its cause (HTTP status, the
+// provider's message, attempts), never secrets.
+type FailureDetails interface {
+	error
+	LogDetails() (hclog.Level, []any)
+}
+
 // Scope is how a platform's messages map to sessions.
 type Scope string
 
@@ -312,12 +320,24 @@ func (r *Router) turn(ctx context.Context, j *job) {
 		// deadline, a reset stream), the reason is the timeout.
 		r.reply(j, fmt.Sprintf("The agent did not reply within %s.", timeout), shared.KindError)
 	default:
-		r.logger.Warn("agent failed", "session", j.key, "error", err)
+		r.logFailure(j, err)
 		r.reply(j, userText(err), shared.KindError)
 	}
 	if r.opts.Observe != nil {
 		r.opts.Observe(j.platform, time.Since(start), err)
 	}
+}
+
+// logFailure logs a failed turn at the failure's level, with its cause.
+func (r *Router) logFailure(j *job, err error) {
+	level, fields := hclog.Warn, []any{"platform", j.platform, "session", j.key, "error", err.Error()}
+	var fd FailureDetails
+	if errors.As(err, &fd) {
+		var more []any
+		level, more = fd.LogDetails()
+		fields = append(fields, more...)
+	}
+	r.logger.Log(level, "agent failed", fields...)
 }
 
 // shutdownText answers a message whose reply was cancelled by Close.
