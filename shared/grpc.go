@@ -250,7 +250,7 @@ func (c *GRPCClient) Send(ctx context.Context, r Reply) ([]string, error) {
 		Text: r.Text, Kind: pb.ReplyKind(r.Kind),
 	})
 	if err != nil {
-		return nil, err
+		return nil, deliveryFromStatus(err)
 	}
 	if f := fatalFromProto(resp.GetFatal()); f != nil {
 		return resp.GetMessageIds(), f

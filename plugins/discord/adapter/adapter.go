@@ -36,6 +36,8 @@ type timing struct {
 	// invalidSessionWait is the pause Discord asks for after a
 	// non-resumable op 9, before identifying again.
 	invalidSessionWait func() time.Duration
+	// identifyWindow is identify_budget's window; zero means an hour.
+	identifyWindow time.Duration
 }
 
 var defaultTiming = timing{
@@ -113,6 +115,9 @@ func (a *Adapter) Configure(_ context.Context, cfg shared.Config) error {
 	}
 	a.cfg, a.rest, a.transport, a.log = s, rest, transport, logger.Named("discord")
 	a.budget = newIdentifyBudget(s.identifyBudget)
+	if a.tune.identifyWindow > 0 {
+		a.budget.window = a.tune.identifyWindow
+	}
 	a.log.Debug("configured", "api_url", s.apiURL.String(), "require_mention", s.requireMention,
 		"identify_budget", s.identifyBudget)
 	return nil
@@ -173,12 +178,12 @@ func (a *Adapter) Send(ctx context.Context, r shared.Reply) ([]string, error) {
 			failIfGone := false // the user deleted their message: post anyway
 			ms.Reference = &discordgo.MessageReference{MessageID: r.ReplyToID, ChannelID: channel, FailIfNotExists: &failIfGone}
 		}
-		m, err := rest.ChannelMessageSendComplex(channel, ms, discordgo.WithContext(ctx))
+		m, err := a.postMessage(ctx, rest, channel, ms)
 		if err != nil {
 			if isUnauthorized(err) {
 				return ids, a.fail(tokenRejected("REST 401 while sending"))
 			}
-			return ids, fmt.Errorf("posting part %d/%d of a reply in channel %s: %w", i+1, len(chunks), channel, err)
+			return ids, sendFailed(ctx, err, i, len(chunks), channel)
 		}
 		ids = append(ids, m.ID)
 	}
@@ -211,7 +216,7 @@ func (a *Adapter) Typing(ctx context.Context, conv shared.Conversation) error {
 	if channel == "" || !a.typing.due(channel, time.Now(), a.tune.typingWindow) {
 		return nil
 	}
-	if err := rest.ChannelTyping(channel, discordgo.WithContext(ctx)); err != nil {
+	if _, err := a.restRequest(ctx, rest, http.MethodPost, discordgo.EndpointChannelTyping(channel), nil); err != nil {
 		a.typing.forget(channel)
 		if isUnauthorized(err) {
 			return a.fail(tokenRejected("REST 401 while typing"))

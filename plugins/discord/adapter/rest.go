@@ -55,8 +55,11 @@ func newREST(s settings) (*discordgo.Session, *http.Transport, error) {
 	sess.ShouldReconnectOnError = false
 	sess.StateEnabled = false
 	// discordgo's limiter keeps one bucket per route (per channel for
-	// messages), so a 429 in one channel does not hold up the others.
-	sess.ShouldRetryOnRateLimit = true
+	// messages), so a 429 in one channel does not hold up the others. Its
+	// 429 retry sleeps without looking at the context: off. Sends and
+	// typing wait for rate limits themselves (send.go); the rare other
+	// calls (users/@me, gateway/bot) fail and the reconnect backs off.
+	sess.ShouldRetryOnRateLimit = false
 	sess.MaxRestRetries = 2
 	// discordgo would print to stderr outside hclog; every error it sees is
 	// returned to us and logged there instead.

@@ -75,8 +75,17 @@ func (a *Adapter) loop(ctx context.Context, emit emitFunc) error {
 	rs := &resumeState{}
 	dialURL := ""
 	attempt := 0
+	var lastOp7 time.Time // when the gateway last asked to reconnect
+	asked := false        // the last connection ended with op 7
 	for ctx.Err() == nil {
 		var err error
+		if !rs.canResume() && asked {
+			// Discord asked for this identify: a gateway that keeps
+			// asking is paced by identify_budget, never fatal.
+			if !a.waitIdentifyBudget(ctx, emit) {
+				return ctx.Err()
+			}
+		}
 		if !rs.canResume() {
 			// Check the token before every fresh IDENTIFY: a rejected token
 			// then costs a REST call, not an identify (Discord resets tokens
@@ -118,6 +127,17 @@ func (a *Adapter) loop(ctx context.Context, emit emitFunc) error {
 		if ready && up >= a.tune.stableAfter {
 			attempt = 0
 		}
+		asked = errors.Is(err, errReconnectRequested)
+		if asked {
+			// Discord's docs: reconnect (and resume) at once after op 7.
+			// Op 7s that follow within stableAfter are a storm: they back
+			// off like any other reconnect.
+			now := time.Now()
+			if !lastOp7.IsZero() && now.Sub(lastOp7) < a.tune.stableAfter {
+				wait = -1
+			}
+			lastOp7 = now
+		}
 		if wait < 0 {
 			wait = backoff(attempt, a.tune.backoffBase, a.tune.backoffMax)
 			attempt++
@@ -132,6 +152,22 @@ func (a *Adapter) loop(ctx context.Context, emit emitFunc) error {
 		}
 	}
 	return ctx.Err()
+}
+
+// waitIdentifyBudget waits, when identify_budget is spent, until the
+// window has room for one more identify; false means ctx ended.
+func (a *Adapter) waitIdentifyBudget(ctx context.Context, emit emitFunc) bool {
+	wait := a.budget.wait(time.Now())
+	if wait <= 0 {
+		return true
+	}
+	msg := fmt.Sprintf("Discord keeps asking the bot to reconnect (op 7) before it is ready; identify_budget is spent: next identify in %s",
+		wait.Round(time.Second))
+	a.log.Warn(msg, "identify_budget", a.cfg.identifyBudget)
+	if !emit(shared.Event{Health: &shared.Health{State: shared.Degraded, Message: msg}}) {
+		return false
+	}
+	return sleep(ctx, wait)
 }
 
 // checkToken asks users/@me, which fails with 401 for a bad token, and

@@ -1,7 +1,7 @@
 // Package fakediscord is a fake Discord for tests: a loopback HTTP server
 // that answers the REST routes a bot uses (gateway, gateway/bot, users/@me,
 // channel messages and typing) and speaks the gateway websocket protocol
-// (HELLO, IDENTIFY → READY or a close code, heartbeats, RESUME → RESUMED,
+// (HELLO, IDENTIFY → READY, a close code or op 7, heartbeats, RESUME → RESUMED,
 // dispatched events). Tests steer it (token, close codes, drops) and read
 // back what the bot did (identifies, resumes, posted messages).
 //
@@ -62,20 +62,27 @@ type Server struct {
 	ackHeartbeats bool
 	silent        bool
 	identifyClose int
-	identifies    int
-	resumes       int
-	dials         int
-	heartbeats    int
-	nextID        int64
-	sessions      map[string]*session
-	conns         map[*gwConn]struct{}
-	messages      []PostedMessage
-	typings       []string
-	requests      []string
-	restStatus    map[string]int
-	closed        bool
-	handlers      sync.WaitGroup
-	upgrader      websocket.Upgrader
+	// reconnectOnIdentify: IDENTIFYs still to answer with op 7 (negative:
+	// all); reconnectAfterResume: op 7 after every RESUMED.
+	reconnectOnIdentify  int
+	reconnectAfterResume bool
+	reconnects           int
+	identifies           int
+	resumes              int
+	dials                int
+	heartbeats           int
+	nextID               int64
+	sessions             map[string]*session
+	conns                map[*gwConn]struct{}
+	messages             []PostedMessage
+	typings              []string
+	requests             []string
+	restStatus           map[string]int
+	rateLimit            rateLimit
+	rateLimited          int
+	closed               bool
+	handlers             sync.WaitGroup
+	upgrader             websocket.Upgrader
 }
 
 // session is a gateway session that can be resumed.
@@ -178,7 +185,9 @@ func (s *Server) SetIdentifyCloseCode(code int) {
 }
 
 // SetRESTStatus makes every request whose path ends with suffix (for example
-// "/messages") fail with status. Zero restores normal answers.
+// "/messages", or "/channels/C1/messages" for one channel) fail with status,
+// with Discord's message for 403 (Missing Permissions) and 404 (Unknown
+// Channel). Zero restores normal answers.
 func (s *Server) SetRESTStatus(suffix string, status int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -187,6 +196,56 @@ func (s *Server) SetRESTStatus(suffix string, status int) {
 		return
 	}
 	s.restStatus[suffix] = status
+}
+
+// rateLimit is a scripted 429 on the send route.
+type rateLimit struct {
+	retryAfter time.Duration
+	times      int // answers left; negative: every one
+	global     bool
+}
+
+// RateLimitSends makes the next times message posts (negative: all of them)
+// answer 429 with retry_after, as Discord does, body and rate-limit headers
+// alike. Zero times restores normal answers.
+func (s *Server) RateLimitSends(retryAfter time.Duration, times int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rateLimit = rateLimit{retryAfter: retryAfter, times: times}
+}
+
+// RateLimited returns how many requests the fake answered with 429.
+func (s *Server) RateLimited() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rateLimited
+}
+
+// limited answers 429 when a scripted rate limit applies.
+func (s *Server) limited(w http.ResponseWriter, bucket string) bool {
+	s.mu.Lock()
+	rl := s.rateLimit
+	if rl.times == 0 {
+		s.mu.Unlock()
+		return false
+	}
+	if s.rateLimit.times > 0 {
+		s.rateLimit.times--
+	}
+	s.rateLimited++
+	s.mu.Unlock()
+	secs := rl.retryAfter.Seconds()
+	h := w.Header()
+	h.Set("Retry-After", fmt.Sprint(int(rl.retryAfter.Round(time.Second)/time.Second)))
+	h.Set("X-RateLimit-Limit", "5")
+	h.Set("X-RateLimit-Remaining", "0")
+	h.Set("X-RateLimit-Reset-After", fmt.Sprintf("%.3f", secs))
+	h.Set("X-RateLimit-Bucket", bucket)
+	h.Set("X-RateLimit-Scope", "user")
+	writeJSON(w, http.StatusTooManyRequests, map[string]any{
+		"message": "You are being rate limited.", "retry_after": secs, "global": rl.global,
+	})
+	return true
 }
 
 // Identifies returns how many IDENTIFY payloads the gateway received.
@@ -277,7 +336,14 @@ func (s *Server) authorized(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	if status != 0 {
-		writeJSON(w, status, map[string]any{"message": http.StatusText(status), "code": 0})
+		msg, code := http.StatusText(status), 0
+		switch status { // what Discord says for the usual ones
+		case http.StatusForbidden:
+			msg, code = "Missing Permissions", 50013
+		case http.StatusNotFound:
+			msg, code = "Unknown Channel", 10003
+		}
+		writeJSON(w, status, map[string]any{"message": msg, "code": code})
 		return false
 	}
 	return true
@@ -308,7 +374,7 @@ func (s *Server) handleMe(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handlePostMessage(w http.ResponseWriter, r *http.Request) {
-	if !s.authorized(w, r) {
+	if !s.authorized(w, r) || s.limited(w, "messages:"+r.PathValue("id")) {
 		return
 	}
 	var body discordgo.MessageSend
