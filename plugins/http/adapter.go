@@ -108,6 +108,11 @@ func (a *adapter) Configure(_ context.Context, cfg shared.Config) error {
 	if a.cfg.MaxBody <= 0 {
 		a.cfg.MaxBody = 65536
 	}
+	if limit := int64(shared.MaxMessageBytes / 2); a.cfg.MaxBody > limit {
+		// A message must fit in one plugin protocol message to the host.
+		return &shared.FatalError{Code: "invalid_config",
+			Message: fmt.Sprintf("max_body %d is over the limit of %d bytes", a.cfg.MaxBody, limit), Hint: "lower max_body"}
+	}
 	a.timeout = 120 * time.Second
 	if a.cfg.Timeout != "" {
 		d, err := time.ParseDuration(a.cfg.Timeout)
