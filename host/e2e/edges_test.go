@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -166,4 +168,79 @@ func TestDiscordUndeliverableRepliesAreExplained(t *testing.T) {
 	}
 	fake.InjectMessage(mention("C3", "other channel"))
 	waitPosted(t, fake, "C3", "echo: other channel")
+}
+
+// The issue's pool case scaled down: 20 sessions at once, a provider that
+// takes 300 ms, max_connections = 2 and a timeout of 1 s. The queue takes
+// 3 s, but waiting for a connection is not the provider's time: every
+// answer arrives in time and is used, and /metrics shows the wait.
+func TestSlowProviderBehindSmallPoolAnswersEverySession(t *testing.T) {
+	t.Parallel()
+	ai := newFakeOpenAI(t)
+	e := newEnv(t)
+	e.install("http", "http")
+	web := freeAddr(t)
+	e.writeConfig(openAIConfig(ai, "sk-test-key", `timeout = "1s"
+  max_connections = 2`) + httpPlatform("web", web, ""))
+	e.start()
+	e.waitPlatform("web", 20*time.Second, inState("running"))
+	const sessions = 20
+	var wg sync.WaitGroup
+	got := make([]string, sessions)
+	for i := range sessions {
+		wg.Go(func() {
+			code, body := post(t, web, fmt.Sprintf(`{"session":"s%d","text":"slow 300"}`, i))
+			got[i] = fmt.Sprintf("%d %v", code, body["reply"])
+		})
+	}
+	wg.Wait()
+	for i, g := range got {
+		if g != "200 turns=1 last=slow 300" {
+			t.Errorf("session %d: %s", i, g)
+		}
+	}
+	if n := ai.Served(); n != sessions {
+		t.Errorf("provider saw %d requests; want %d (nothing retried)", n, sessions)
+	}
+	_, metrics := get(t, "http://"+e.admin+"/metrics")
+	for _, want := range []string{`gateway_provider_conn_waiting{provider="openai"} 0`, `gateway_provider_conn_waits_total{provider="openai"} 20`,
+		`gateway_provider_conn_wait_seconds_total{provider="openai"}`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}
+
+// "agent failed" used to log only the user's text at info level; the
+// status, the provider's message and the attempts were at debug.
+func TestAgentFailureLogsItsCause(t *testing.T) {
+	t.Parallel()
+	ai := newFakeOpenAI(t)
+	overloaded := providertest.Scripted{Status: 503, Body: `{"error":{"message":"The engine is overloaded"}}`}
+	ai.Script(overloaded, overloaded, overloaded, overloaded)
+	e := newEnv(t)
+	e.logLevel = "info"
+	e.install("http", "http")
+	web := freeAddr(t)
+	e.writeConfig(openAIConfig(ai, "sk-test-key", "") + httpPlatform("web", web, ""))
+	h := e.start()
+	e.waitPlatform("web", 20*time.Second, inState("running"))
+	post(t, web, `{"session":"x","text":"hi"}`)
+	eventually(t, 10*time.Second, "agent failed to be logged", func() bool {
+		return strings.Contains(h.log.String(), "agent failed")
+	})
+	var line string
+	for _, l := range strings.Split(h.log.String(), "\n") {
+		if strings.Contains(l, "agent failed") {
+			line = l
+		}
+	}
+	for _, want := range []string{"[WARN]", "status=503", "provider_message=\"The engine is overloaded\"", "attempts=4", "kind=unavailable"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("agent failed line lacks %s: %s", want, line)
+		}
+	}
+	if strings.Contains(h.log.String(), "sk-test-key") {
+		t.Error("the API key reached the log")
+	}
 }
