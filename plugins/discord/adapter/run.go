@@ -2,8 +2,10 @@ package adapter
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/bwmarrin/discordgo"
@@ -92,7 +94,7 @@ func (a *Adapter) loop(ctx context.Context, emit emitFunc) error {
 			// that identify too often).
 			err = a.checkToken(ctx)
 			if err == nil && dialURL == "" {
-				dialURL, err = gatewayURL(ctx, a.rest, a.cfg.gatewayVersion())
+				dialURL, err = a.gatewayURL(ctx)
 			}
 			if err != nil && isUnauthorized(err) {
 				return tokenRejected("REST 401")
@@ -173,11 +175,15 @@ func (a *Adapter) waitIdentifyBudget(ctx context.Context, emit emitFunc) bool {
 // checkToken asks users/@me, which fails with 401 for a bad token, and
 // learns the bot's own id for mention gating.
 func (a *Adapter) checkToken(ctx context.Context) error {
-	me, err := a.rest.User("@me", discordgo.WithContext(ctx))
+	raw, err := a.restRequest(ctx, a.rest, http.MethodGet, discordgo.EndpointUser("@me"), nil)
+	var me discordgo.User
+	if err == nil {
+		err = json.Unmarshal(raw, &me)
+	}
 	if err != nil {
 		return fmt.Errorf("checking the bot token (users/@me): %w", err)
 	}
-	a.setBot(me)
+	a.setBot(&me)
 	return nil
 }
 
