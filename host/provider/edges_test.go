@@ -156,7 +156,8 @@ func TestOpenAIBodyOverCapIsPermanent(t *testing.T) {
 	srv := providertest.New(t)
 	big := strings.Repeat("x", MaxBodyBytes+1)
 	srv.Reply = func(*providertest.Request) string { return big }
-	p := newTestProvider(t, srv, nil, RetryPolicy{})
+	// 16 MiB of JSON takes seconds under -race on a busy machine.
+	p := newTestProvider(t, srv, func(pc *config.Provider) { pc.Timeout = time.Minute }, RetryPolicy{})
 	_, err := p.Complete(context.Background(), userReq("hi"))
 	var pe *Error
 	if !errors.As(err, &pe) || pe.Kind != KindBadResponse || !strings.Contains(pe.Message, "over 16 MiB") {
