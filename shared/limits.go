@@ -13,6 +13,12 @@ import (
 // which leaves room for the rest of a Reply.
 const MaxMessageBytes = 8 << 20
 
+// MaxReplyBytesLimit is the largest text one message carries either way:
+// the host's replies (the agent's max_reply_bytes at most) and a plugin's
+// inbound messages (the HTTP plugin's max_body at most). Half of
+// MaxMessageBytes leaves room for the rest of the message.
+const MaxReplyBytesLimit = MaxMessageBytes / 2
+
 // GRPCDialOptions are the host's dial options for a plugin connection
 // (plugin.ClientConfig.GRPCDialOptions): MaxMessageBytes both ways.
 func GRPCDialOptions() []grpc.DialOption {

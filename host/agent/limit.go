@@ -5,17 +5,17 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/plughost/gateway/host/config"
+	"github.com/plughost/gateway/shared"
 )
 
 // maxReplyBytes is the agent block's max_reply_bytes.
 func (s *Service) maxReplyBytes() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if n := s.cfg.Agent.MaxReplyBytes; n > 0 {
+	if n := s.cfg.MaxReplyBytes; n > 0 && n <= shared.MaxReplyBytesLimit {
 		return n
 	}
-	return config.DefaultMaxReplyBytes
+	return shared.MaxReplyBytesLimit
 }
 
 // capReply cuts a reply longer than limit bytes where it is produced,

@@ -52,8 +52,8 @@ func TestReplyIsCutAtMaxReplyBytesBeforeItIsRecorded(t *testing.T) {
 		}
 		return "small"
 	}
-	cfg := openaiConfig(t, srv, 8, 8)
-	cfg.Agent.MaxReplyBytes = 2048
+	cfg := openaiConfig(srv, 8, 8)
+	cfg.MaxReplyBytes = 2048
 	s := newTestService(t, cfg, Options{})
 	for _, stream := range []bool{false, true} {
 		var reply string

@@ -78,7 +78,7 @@ type Agent struct {
 // the message, within one plugin protocol message.
 const (
 	DefaultMaxReplyBytes = 64 << 10
-	MaxReplyBytesLimit   = shared.MaxMessageBytes / 2
+	MaxReplyBytesLimit   = shared.MaxReplyBytesLimit
 )
 
 // Cache is the cache block.

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/plughost/gateway/host/config"
 	"github.com/plughost/gateway/host/provider/providertest"
 )
 
@@ -24,7 +23,7 @@ func TestOpenAIPoolWaitDoesNotCountAgainstTimeout(t *testing.T) {
 		case <-ctx.Done():
 		}
 	}
-	p := newTestProvider(t, srv, func(pc *config.Provider) {
+	p := newTestProvider(t, srv, func(pc *Config) {
 		pc.MaxConnections = 2
 		pc.Timeout = time.Second // one answer fits; the queue (3 s) does not
 	}, RetryPolicy{})
@@ -84,7 +83,7 @@ func TestOpenAIPoolWaitEndsWithCallerDeadline(t *testing.T) {
 		case <-ctx.Done():
 		}
 	}
-	p := newTestProvider(t, srv, func(pc *config.Provider) { pc.MaxConnections = 1 }, RetryPolicy{})
+	p := newTestProvider(t, srv, func(pc *Config) { pc.MaxConnections = 1 }, RetryPolicy{})
 	done := make(chan error, 1)
 	go func() {
 		_, err := p.Complete(context.Background(), userReq("first"))
@@ -139,7 +138,7 @@ func TestOpenAIRedirectIsAnErrorNamingBaseURL(t *testing.T) {
 
 func TestOpenAIHTTPSAgainstPlainHTTPIsPermanent(t *testing.T) {
 	srv := providertest.New(t)
-	p := newTestProvider(t, srv, func(pc *config.Provider) {
+	p := newTestProvider(t, srv, func(pc *Config) {
 		pc.BaseURL = "https://" + strings.TrimPrefix(srv.URL, "http://")
 	}, RetryPolicy{})
 	_, err := p.Complete(context.Background(), userReq("hi"))
@@ -157,7 +156,7 @@ func TestOpenAIBodyOverCapIsPermanent(t *testing.T) {
 	big := strings.Repeat("x", MaxBodyBytes+1)
 	srv.Reply = func(*providertest.Request) string { return big }
 	// 16 MiB of JSON takes seconds under -race on a busy machine.
-	p := newTestProvider(t, srv, func(pc *config.Provider) { pc.Timeout = time.Minute }, RetryPolicy{})
+	p := newTestProvider(t, srv, func(pc *Config) { pc.Timeout = time.Minute }, RetryPolicy{})
 	_, err := p.Complete(context.Background(), userReq("hi"))
 	var pe *Error
 	if !errors.As(err, &pe) || pe.Kind != KindBadResponse || !strings.Contains(pe.Message, "over 16 MiB") {
@@ -172,7 +171,7 @@ func TestOpenAIConnectionRefusedIsRetried(t *testing.T) {
 	srv := providertest.New(t)
 	url := srv.URL
 	srv.Close()
-	p := newTestProvider(t, srv, func(pc *config.Provider) { pc.BaseURL = url }, RetryPolicy{MaxAttempts: 3})
+	p := newTestProvider(t, srv, func(pc *Config) { pc.BaseURL = url }, RetryPolicy{MaxAttempts: 3})
 	_, err := p.Complete(context.Background(), userReq("hi"))
 	var pe *Error
 	if !errors.As(err, &pe) || pe.Kind != KindUnavailable || pe.Attempts != 3 {
@@ -183,7 +182,7 @@ func TestOpenAIConnectionRefusedIsRetried(t *testing.T) {
 func TestOpenAIStreamStalledAfterHeadersTimesOut(t *testing.T) {
 	srv := providertest.New(t)
 	srv.Script(providertest.Scripted{Stall: true})
-	p := newTestProvider(t, srv, func(pc *config.Provider) { pc.StreamIdleTimeout = 200 * time.Millisecond }, RetryPolicy{})
+	p := newTestProvider(t, srv, func(pc *Config) { pc.StreamIdleTimeout = 200 * time.Millisecond }, RetryPolicy{})
 	st, err := p.Stream(context.Background(), userReq("hi"))
 	if err != nil {
 		t.Fatal(err)

@@ -17,10 +17,15 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/plughost/gateway/shared"
+	"github.com/plughost/gateway/shared/kit"
 )
 
 // Version is the plugin's version, shown by `gateway plugins`.
 const Version = "0.1.0"
+
+// maxMessageLength is Discord's limit on a message's content: 2,000
+// characters, counted as Unicode code points.
+const maxMessageLength = 2000
 
 // errStopped is the cause Run's context gets when Stop is called.
 var errStopped = errors.New("discord plugin stopped")
@@ -33,6 +38,9 @@ type timing struct {
 	stableAfter  time.Duration // a connection up this long resets the backoff
 	stopTimeout  time.Duration // how long Stop waits for Run to end
 	typingWindow time.Duration // Typing calls closer than this post once
+	// channelRate is the budget of sends and typing indicators per
+	// channel: Discord allows about five messages per five seconds.
+	channelRate kit.Rate
 	// invalidSessionWait is the pause Discord asks for after a
 	// non-resumable op 9, before identifying again.
 	invalidSessionWait func() time.Duration
@@ -47,6 +55,7 @@ var defaultTiming = timing{
 	stableAfter:  30 * time.Second,
 	stopTimeout:  1500 * time.Millisecond,
 	typingWindow: 4 * time.Second,
+	channelRate:  kit.Rate{Every: time.Second, Burst: 5},
 	invalidSessionWait: func() time.Duration {
 		return time.Second + rand.N(4*time.Second)
 	},
@@ -64,6 +73,7 @@ type Adapter struct {
 	rest      *discordgo.Session
 	transport *http.Transport
 	budget    *identifyBudget
+	rate      *kit.Budget // per channel: sends and typing
 	bot       *discordgo.User
 	running   bool
 	stopped   bool
@@ -118,7 +128,10 @@ func (a *Adapter) Configure(_ context.Context, cfg shared.Config) error {
 	if a.tune.identifyWindow > 0 {
 		a.budget.window = a.tune.identifyWindow
 	}
-	a.log.Debug("configured", "api_url", s.apiURL.String(), "require_mention", s.requireMention,
+	if a.rate == nil {
+		a.rate = kit.NewBudget(a.tune.channelRate)
+	}
+	a.log.Debug("configured", "api_url", s.apiURL.String(), "require_mention", s.access.RequireMention,
 		"identify_budget", s.identifyBudget)
 	return nil
 }
@@ -159,7 +172,7 @@ func (a *Adapter) Stop(ctx context.Context) error {
 // at most 2,000 characters; the first chunk replies to the user's message
 // when reply_to_message is set. It returns the ids of the posted messages.
 func (a *Adapter) Send(ctx context.Context, r shared.Reply) ([]string, error) {
-	s, rest, err := a.configured()
+	s, rest, rate, err := a.configured()
 	if err != nil {
 		return nil, err
 	}
@@ -170,9 +183,12 @@ func (a *Adapter) Send(ctx context.Context, r shared.Reply) ([]string, error) {
 	if channel == "" {
 		return nil, errors.New("discord send: reply has no conversation id")
 	}
-	chunks := splitMessage(r.Text, maxMessageLength)
+	chunks := kit.Chunk(r.Text, maxMessageLength, kit.CodePoints)
 	ids := make([]string, 0, len(chunks))
 	for i, chunk := range chunks {
+		if err := rate.Wait(ctx, channel, kit.Final); err != nil {
+			return ids, sendFailed(ctx, err, i, len(chunks), channel)
+		}
 		ms := &discordgo.MessageSend{Content: chunk, AllowedMentions: allowedMentions()}
 		if i == 0 && s.replyToMessage && r.ReplyToID != "" {
 			failIfGone := false // the user deleted their message: post anyway
@@ -205,7 +221,7 @@ func allowedMentions() *discordgo.MessageAllowedMentions {
 // about ten seconds; the host calls Typing periodically while the agent
 // works, and calls closer together than the typing window post only once.
 func (a *Adapter) Typing(ctx context.Context, conv shared.Conversation) error {
-	s, rest, err := a.configured()
+	s, rest, rate, err := a.configured()
 	if err != nil || !s.typing {
 		return err
 	}
@@ -215,6 +231,10 @@ func (a *Adapter) Typing(ctx context.Context, conv shared.Conversation) error {
 	}
 	if channel == "" || !a.typing.due(channel, time.Now(), a.tune.typingWindow) {
 		return nil
+	}
+	if rate.Wait(ctx, channel, kit.Interim) != nil {
+		a.typing.forget(channel)
+		return nil // the channel's budget is spent: a typing indicator can wait
 	}
 	if _, err := a.restRequest(ctx, rest, http.MethodPost, discordgo.EndpointChannelTyping(channel), nil); err != nil {
 		a.typing.forget(channel)
@@ -226,13 +246,13 @@ func (a *Adapter) Typing(ctx context.Context, conv shared.Conversation) error {
 	return nil
 }
 
-func (a *Adapter) configured() (settings, *discordgo.Session, error) {
+func (a *Adapter) configured() (settings, *discordgo.Session, *kit.Budget, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.rest == nil {
-		return settings{}, nil, errors.New("discord plugin is not configured")
+		return settings{}, nil, nil, errors.New("discord plugin is not configured")
 	}
-	return a.cfg, a.rest, nil
+	return a.cfg, a.rest, a.rate, nil
 }
 
 // fail ends Run with fe (a token rejected by REST, say) and returns fe.

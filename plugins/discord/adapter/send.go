@@ -11,6 +11,7 @@ import (
 	"github.com/bwmarrin/discordgo"
 
 	"github.com/plughost/gateway/shared"
+	"github.com/plughost/gateway/shared/kit"
 )
 
 // Sends and typing go through restRequest rather than discordgo's helpers:
@@ -78,8 +79,8 @@ func (a *Adapter) waitRateLimit(ctx context.Context, route string, d time.Durati
 		return limited
 	}
 	a.log.Info(fmt.Sprintf("rate limited by Discord for %d s: waiting", secs), "route", route, "retry_after", d)
-	if !sleep(ctx, d) {
-		limited.Err = ctx.Err()
+	if err := kit.Sleep(ctx, d); err != nil {
+		limited.Err = err
 		return limited
 	}
 	return nil
