@@ -157,7 +157,7 @@ func TestDiscordUndeliverableRepliesAreExplained(t *testing.T) {
 		t.Error("the 403 log line does not say what to fix")
 	}
 
-	fake.RateLimitSends(60*time.Second, 1)
+	fake.RateLimit(1, 60*time.Second)
 	start := time.Now()
 	fake.InjectMessage(mention("C2", "are you there"))
 	eventually(t, 40*time.Second, "the rate limit to be logged", func() bool {

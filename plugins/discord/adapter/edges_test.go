@@ -222,7 +222,7 @@ func TestIdentifyBudgetStillFatalForUnknownFailures(t *testing.T) {
 func TestSendRateLimitedLongerThanTheDeadlineFailsAtOnce(t *testing.T) {
 	fake := fakediscord.New(t)
 	h := newHarness(t, fake, nil)
-	fake.RateLimitSends(60*time.Second, -1)
+	fake.RateLimit(-1, 60*time.Second)
 	for i := range 2 { // the second finds the bucket already waiting
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_, err := h.client.Send(ctx, shared.Reply{ConversationID: "C1", Text: "hi"})
@@ -246,7 +246,7 @@ func TestSendRateLimitedLongerThanTheDeadlineFailsAtOnce(t *testing.T) {
 func TestSendRateLimitedWithoutDeadlineEndsWithContext(t *testing.T) {
 	fake := fakediscord.New(t)
 	h := newHarness(t, fake, nil)
-	fake.RateLimitSends(60*time.Second, -1)
+	fake.RateLimit(-1, 60*time.Second)
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() {
@@ -268,7 +268,7 @@ func TestSendRateLimitedWithoutDeadlineEndsWithContext(t *testing.T) {
 func TestSendShortRateLimitIsWaitedOut(t *testing.T) {
 	fake := fakediscord.New(t)
 	h := newHarness(t, fake, nil)
-	fake.RateLimitSends(300*time.Millisecond, 1)
+	fake.RateLimit(1, 300*time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	ids, err := h.client.Send(ctx, shared.Reply{ConversationID: "C1", Text: "hi"})

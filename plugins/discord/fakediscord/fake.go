@@ -223,13 +223,13 @@ type rateLimit struct {
 	times      int // answers left; negative: every one
 }
 
-// RateLimitSends makes the next times message posts (negative: all of them)
-// answer 429 with retry_after, as Discord does, body and rate-limit headers
-// alike. Zero times restores normal answers.
-func (s *Server) RateLimitSends(retryAfter time.Duration, times int) {
+// RateLimit makes the next n message posts (negative: all of them) answer
+// 429 with retry_after, as Discord does when a channel's bucket is spent,
+// body and rate-limit headers alike. Zero restores normal answers.
+func (s *Server) RateLimit(n int, retryAfter time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.rateLimit = rateLimit{retryAfter: retryAfter, times: times}
+	s.rateLimit = rateLimit{retryAfter: retryAfter, times: n}
 }
 
 // RateLimited returns how many requests the fake answered with 429.
