@@ -12,10 +12,14 @@ import (
 func (s *Service) maxReplyBytes() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if n := s.cfg.MaxReplyBytes; n > 0 && n <= shared.MaxReplyBytesLimit {
+	switch n := s.cfg.MaxReplyBytes; {
+	case n <= 0:
+		return DefaultMaxReplyBytes
+	case n > shared.MaxReplyBytesLimit:
+		return shared.MaxReplyBytesLimit
+	default:
 		return n
 	}
-	return shared.MaxReplyBytesLimit
 }
 
 // capReply cuts a reply longer than limit bytes where it is produced,

@@ -70,16 +70,10 @@ type Agent struct {
 	MaxReplyBytes int
 }
 
-// Reply size limits (agent max_reply_bytes). The default is about what a
-// model writes in 16k tokens, the output cap of most chat models: longer
-// replies are runaways (a loop, a dumped file) that would cost every later
-// turn of the session their size again as history, and take 33 Discord
-// messages already. The limit keeps a reply, with the note and the rest of
-// the message, within one plugin protocol message.
-const (
-	DefaultMaxReplyBytes = 64 << 10
-	MaxReplyBytesLimit   = shared.MaxReplyBytesLimit
-)
+// MaxReplyBytesLimit is the largest max_reply_bytes: a reply, with the
+// note and the rest of its message, stays within one plugin protocol
+// message.
+const MaxReplyBytesLimit = shared.MaxReplyBytesLimit
 
 // Cache is the cache block.
 type Cache struct {
