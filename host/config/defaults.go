@@ -24,6 +24,11 @@ const (
 	DefaultMaxConcurrent = 64
 	DefaultQueueLimit    = 8
 	DefaultReplyTimeout  = 5 * time.Minute
+	// DefaultMaxReplyBytes is max_reply_bytes: about what a model writes in
+	// 16k tokens, the output cap of most chat models. Longer replies are
+	// runaways (a loop, a dumped file) that every later turn would resend
+	// as history, and already take 33 Discord messages.
+	DefaultMaxReplyBytes = 64 << 10
 
 	DefaultMaxAgents = 128
 	DefaultIdleTTL   = time.Hour
@@ -63,6 +68,7 @@ func defaults() *Config {
 			MaxConcurrent: DefaultMaxConcurrent,
 			QueueLimit:    DefaultQueueLimit,
 			ReplyTimeout:  DefaultReplyTimeout,
+			MaxReplyBytes: DefaultMaxReplyBytes,
 		},
 		Cache: Cache{
 			MaxAgents: DefaultMaxAgents,

@@ -96,6 +96,7 @@ func startProcess(opts startOptions) (*process, error) {
 			return pr, err
 		},
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		GRPCDialOptions:  shared.GRPCDialOptions(),
 		AutoMTLS:         true,
 		SkipHostEnv:      true, // see pluginEnv
 		StartTimeout:     timeout,
