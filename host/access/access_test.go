@@ -52,7 +52,7 @@ func (s *sent) all() []shared.Reply {
 }
 
 type fixture struct {
-	t     *testing.T
+	t     testing.TB
 	path  string
 	st    *store.Store
 	clock *clock
@@ -60,7 +60,7 @@ type fixture struct {
 	gate  *Gate
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	f := &fixture{t: t, path: filepath.Join(t.TempDir(), "s.db"),
 		clock: &clock{t: time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)}, sent: &sent{}}
@@ -110,7 +110,7 @@ func group(user, text string) *shared.Message {
 }
 
 // codeIn returns the code a pairing notice carries.
-func codeIn(t *testing.T, text string) string {
+func codeIn(t testing.TB, text string) string {
 	t.Helper()
 	const marker = "gateway pairing approve "
 	i := strings.Index(text, marker)
