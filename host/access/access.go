@@ -52,6 +52,10 @@ type Policy struct {
 	AllowedUsers []string
 	// Agent is the agent that answers the platform; "" is DefaultAgent.
 	Agent string
+	// AnswerEvery: each message waits for an answer (the HTTP platform: a
+	// request gets one reply or times out), so every refused message is
+	// answered, not only the first of a series.
+	AnswerEvery bool
 }
 
 // Limits are one agent's per-user limits; zero means no limit.
@@ -179,7 +183,7 @@ func (g *Gate) Admit(platform string, m *shared.Message) bool {
 	if m.Direct && !g.admitDM(platform, pol, m) {
 		return false
 	}
-	return g.withinLimits(platform, pol.Agent, m)
+	return g.withinLimits(platform, pol, m)
 }
 
 func (g *Gate) admitDM(platform string, pol Policy, m *shared.Message) bool {
@@ -197,9 +201,17 @@ func (g *Gate) admitDM(platform string, pol Policy, m *shared.Message) bool {
 	case DMAllowlist:
 		g.log.Debug("direct message from a user not in allowed_users", "platform", platform, "user", shared.LogValue(m.UserID))
 		g.metrics.refused(platform, "allowlist")
+		if pol.AnswerEvery {
+			g.notify(platform, noticeTo(m, "You are not allowed to talk to this agent."))
+		}
 		return false
 	}
-	return g.pair(platform, m)
+	return g.pair(platform, pol, m)
+}
+
+// noticeTo is a notice answering m.
+func noticeTo(m *shared.Message, text string) shared.Reply {
+	return shared.Reply{ConversationID: m.ConversationID, ThreadID: m.ThreadID, ReplyToID: m.ID, Text: text, Kind: shared.KindNotice}
 }
 
 // notify sends text to the conversation off the message path; Close waits

@@ -283,7 +283,7 @@ func TestMessagesPerMinute(t *testing.T) {
 	}
 	f.settle()
 	n := f.sent.all()
-	if len(n) != 1 || n[0].Text != "Slow down: at most 3 messages a minute. Try again in 30 s." || n[0].ReplyToID != "m-fourth" {
+	if len(n) != 1 || n[0].Text != "Slow down: at most 3 messages a minute. Try again in 30 s." || n[0].ReplyToID != "m-fourth" || n[0].Kind != shared.KindBusy {
 		t.Fatalf("notices = %+v", n)
 	}
 	// Commands go through and are not counted; a fifth message is refused
@@ -391,5 +391,42 @@ func TestIdleUsersAreSwept(t *testing.T) {
 	f.gate.mu.Unlock()
 	if n != 1 {
 		t.Fatalf("%d users kept after the sweep, want only the active one", n)
+	}
+}
+
+// On a platform where each message waits for its answer (HTTP), every
+// refusal is answered.
+func TestAnswerEveryRefusal(t *testing.T) {
+	f := newFixture(t)
+	f.gate.Configure(map[string]Policy{
+		"web":   {DM: DMOpen, AnswerEvery: true},
+		"pair":  {DM: DMPairing, AnswerEvery: true},
+		"allow": {DM: DMAllowlist, AnswerEvery: true},
+	}, map[string]Limits{DefaultAgent: {MessagesPerMinute: 1}})
+	f.gate.Admit("web", dm("u", "one"))
+	for _, text := range []string{"two", "three"} {
+		if f.gate.Admit("web", dm("u", text)) {
+			t.Fatalf("%s admitted", text)
+		}
+	}
+	f.gate.Admit("pair", dm("p", "one"))
+	f.gate.Admit("pair", dm("p", "two"))
+	f.gate.Admit("allow", dm("a", "one"))
+	f.settle()
+	got := map[string]string{}
+	for _, r := range f.sent.all() {
+		got[r.ConversationID+"/"+r.ReplyToID] = r.Text
+	}
+	for id, want := range map[string]string{
+		"D-u/m-two": "Slow down", "D-u/m-three": "Slow down", "D-p/m-one": "I don't know you yet",
+		"D-p/m-two": "Your pairing code is waiting", "D-a/m-one": "You are not allowed",
+	} {
+		if !strings.HasPrefix(got[id], want) {
+			t.Errorf("answer to %s = %q, want %q…", id, got[id], want)
+		}
+	}
+	n := len(got)
+	if len(f.sent.all()) != 5 || n != 5 {
+		t.Fatalf("notices = %+v; want 2 slow-downs, a code, a waiting notice, a refusal", f.sent.all())
 	}
 }

@@ -50,12 +50,13 @@ func (g *Gate) state(k userKey) *userState {
 // withinLimits counts m against its user's limits and reports whether it
 // may go on. Chat commands are never refused (a user past a limit can still
 // /stop or /new) nor counted: they do not reach the provider.
-func (g *Gate) withinLimits(platform, agent string, m *shared.Message) bool {
+func (g *Gate) withinLimits(platform string, pol Policy, m *shared.Message) bool {
 	if m.UserID == "" || router.IsCommand(m.Text) {
 		return true
 	}
 	now := g.opts.Now()
 	g.mu.Lock()
+	agent := pol.Agent
 	lim := g.limits[agent]
 	if lim == (Limits{}) {
 		g.mu.Unlock()
@@ -67,7 +68,7 @@ func (g *Gate) withinLimits(platform, agent string, m *shared.Message) bool {
 	switch {
 	case lim.TokensPerDay > 0 && s.tokensToday(now) >= lim.TokensPerDay:
 		reason = "tokens"
-		if !now.Before(s.quietUntil) {
+		if pol.AnswerEvery || !now.Before(s.quietUntil) {
 			next := now.UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
 			notice = fmt.Sprintf("You have used today's allowance of %d tokens. Try again after 00:00 UTC (in %s).",
 				lim.TokensPerDay, roundDuration(next.Sub(now).Truncate(time.Minute)+time.Minute))
@@ -85,7 +86,7 @@ func (g *Gate) withinLimits(platform, agent string, m *shared.Message) bool {
 		}
 		reason = "rate"
 		free := s.recent[0].Add(time.Minute)
-		if !now.Before(s.quietUntil) {
+		if pol.AnswerEvery || !now.Before(s.quietUntil) {
 			wait := int(math.Ceil(free.Sub(now).Seconds()))
 			notice = fmt.Sprintf("Slow down: at most %d messages a minute. Try again in %d s.", lim.MessagesPerMinute, max(wait, 1))
 			s.quietUntil = free
@@ -98,8 +99,10 @@ func (g *Gate) withinLimits(platform, agent string, m *shared.Message) bool {
 	g.metrics.refused(platform, reason)
 	g.log.Debug("message over a limit", "platform", platform, "user", shared.LogValue(m.UserID), "limit", reason)
 	if notice != "" {
-		g.notify(platform, shared.Reply{ConversationID: m.ConversationID, ThreadID: m.ThreadID,
-			ReplyToID: m.ID, Text: notice, Kind: shared.KindNotice})
+		// Busy: "send it again later" (the HTTP API answers 429).
+		r := noticeTo(m, notice)
+		r.Kind = shared.KindBusy
+		g.notify(platform, r)
 	}
 	return false
 }

@@ -35,7 +35,7 @@ func NormalizeCode(code string) string { return strings.ToUpper(strings.TrimSpac
 // pair handles a direct message from a user who is not allowed yet under
 // the pairing policy: it reports whether they are approved and, if they are
 // not, sends them a code, at most once per CodeInterval.
-func (g *Gate) pair(platform string, m *shared.Message) bool {
+func (g *Gate) pair(platform string, pol Policy, m *shared.Message) bool {
 	u, _, err := g.opts.Store.PairingUser(platform, m.UserID)
 	if err != nil {
 		g.log.Error("could not read pairing state; refusing the message", "platform", platform, "error", err)
@@ -58,6 +58,9 @@ func (g *Gate) pair(platform string, m *shared.Message) bool {
 	g.metrics.refused(platform, "pairing")
 	now := g.opts.Now()
 	if !u.CodeSent.IsZero() && now.Sub(u.CodeSent) < g.opts.CodeInterval {
+		if pol.AnswerEvery {
+			g.notify(platform, noticeTo(m, "Your pairing code is waiting for the operator's approval."))
+		}
 		return false
 	}
 	c := store.PairingCode{
@@ -73,11 +76,9 @@ func (g *Gate) pair(platform string, m *shared.Message) bool {
 	g.metrics.codes.WithLabelValues(platform).Inc()
 	g.log.Info("sent a pairing code to an unknown user", "platform", platform,
 		"user", shared.LogValue(m.UserID), "code", c.Code)
-	g.notify(platform, shared.Reply{
-		ConversationID: m.ConversationID, ThreadID: m.ThreadID, ReplyToID: m.ID, Kind: shared.KindNotice,
-		Text: fmt.Sprintf("I don't know you yet. Your pairing code is %s: ask the operator to run `gateway pairing approve %s`. It expires in %s.",
-			c.Code, c.Code, roundDuration(g.opts.CodeTTL)),
-	})
+	g.notify(platform, noticeTo(m, fmt.Sprintf(
+		"I don't know you yet. Your pairing code is %s: ask the operator to run `gateway pairing approve %s`. It expires in %s.",
+		c.Code, c.Code, roundDuration(g.opts.CodeTTL))))
 	return false
 }
 

@@ -41,6 +41,12 @@ func DMDefault(plugin string) string {
 	return DefaultDM
 }
 
+// AnswersEveryMessage reports whether each message to plugin waits for an
+// answer (the HTTP plugin: a request gets one reply or times out), so that
+// the access policy answers every message it refuses rather than only the
+// first of a series.
+func AnswersEveryMessage(plugin string) bool { return plugin == "http" }
+
 var accessSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 	{Name: "dm"}, {Name: "allowed_users"},
 }}

@@ -293,3 +293,35 @@ func grepLines(text, substr string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// On the HTTP platform (dm "open" by default) each request waits for its
+// answer: every request over messages_per_minute is answered at once with
+// 429 and the reason, never left to time out.
+func TestHTTPMessagesPerMinuteAnswers429(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.install("http", "http")
+	web := freeAddr(t)
+	e.writeConfig(`
+agent {
+  limits {
+    messages_per_minute = 1
+  }
+}
+` + httpPlatform("web", web, `timeout = "60s"`))
+	e.start()
+	e.waitPlatform("web", 20*time.Second, inState("running"))
+	if code, body := post(t, web, `{"session":"alice","text":"one"}`); code != 200 || body["reply"] != "echo: one" {
+		t.Fatalf("first: %d %v", code, body)
+	}
+	for _, text := range []string{"two", "three"} {
+		code, body := post(t, web, `{"session":"alice","text":"`+text+`"}`)
+		if msg, _ := body["error"].(string); code != 429 || !strings.HasPrefix(msg, "Slow down: at most 1 messages a minute.") {
+			t.Fatalf("%s: %d %v; want 429 with the slow-down notice", text, code, body)
+		}
+	}
+	// Another caller (session) is counted apart.
+	if code, body := post(t, web, `{"session":"bob","text":"hi"}`); code != 200 || body["reply"] != "echo: hi" {
+		t.Fatalf("bob: %d %v", code, body)
+	}
+}

@@ -38,7 +38,8 @@ func (h *Host) recordUsage(ctx context.Context, key string, u provider.Usage) {
 func (h *Host) applyAccess(cfg *config.Config) {
 	policies := make(map[string]access.Policy, len(cfg.Platforms))
 	for _, p := range cfg.Platforms {
-		policies[p.Name] = access.Policy{DM: access.DMPolicy(p.Access.DM), AllowedUsers: p.Access.AllowedUsers}
+		policies[p.Name] = access.Policy{DM: access.DMPolicy(p.Access.DM), AllowedUsers: p.Access.AllowedUsers,
+			AnswerEvery: config.AnswersEveryMessage(p.Plugin)}
 	}
 	h.access.Configure(policies, map[string]access.Limits{access.DefaultAgent: {
 		MessagesPerMinute: cfg.Agent.Limits.MessagesPerMinute,
