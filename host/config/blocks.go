@@ -145,6 +145,7 @@ var platformSchema = &hcl.BodySchema{
 
 var restartSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 	{Name: "initial_backoff"}, {Name: "max_backoff"}, {Name: "max_failures"}, {Name: "failure_window"},
+	{Name: "liveness_interval"}, {Name: "liveness_timeout"}, {Name: "liveness_failures"},
 }}
 
 // decodePlatform decodes a platform "NAME" block, leaving its config block
@@ -212,6 +213,9 @@ func (r *Restart) decode(d *decoder, body hcl.Body) {
 	d.duration(a, "max_backoff", &r.MaxBackoff)
 	d.integer(a, "max_failures", 1, &r.MaxFailures)
 	d.duration(a, "failure_window", &r.FailureWindow)
+	d.duration(a, "liveness_interval", &r.LivenessInterval)
+	d.duration(a, "liveness_timeout", &r.LivenessTimeout)
+	d.integer(a, "liveness_failures", 1, &r.LivenessFailures)
 	if mb := a["max_backoff"]; mb != nil && r.MaxBackoff < r.InitialBackoff {
 		d.errorf(mb.Range, "Invalid max_backoff",
 			"max_backoff (%s) must not be shorter than initial_backoff (%s).", r.MaxBackoff, r.InitialBackoff)

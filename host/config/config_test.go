@@ -226,7 +226,8 @@ platform "http" {}
 	if p == nil {
 		t.Fatal("PlatformByName(http) = nil")
 	}
-	want := Restart{InitialBackoff: time.Second, MaxBackoff: 2 * time.Minute, MaxFailures: 5, FailureWindow: time.Minute}
+	want := Restart{InitialBackoff: time.Second, MaxBackoff: 2 * time.Minute, MaxFailures: 5, FailureWindow: time.Minute,
+		LivenessInterval: 5 * time.Second, LivenessTimeout: 5 * time.Second, LivenessFailures: 3}
 	if p.Plugin != "http" || !p.Enabled || p.SessionScope != "conversation" || p.SHA256 != "" || p.Restart != want || p.Body != nil {
 		t.Errorf("platform = %+v", p)
 	}
@@ -290,6 +291,9 @@ platform "discord" {
     max_backoff     = "1m"
     max_failures    = 3
     failure_window  = "30s"
+    liveness_interval = "2s"
+    liveness_timeout  = "1s"
+    liveness_failures = 2
   }
 }
 `
@@ -321,7 +325,8 @@ platform "discord" {
 		t.Errorf("Cache = %+v", c.Cache)
 	}
 	p := c.PlatformByName("discord")
-	wantRestart := Restart{InitialBackoff: 2 * time.Second, MaxBackoff: time.Minute, MaxFailures: 3, FailureWindow: 30 * time.Second}
+	wantRestart := Restart{InitialBackoff: 2 * time.Second, MaxBackoff: time.Minute, MaxFailures: 3, FailureWindow: 30 * time.Second,
+		LivenessInterval: 2 * time.Second, LivenessTimeout: time.Second, LivenessFailures: 2}
 	if p.Enabled || p.SessionScope != "user" || p.SHA256 != strings.Repeat("ab", 32) || p.Restart != wantRestart {
 		t.Errorf("platform = %+v", p)
 	}

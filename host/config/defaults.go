@@ -43,6 +43,10 @@ var DefaultRestart = Restart{
 	MaxBackoff:     2 * time.Minute,
 	MaxFailures:    5,
 	FailureWindow:  time.Minute,
+	// Noticed within 10 s, killed within 20 s (issue 21).
+	LivenessInterval: 5 * time.Second,
+	LivenessTimeout:  5 * time.Second,
+	LivenessFailures: 3,
 }
 
 // defaults returns the configuration of an empty file, less the implicit

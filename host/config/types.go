@@ -111,6 +111,13 @@ type Restart struct {
 	// platform is marked failed. Defaults 5 and 1m.
 	MaxFailures   int
 	FailureWindow time.Duration
+	// LivenessInterval is how often the host pings the plugin; default 5s.
+	LivenessInterval time.Duration
+	// LivenessTimeout bounds each ping; default 5s.
+	LivenessTimeout time.Duration
+	// LivenessFailures missed pings in a row get the plugin killed and
+	// restarted (the first one makes it degraded); default 3.
+	LivenessFailures int
 }
 
 // PluginPath returns the path of the platform's plugin binary.

@@ -47,5 +47,9 @@ func restartPolicy(r config.Restart) supervisor.RestartPolicy {
 		MaxBackoff:     r.MaxBackoff,
 		MaxFailures:    r.MaxFailures,
 		FailureWindow:  r.FailureWindow,
+		// Liveness pings (issue 21).
+		LivenessInterval: r.LivenessInterval,
+		LivenessTimeout:  r.LivenessTimeout,
+		LivenessFailures: r.LivenessFailures,
 	}
 }

@@ -222,9 +222,12 @@ func (a *adapter) submit(ctx context.Context, session, text string, expire <-cha
 	ch := make(chan shared.Reply, 1)
 	a.pending[id] = ch
 	a.mu.Unlock()
+	now := time.Now()
 	msg := &shared.Message{
 		ID: id, ConversationID: session, UserID: session, UserName: session,
-		Direct: true, Text: text, UnixNano: time.Now().UnixNano(),
+		Direct: true, Text: text, UnixNano: now.UnixNano(),
+		// The request gives up after timeout: no turn starts after that.
+		ExpiresUnixNano: now.Add(a.timeout).UnixNano(),
 	}
 	a.logger.Debug("message received", "session", shared.LogValue(session), "id", id, "bytes", len(text))
 	select {
