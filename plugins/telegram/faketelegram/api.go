@@ -2,6 +2,8 @@ package faketelegram
 
 import (
 	"encoding/json"
+	"errors"
+	"io"
 	"fmt"
 	"mime"
 	"net/http"
@@ -66,7 +68,11 @@ func parseParams(r *http.Request) (params, error) {
 			}
 		}
 	case "multipart/form-data":
-		if err := r.ParseMultipartForm(1 << 20); err != nil {
+		err := r.ParseMultipartForm(1 << 20)
+		if errors.Is(err, io.EOF) {
+			break // go-telegram/bot sends an empty body, unterminated, for no parameters
+		}
+		if err != nil {
 			return nil, fmt.Errorf("can't parse multipart form: %w", err)
 		}
 		for k, v := range r.MultipartForm.Value {
