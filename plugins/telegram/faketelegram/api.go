@@ -3,8 +3,8 @@ package faketelegram
 import (
 	"encoding/json"
 	"errors"
-	"io"
 	"fmt"
+	"io"
 	"mime"
 	"net/http"
 	"regexp"
