@@ -103,7 +103,7 @@ func (a *Adapter) Configure(_ context.Context, cfg shared.Config) error {
 	}
 	a.cfg, a.cursor, a.api, a.log, a.rejected = s, cfg.Cursor, client, logger, nil
 	a.log.Debug("configured", "api_url", s.apiURL, "require_mention", s.requireMention,
-		"poll_timeout", s.pollTimeout, "delete_webhook", s.deleteWebhook, "cursor", cfg.Cursor)
+		"poll_timeout", s.pollTimeout.String(), "delete_webhook", s.deleteWebhook, "cursor", cfg.Cursor)
 	return nil
 }
 

@@ -213,6 +213,17 @@ func (s *Server) dropLocked(offset int64) {
 // else waits up to timeout seconds for one. Like Telegram, a newer call ends
 // an older waiting one with a 409.
 func (s *Server) getUpdates(w http.ResponseWriter, r *http.Request, p params) {
+	s.mu.Lock()
+	lost := s.holdPolls
+	s.mu.Unlock()
+	if lost {
+		// Lost on the way: never applied, never answered.
+		select {
+		case <-r.Context().Done():
+		case <-s.done:
+		}
+		return
+	}
 	offset, hasOffset := p.int64("offset")
 	limit := p.int("limit")
 	if limit <= 0 || limit > 100 {
@@ -243,8 +254,6 @@ func (s *Server) getUpdates(w http.ResponseWriter, r *http.Request, p params) {
 		switch {
 		case s.closed:
 			fail = &apiError{status: http.StatusBadGateway, description: "Bad Gateway"}
-		case s.holdPolls && !applied:
-			// Lost on the way: neither confirm nor answer.
 		case s.webhook != "":
 			fail = &apiError{status: http.StatusConflict, description: ConflictWebhook}
 		case s.conflict:
@@ -265,13 +274,12 @@ func (s *Server) getUpdates(w http.ResponseWriter, r *http.Request, p params) {
 				}
 			}
 		}
-		held := s.holdPolls && !applied
 		s.mu.Unlock()
 		switch {
 		case fail != nil:
 			writeError(w, *fail)
 			return
-		case len(out) > 0 || (timedOut && !held):
+		case len(out) > 0 || timedOut:
 			if out == nil {
 				out = []*models.Update{}
 			}

@@ -108,6 +108,7 @@ type Server struct {
 	changed   chan struct{}              // closed and replaced whenever polls should look again
 	polls     map[chan struct{}]struct{} // getUpdates calls waiting; closing one ends it with a 409
 	closed    bool
+	done      chan struct{} // closed by Close
 }
 
 // New starts a fake Telegram on 127.0.0.1 and stops it when the test ends.
@@ -120,6 +121,7 @@ func New(t testing.TB) *Server {
 		nextMsg: map[int64]int{},
 		changed: make(chan struct{}),
 		polls:   map[chan struct{}]struct{}{},
+		done:    make(chan struct{}),
 	}
 	s.http = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.http.URL
@@ -136,6 +138,7 @@ func (s *Server) Close() {
 		return
 	}
 	s.closed = true
+	close(s.done)
 	s.wakeLocked()
 	s.mu.Unlock()
 	s.http.CloseClientConnections()
@@ -184,14 +187,14 @@ func (s *Server) Webhook() string {
 	return s.webhook
 }
 
-// HoldPolls makes new getUpdates calls hang, their offset not applied, until
-// HoldPolls(false) or the client goes away: like a request lost on the way,
-// so a bot killed meanwhile has confirmed nothing since its last poll.
+// HoldPolls makes getUpdates calls that arrive while it is on hang until the
+// client goes away, never applying their offset: requests lost on the way,
+// so a bot killed meanwhile has confirmed nothing since its last poll. Calls
+// already waiting go on as before.
 func (s *Server) HoldPolls(on bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.holdPolls = on
-	s.wakeLocked()
 }
 
 // Fail adds a forced answer (see Failure).
