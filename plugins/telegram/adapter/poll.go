@@ -166,11 +166,18 @@ func (p *poller) handle(ctx context.Context, u *models.Update) error {
 	p.a.mu.Lock()
 	me := p.a.me
 	p.a.mu.Unlock()
-	if m := inbound(p.s, me, u.Message); m != nil {
+	m := inbound(p.s, me, u.Message)
+	if m == nil && u.Message != nil && u.Message.From != nil {
+		// Debug only: it names the chat and user ids to put in the allowlists.
+		p.a.log.Debug("not for the bot (not addressed, not allowed, or not text)", "update_id", u.ID,
+			"chat", u.Message.Chat.ID, "chat_type", u.Message.Chat.Type, "user", u.Message.From.ID)
+	}
+	if m != nil {
 		if p.since != 0 && u.Message.Date < int(p.since) {
 			p.a.log.Debug("not answering history from before the bot started", "update_id", u.ID,
 				"date", time.Unix(int64(u.Message.Date), 0).UTC())
 		} else {
+			p.a.log.Debug("message", "update_id", u.ID, "chat", m.ConversationID, "thread", m.ThreadID, "user", m.UserID)
 			m.Cursor = strconv.FormatInt(u.ID+1, 10)
 			if err := shared.Deliver(ctx, p.events, m); err != nil {
 				if ctx.Err() != nil {
