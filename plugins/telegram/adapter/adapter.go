@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/plughost/gateway/shared"
+	"github.com/plughost/gateway/shared/kit"
 )
 
 // Version is the plugin's version, shown by `gateway plugins`.
@@ -31,6 +32,11 @@ type timing struct {
 	// historyGrace: on a start without a cursor, messages older than this
 	// are history from before the bot ran, and are not answered.
 	historyGrace time.Duration
+	// chatRate is each chat's budget for sends and typing together.
+	// Telegram asks bots to keep to about one message a second per chat
+	// (20 a minute in groups) and answers 429 past that; a short burst
+	// lets a reply of a few parts go out at once.
+	chatRate kit.Rate
 }
 
 var defaultTiming = timing{
@@ -38,6 +44,7 @@ var defaultTiming = timing{
 	backoffMax:   time.Minute,
 	stopTimeout:  1500 * time.Millisecond,
 	historyGrace: time.Minute,
+	chatRate:     kit.Rate{Every: time.Second, Burst: 3},
 }
 
 // Adapter is the Telegram platform plugin. The zero value is ready for
@@ -58,7 +65,7 @@ type Adapter struct {
 	cancelRun context.CancelCauseFunc
 	runDone   chan struct{}
 
-	limits chatLimits
+	budget *kit.Budget // per chat: sends and typing, honouring 429 retry_after
 }
 
 var _ shared.Platform = (*Adapter)(nil)
@@ -101,8 +108,11 @@ func (a *Adapter) Configure(_ context.Context, cfg shared.Config) error {
 	if a.tune.backoffBase == 0 {
 		a.tune = defaultTiming
 	}
+	if a.budget == nil {
+		a.budget = kit.NewBudget(a.tune.chatRate)
+	}
 	a.cfg, a.cursor, a.api, a.log, a.rejected = s, cfg.Cursor, client, logger, nil
-	a.log.Debug("configured", "api_url", s.apiURL, "require_mention", s.requireMention,
+	a.log.Debug("configured", "api_url", s.apiURL, "require_mention", s.access.RequireMention,
 		"poll_timeout", s.pollTimeout.String(), "delete_webhook", s.deleteWebhook, "cursor", cfg.Cursor)
 	return nil
 }

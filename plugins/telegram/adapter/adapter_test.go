@@ -16,6 +16,7 @@ import (
 
 	"github.com/plughost/gateway/plugins/telegram/faketelegram"
 	"github.com/plughost/gateway/shared"
+	"github.com/plughost/gateway/shared/kit"
 )
 
 func TestMain(m *testing.M) {
@@ -28,6 +29,7 @@ var fastTiming = timing{
 	backoffMax:   200 * time.Millisecond,
 	stopTimeout:  1500 * time.Millisecond,
 	historyGrace: time.Minute,
+	chatRate:     kit.Rate{Every: 5 * time.Millisecond, Burst: 5},
 }
 
 const waitFor = 10 * time.Second
@@ -56,7 +58,7 @@ func newHarness(t *testing.T, fake *faketelegram.Server, cursor string, cfg map[
 	if err != nil {
 		t.Fatal(err)
 	}
-	logger := hclog.New(&hclog.LoggerOptions{Output: hclog.DefaultOutput, Level: hclog.Warn})
+	logger := hclog.New(&hclog.LoggerOptions{Output: testWriter{t}, Level: hclog.Debug})
 	if err := h.a.Configure(context.Background(), shared.Config{Raw: raw, Cursor: cursor, Logger: logger}); err != nil {
 		t.Fatalf("Configure: %v", err)
 	}
@@ -160,6 +162,14 @@ func (h *harness) runResult() error {
 	}
 }
 
+// testWriter shows the adapter's log with the test's output (on failure or -v).
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
+}
+
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(waitFor)
@@ -234,7 +244,7 @@ func TestBadTokenOneRequestFatal(t *testing.T) {
 			h := newHarness(t, fake, "", map[string]any{"token": token}).run()
 			err := h.runResult()
 			var fe *shared.FatalError
-			if !errors.As(err, &fe) || fe.Code != CodeTokenRejected || !strings.Contains(fe.Hint, "TELEGRAM_TOKEN") {
+			if !errors.As(err, &fe) || fe.Code != kit.CodeTokenRejected || !strings.Contains(fe.Hint, "TELEGRAM_TOKEN") {
 				t.Fatalf("Run = %v, want a token_rejected fatal error naming TELEGRAM_TOKEN", err)
 			}
 			if n := fake.Count(""); n != 1 {
@@ -265,7 +275,7 @@ func TestTokenRevokedWhileRunning(t *testing.T) {
 	before := fake.Count("")
 	fake.SetToken("1000001:rotated")
 	var fe *shared.FatalError
-	if err := h.runResult(); !errors.As(err, &fe) || fe.Code != CodeTokenRejected {
+	if err := h.runResult(); !errors.As(err, &fe) || fe.Code != kit.CodeTokenRejected {
 		t.Fatalf("Run = %v, want token_rejected", err)
 	}
 	if extra := fake.Count("") - before; extra > 1 {
@@ -417,7 +427,9 @@ func TestRetryAfterHonouredPerChat(t *testing.T) {
 		_, err := h.a.Send(ctx, shared.Reply{ConversationID: "1", Text: "slowed"})
 		done <- err
 	}()
-	eventually(t, "the 429", func() bool { return fake.Count("sendMessage") == 1 })
+	eventually(t, "the 429 to be recorded", func() bool {
+		return errors.Is(h.a.budget.Wait(ctx, "1", kit.Interim), kit.ErrSkipped)
+	})
 	// Another chat is not held up, and chat 1 gets no typing meanwhile.
 	if _, err := h.a.Send(ctx, shared.Reply{ConversationID: "2", Text: "other"}); err != nil {
 		t.Fatal(err)

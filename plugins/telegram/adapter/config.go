@@ -2,12 +2,12 @@ package adapter
 
 import (
 	"fmt"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/plughost/gateway/shared"
+	"github.com/plughost/gateway/shared/kit"
 )
 
 // DefaultAPIURL is the Bot API server; requests go to
@@ -41,13 +41,11 @@ var schema = []shared.Attribute{
 
 // settings is the decoded, validated config block.
 type settings struct {
-	token          string
-	apiURL         string // without a trailing slash
-	requireMention bool
-	allowedUsers   idSet
-	allowedChats   idSet
-	pollTimeout    time.Duration
-	deleteWebhook  bool
+	token         string
+	apiURL        string // without a trailing slash
+	access        kit.Access
+	pollTimeout   time.Duration
+	deleteWebhook bool
 }
 
 // rawConfig mirrors the JSON the host sends; pointers tell unset from false.
@@ -66,76 +64,56 @@ type rawConfig struct {
 func parseSettings(cfg shared.Config) (settings, error) {
 	var raw rawConfig
 	if err := cfg.Decode(&raw); err != nil {
-		return settings{}, invalidConfig(err.Error(), "")
+		return settings{}, kit.InvalidConfig(err.Error(), "")
 	}
 	s := settings{
-		token:          strings.TrimSpace(raw.Token),
-		requireMention: raw.RequireMention == nil || *raw.RequireMention,
-		deleteWebhook:  raw.DeleteWebhook != nil && *raw.DeleteWebhook,
-		pollTimeout:    30 * time.Second,
+		token: strings.TrimSpace(raw.Token),
+		access: kit.Access{
+			Users:          kit.NewIDSet(raw.AllowedUsers),
+			Chats:          kit.NewIDSet(raw.AllowedChats),
+			RequireMention: raw.RequireMention == nil || *raw.RequireMention,
+		},
+		deleteWebhook: raw.DeleteWebhook != nil && *raw.DeleteWebhook,
 	}
 	if s.token == "" {
-		return settings{}, invalidConfig("token is empty",
+		return settings{}, kit.InvalidConfig("token is empty",
 			"set token to the bot token from @BotFather, e.g. token = env(\"TELEGRAM_TOKEN\")")
 	}
 	if strings.ContainsAny(s.token, "/?#% \t\r\n") {
 		// It would change the request path; Telegram tokens never hold these.
-		return settings{}, invalidConfig("token holds characters a Telegram bot token never has",
+		return settings{}, kit.InvalidConfig("token holds characters a Telegram bot token never has",
 			"copy the token again from @BotFather (it looks like 123456789:AA…) into TELEGRAM_TOKEN")
 	}
-	api := strings.TrimSpace(raw.APIURL)
-	if api == "" {
-		api = DefaultAPIURL
-	}
-	u, err := url.Parse(api)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
-		return settings{}, invalidConfig(fmt.Sprintf("api_url %q is not an http(s) URL", api),
-			"leave api_url unset for Telegram, or give a base URL like "+DefaultAPIURL)
-	}
-	s.apiURL = strings.TrimRight(api, "/")
-	if s.allowedUsers, err = parseIDs("allowed_users", raw.AllowedUsers); err != nil {
+	u, err := kit.ParseURL("api_url", raw.APIURL, DefaultAPIURL)
+	if err != nil {
 		return settings{}, err
 	}
-	if s.allowedChats, err = parseIDs("allowed_chats", raw.AllowedChats); err != nil {
+	s.apiURL = u.String()
+	if err := numericIDs("allowed_users", s.access.Users); err != nil {
 		return settings{}, err
 	}
-	if raw.PollTimeout != "" {
-		d, err := time.ParseDuration(raw.PollTimeout)
-		if err != nil || d < minPollTimeout || d > maxPollTimeout {
-			return settings{}, invalidConfig(fmt.Sprintf("poll_timeout %q is not between 1s and 50s", raw.PollTimeout),
-				"leave it unset for 30s")
-		}
-		s.pollTimeout = d.Truncate(time.Second)
+	if err := numericIDs("allowed_chats", s.access.Chats); err != nil {
+		return settings{}, err
 	}
+	if s.pollTimeout, err = kit.ParseDuration("poll_timeout", raw.PollTimeout, 30*time.Second); err != nil {
+		return settings{}, err
+	}
+	if s.pollTimeout < minPollTimeout || s.pollTimeout > maxPollTimeout {
+		return settings{}, kit.InvalidConfig(fmt.Sprintf("poll_timeout %q is not between 1s and 50s", raw.PollTimeout),
+			"leave it unset for 30s")
+	}
+	s.pollTimeout = s.pollTimeout.Truncate(time.Second)
 	return s, nil
 }
 
-// idSet is a set of Telegram ids; the empty set allows everything.
-type idSet map[int64]struct{}
-
-// parseIDs reads a list of numeric ids. A name such as "@alice" is refused:
+// numericIDs refuses an id that is not a number, such as "@alice":
 // Telegram messages carry ids, and usernames can change hands.
-func parseIDs(attr string, list []string) (idSet, error) {
-	set := idSet{}
-	for _, v := range list {
-		v = strings.TrimSpace(v)
-		if v == "" {
-			continue
-		}
-		id, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return nil, invalidConfig(fmt.Sprintf("%s holds %q, which is not a numeric Telegram id", attr, v),
+func numericIDs(attr string, ids kit.IDSet) error {
+	for id := range ids {
+		if _, err := strconv.ParseInt(id, 10, 64); err != nil {
+			return kit.InvalidConfig(fmt.Sprintf("%s holds %q, which is not a numeric Telegram id", attr, id),
 				"use numeric ids (a user id like \"123456789\", a group id like \"-1001234567890\"); the plugin's README says how to find them")
 		}
-		set[id] = struct{}{}
 	}
-	return set, nil
+	return nil
 }
-
-func (s idSet) has(id int64) bool {
-	_, ok := s[id]
-	return ok
-}
-
-// allows reports whether id passes an allowlist: an empty list allows all.
-func (s idSet) allows(id int64) bool { return len(s) == 0 || s.has(id) }

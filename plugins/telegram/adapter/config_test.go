@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/plughost/gateway/shared"
+	"github.com/plughost/gateway/shared/kit"
 )
 
 func TestParseSettingsDefaults(t *testing.T) {
@@ -15,8 +16,8 @@ func TestParseSettingsDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.token != "123:abc" || s.apiURL != DefaultAPIURL || !s.requireMention || s.deleteWebhook ||
-		s.pollTimeout != 30*time.Second || len(s.allowedUsers) != 0 || len(s.allowedChats) != 0 {
+	if s.token != "123:abc" || s.apiURL != DefaultAPIURL || !s.access.RequireMention || s.deleteWebhook ||
+		s.pollTimeout != 30*time.Second || len(s.access.Users) != 0 || len(s.access.Chats) != 0 {
 		t.Fatalf("defaults = %+v", s)
 	}
 	s, err = parseSettings(shared.Config{Raw: []byte(`{"token":"1:a","api_url":"http://127.0.0.1:9/","require_mention":false,
@@ -24,8 +25,8 @@ func TestParseSettingsDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.apiURL != "http://127.0.0.1:9" || s.requireMention || !s.deleteWebhook || s.pollTimeout != 2*time.Second ||
-		!s.allowedUsers.has(43) || !s.allowedChats.has(-1001234) {
+	if s.apiURL != "http://127.0.0.1:9" || s.access.RequireMention || !s.deleteWebhook || s.pollTimeout != 2*time.Second ||
+		!s.access.Users.Has("43") || !s.access.Chats.Has("-1001234") {
 		t.Fatalf("settings = %+v", s)
 	}
 }
@@ -43,7 +44,7 @@ func TestParseSettingsErrorsAreFatalWithHints(t *testing.T) {
 	} {
 		_, err := parseSettings(shared.Config{Raw: []byte(raw)})
 		var fe *shared.FatalError
-		if !errors.As(err, &fe) || fe.Code != CodeInvalidConfig {
+		if !errors.As(err, &fe) || fe.Code != kit.CodeInvalidConfig {
 			t.Errorf("%s: %v, want an invalid_config fatal error", name, err)
 			continue
 		}

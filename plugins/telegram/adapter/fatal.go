@@ -8,30 +8,17 @@ import (
 	"github.com/go-telegram/bot"
 
 	"github.com/plughost/gateway/shared"
-)
-
-// Fatal error codes this plugin reports to the host.
-const (
-	CodeInvalidConfig = "invalid_config"
-	CodeTokenRejected = "token_rejected"
+	"github.com/plughost/gateway/shared/kit"
 )
 
 // tokenHint tells the operator how to fix a rejected token.
 const tokenHint = "check the bot token (TELEGRAM_TOKEN): copy it from @BotFather (/mybots → your bot → API Token); " +
 	"if it was revoked, put the new one in TELEGRAM_TOKEN and restart the platform"
 
-func invalidConfig(msg, hint string) *shared.FatalError {
-	return &shared.FatalError{Code: CodeInvalidConfig, Message: "invalid telegram config: " + msg, Hint: hint}
-}
-
 // tokenRejected is the fatal error for a token Telegram refused, where err
 // says which call found out and how.
 func tokenRejected(err error) *shared.FatalError {
-	return &shared.FatalError{
-		Code:    CodeTokenRejected,
-		Message: fmt.Sprintf("Telegram rejected the bot token (%v)", err),
-		Hint:    tokenHint,
-	}
+	return kit.Unauthorized(fmt.Sprintf("Telegram rejected the bot token (%v)", err), tokenHint)
 }
 
 // APIError is an error answer from the Bot API ("ok": false), or an HTTP

@@ -9,39 +9,46 @@ import (
 	"github.com/go-telegram/bot/models"
 
 	"github.com/plughost/gateway/shared"
+	"github.com/plughost/gateway/shared/kit"
 )
 
-// inbound turns a Telegram message into a host message, or nil when the bot
-// should not answer it. The order matters: bots first (a bot answering bots
-// loops), then allowlists, then addressing in groups, which also strips the
-// bot's @mention and a command's @botname from the text.
-func inbound(s settings, me *models.User, m *models.Message) *shared.Message {
-	if m == nil || m.From == nil || m.From.IsBot || me == nil {
-		return nil
+// inbound turns a Telegram message into a host message, or returns nil and
+// why the bot does not answer it. The access policy (kit.Access) decides
+// who and where; addressing in groups (an @mention, a reply to the bot, a
+// command) is found here, which also strips the bot's @mention and a
+// command's @botname from the text.
+func inbound(s settings, me *models.User, m *models.Message) (*shared.Message, string) {
+	if m == nil || m.From == nil || me == nil {
+		return nil, "not a message from a user"
+	}
+	switch m.Chat.Type {
+	case models.ChatTypePrivate, models.ChatTypeGroup, models.ChatTypeSupergroup:
+	default:
+		return nil, "a channel post" // nobody to answer
 	}
 	text, entities := m.Text, m.Entities
 	if text == "" {
 		text, entities = m.Caption, m.CaptionEntities // a photo or file with a caption
 	}
+	text, mentioned, command, forUs := address(text, entities, me.Username, me.ID)
+	if !forUs {
+		return nil, "a command for another bot"
+	}
 	direct := m.Chat.Type == models.ChatTypePrivate
-	switch m.Chat.Type {
-	case models.ChatTypePrivate, models.ChatTypeGroup, models.ChatTypeSupergroup:
-	default:
-		return nil // channels: nobody to answer
-	}
-	if !allowed(s, m.From.ID, m.Chat.ID, direct) {
-		return nil
-	}
-	text, addressed, ok := address(text, entities, me.Username, me.ID)
-	if !ok {
-		return nil // a command for another bot
-	}
-	if !direct && s.requireMention && !addressed && !repliesToBot(m, me.ID) {
-		return nil
+	if denial := s.access.Check(kit.Inbound{
+		UserID:    strconv.FormatInt(m.From.ID, 10),
+		ChatID:    strconv.FormatInt(m.Chat.ID, 10),
+		Direct:    direct,
+		Self:      m.From.ID == me.ID,
+		FromBot:   m.From.IsBot,
+		Mentioned: mentioned || repliesToBot(m, me.ID),
+		Command:   command,
+	}); denial != "" {
+		return nil, string(denial)
 	}
 	text = strings.TrimSpace(text)
 	if text == "" {
-		return nil
+		return nil, "no text"
 	}
 	out := &shared.Message{
 		ID:             messageID(m.Chat.ID, m.ID),
@@ -58,7 +65,7 @@ func inbound(s settings, me *models.User, m *models.Message) *shared.Message {
 		// not a topic.)
 		out.ThreadID = strconv.Itoa(m.MessageThreadID)
 	}
-	return out
+	return out, ""
 }
 
 // messageID is the host's id for a Telegram message: message ids are only
@@ -78,26 +85,12 @@ func parseMessageID(s string) (chat int64, id int, ok bool) {
 	return chat, id, err1 == nil && err2 == nil
 }
 
-// allowed applies the allowlists. A private chat's id is its user's id, so
-// when chats are restricted a private chat passes if allowed_chats lists it
-// or allowed_users names its user: restricting the bot to a group must not
-// leave it open to anyone in private.
-func allowed(s settings, user, chat int64, direct bool) bool {
-	if !s.allowedUsers.allows(user) {
-		return false
-	}
-	if direct {
-		return len(s.allowedChats) == 0 || len(s.allowedUsers) > 0 || s.allowedChats.has(chat)
-	}
-	return s.allowedChats.allows(chat)
-}
-
-// address finds whether text addresses the bot (an @mention of it, or a
-// /command, which Telegram delivers to bots even in privacy mode) and
-// returns the text the agent should see: the mention removed and
-// "/cmd@botname" written "/cmd". ok is false for "/cmd@otherbot".
-// Entity offsets and lengths count UTF-16 code units.
-func address(text string, entities []models.MessageEntity, username string, botID int64) (out string, addressed, ok bool) {
+// address finds whether text mentions the bot or is a /command (which
+// Telegram delivers to bots even in privacy mode) and returns the text the
+// agent should see: the mention removed and "/cmd@botname" written "/cmd".
+// forUs is false for "/cmd@otherbot". Entity offsets and lengths count
+// UTF-16 code units.
+func address(text string, entities []models.MessageEntity, username string, botID int64) (out string, mentioned, command, forUs bool) {
 	units := utf16.Encode([]rune(text))
 	type edit struct{ off, n int }
 	var cuts []edit
@@ -109,12 +102,12 @@ func address(text string, entities []models.MessageEntity, username string, botI
 		switch e.Type {
 		case models.MessageEntityTypeMention:
 			if strings.EqualFold(word, "@"+username) {
-				addressed = true
+				mentioned = true
 				cuts = append(cuts, edit{e.Offset, e.Length})
 			}
 		case models.MessageEntityTypeTextMention:
 			if e.User != nil && e.User.ID == botID {
-				addressed = true
+				mentioned = true
 			}
 		case models.MessageEntityTypeBotCommand:
 			if e.Offset != 0 {
@@ -123,24 +116,24 @@ func address(text string, entities []models.MessageEntity, username string, botI
 			cmd, target, named := strings.Cut(word, "@")
 			switch {
 			case !named:
-				addressed = true
+				command = true
 			case strings.EqualFold(target, username):
-				addressed = true
+				command = true
 				cut := len(utf16.Encode([]rune(cmd)))
 				cuts = append(cuts, edit{cut, e.Length - cut})
 			default:
-				return "", false, false
+				return "", false, false, false
 			}
 		}
 	}
 	if len(cuts) == 0 {
-		return text, addressed, true
+		return text, mentioned, command, true
 	}
 	slices.SortFunc(cuts, func(a, b edit) int { return b.off - a.off })
 	for _, c := range cuts {
 		units = slices.Delete(units, c.off, c.off+c.n)
 	}
-	return string(utf16.Decode(units)), addressed, true
+	return string(utf16.Decode(units)), mentioned, command, true
 }
 
 // repliesToBot reports whether m answers one of the bot's messages. In a

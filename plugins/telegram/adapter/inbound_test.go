@@ -6,6 +6,7 @@ import (
 	"github.com/go-telegram/bot/models"
 
 	"github.com/plughost/gateway/plugins/telegram/faketelegram"
+	"github.com/plughost/gateway/shared/kit"
 )
 
 var testBot = &models.User{ID: faketelegram.BotID, IsBot: true, Username: faketelegram.BotUsername}
@@ -19,8 +20,13 @@ func withEntities(t *testing.T, m *models.Message) *models.Message {
 	return m
 }
 
+// only is settings allowing only users and chats, mentions required.
+func only(users, chats []string) settings {
+	return settings{access: kit.Access{RequireMention: true, Users: kit.NewIDSet(users), Chats: kit.NewIDSet(chats)}}
+}
+
 func TestInboundAddressing(t *testing.T) {
-	defaults := settings{requireMention: true, allowedUsers: idSet{}, allowedChats: idSet{}}
+	defaults := settings{access: kit.Access{RequireMention: true}}
 	botMessage := faketelegram.Posted{MessageID: 77, ChatID: -100, Text: "earlier answer"}
 	cases := []struct {
 		name   string
@@ -43,21 +49,21 @@ func TestInboundAddressing(t *testing.T) {
 		{"command for another bot in private", defaults, faketelegram.Private(5, "/new@other_bot"), "", ""},
 		{"mention then command", defaults, faketelegram.Group(-100, 5, faketelegram.Mention("/new")), "/new", ""},
 		{"reply to the bot", defaults, faketelegram.ReplyTo(faketelegram.Group(-100, 5, "and then?"), botMessage), "and then?", ""},
-		{"require_mention off", settings{allowedUsers: idSet{}, allowedChats: idSet{}}, faketelegram.Group(-100, 5, "hello all"), "hello all", ""},
+		{"require_mention off", settings{}, faketelegram.Group(-100, 5, "hello all"), "hello all", ""},
 		{"topic without mention", defaults, faketelegram.Topic(-100, 9, 5, "chatter"), "", ""},
 		{"topic mention", defaults, faketelegram.Topic(-100, 9, 5, faketelegram.Mention("hi")), "hi", "9"},
 		{"only mention", defaults, faketelegram.Group(-100, 5, "@"+faketelegram.BotUsername), "", ""},
-		{"allowed user", settings{allowedUsers: idSet{5: {}}, allowedChats: idSet{}}, faketelegram.Private(5, "hi"), "hi", ""},
-		{"other user", settings{allowedUsers: idSet{6: {}}, allowedChats: idSet{}}, faketelegram.Private(5, "hi"), "", ""},
-		{"allowed chat", settings{allowedUsers: idSet{}, allowedChats: idSet{-100: {}}}, faketelegram.Group(-100, 5, "/new"), "/new", ""},
-		{"other chat", settings{allowedUsers: idSet{}, allowedChats: idSet{-200: {}}}, faketelegram.Group(-100, 5, "/new"), "", ""},
-		{"chats restricted, private not listed", settings{allowedUsers: idSet{}, allowedChats: idSet{-100: {}}}, faketelegram.Private(5, "hi"), "", ""},
-		{"chats restricted, private listed", settings{allowedUsers: idSet{}, allowedChats: idSet{5: {}}}, faketelegram.Private(5, "hi"), "hi", ""},
+		{"allowed user", only([]string{"5"}, []string{}), faketelegram.Private(5, "hi"), "hi", ""},
+		{"other user", only([]string{"6"}, []string{}), faketelegram.Private(5, "hi"), "", ""},
+		{"allowed chat", only([]string{}, []string{"-100"}), faketelegram.Group(-100, 5, "/new"), "/new", ""},
+		{"other chat", only([]string{}, []string{"-200"}), faketelegram.Group(-100, 5, "/new"), "", ""},
+		{"chats restricted, private not listed", only([]string{}, []string{"-100"}), faketelegram.Private(5, "hi"), "", ""},
+		{"chats restricted, private listed", only([]string{}, []string{"5"}), faketelegram.Private(5, "hi"), "hi", ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			m := withEntities(t, c.m)
-			got := inbound(c.s, testBot, m)
+			got, _ := inbound(c.s, testBot, m)
 			if c.want == "" {
 				if got != nil {
 					t.Fatalf("answered %+v, want ignored", got)
@@ -75,7 +81,7 @@ func TestInboundAddressing(t *testing.T) {
 }
 
 func TestInboundIgnoresBotsChannelsAndEmpty(t *testing.T) {
-	s := settings{allowedUsers: idSet{}, allowedChats: idSet{}}
+	s := settings{}
 	fromBot := faketelegram.Private(5, "hi")
 	fromBot.From.IsBot = true
 	self := faketelegram.Private(5, "hi")
@@ -84,13 +90,13 @@ func TestInboundIgnoresBotsChannelsAndEmpty(t *testing.T) {
 	channel.Chat.Type = models.ChatTypeChannel
 	sticker := faketelegram.Private(5, "")
 	for name, m := range map[string]*models.Message{"bot": fromBot, "self": self, "channel": channel, "no text": sticker, "nil": nil} {
-		if got := inbound(s, testBot, m); got != nil {
+		if got, _ := inbound(s, testBot, m); got != nil {
 			t.Errorf("%s: answered %+v", name, got)
 		}
 	}
 	captioned := faketelegram.Private(5, "")
 	captioned.Caption = "look at this"
-	if got := inbound(s, testBot, captioned); got == nil || got.Text != "look at this" {
+	if got, _ := inbound(s, testBot, captioned); got == nil || got.Text != "look at this" {
 		t.Errorf("caption: %+v", got)
 	}
 }

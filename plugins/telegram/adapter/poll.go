@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -13,6 +12,7 @@ import (
 	"github.com/go-telegram/bot/models"
 
 	"github.com/plughost/gateway/shared"
+	"github.com/plughost/gateway/shared/kit"
 )
 
 // Run checks the token with getMe, then long-polls getUpdates until ctx is
@@ -85,7 +85,7 @@ type poller struct {
 	// healthy: the last poll succeeded, and the host was told Connected.
 	healthy bool
 	reason  string // the last Degraded reason sent
-	attempt int    // failed polls in a row
+	retry   kit.Retry
 }
 
 func (a *Adapter) poll(ctx context.Context, events chan<- shared.Event) error {
@@ -94,9 +94,10 @@ func (a *Adapter) poll(ctx context.Context, events chan<- shared.Event) error {
 		return err
 	}
 	a.mu.Lock()
-	cursor, grace := a.cursor, a.tune.historyGrace
+	cursor, tune := a.cursor, a.tune
 	a.mu.Unlock()
-	p := &poller{a: a, s: s, api: client, events: events}
+	p := &poller{a: a, s: s, api: client, events: events,
+		retry: kit.Retry{Backoff: kit.Backoff{Initial: tune.backoffBase, Max: tune.backoffMax}}}
 	if cursor != "" {
 		p.offset, err = strconv.ParseInt(cursor, 10, 64)
 		if err != nil || p.offset < 0 {
@@ -105,7 +106,7 @@ func (a *Adapter) poll(ctx context.Context, events chan<- shared.Event) error {
 		}
 	}
 	if p.offset == 0 {
-		p.since = time.Now().Add(-grace).Unix()
+		p.since = time.Now().Add(-tune.historyGrace).Unix()
 	}
 	if err := p.checkToken(ctx); err != nil {
 		return err
@@ -151,7 +152,7 @@ func (p *poller) checkToken(ctx context.Context) error {
 		if isTokenRejected(err) {
 			return p.a.reject(err)
 		}
-		if err := p.degraded(ctx, "cannot reach Telegram: "+err.Error(), p.backoff()); err != nil {
+		if err := p.degraded(ctx, "cannot reach Telegram: "+err.Error(), p.retry.Failed(0)); err != nil {
 			return err
 		}
 	}
@@ -166,10 +167,10 @@ func (p *poller) handle(ctx context.Context, u *models.Update) error {
 	p.a.mu.Lock()
 	me := p.a.me
 	p.a.mu.Unlock()
-	m := inbound(p.s, me, u.Message)
+	m, why := inbound(p.s, me, u.Message)
 	if m == nil && u.Message != nil && u.Message.From != nil {
 		// Debug only: it names the chat and user ids to put in the allowlists.
-		p.a.log.Debug("not for the bot (not addressed, not allowed, or not text)", "update_id", u.ID,
+		p.a.log.Debug("not answering", "reason", why, "update_id", u.ID,
 			"chat", u.Message.Chat.ID, "chat_type", u.Message.Chat.Type, "user", u.Message.From.ID)
 	}
 	if m != nil {
@@ -193,7 +194,7 @@ func (p *poller) handle(ctx context.Context, u *models.Update) error {
 
 // receiving records a successful poll, telling the host on recovery.
 func (p *poller) receiving(ctx context.Context) error {
-	p.attempt = 0
+	p.retry.Reset()
 	if p.healthy {
 		return nil
 	}
@@ -211,7 +212,7 @@ func (p *poller) failed(ctx context.Context, err error) error {
 	if isTokenRejected(err) {
 		return p.a.reject(err)
 	}
-	wait := p.backoff()
+	wait := p.retry.Failed(0)
 	reason := "polling Telegram failed: " + err.Error()
 	switch status(err) {
 	case http.StatusTooManyRequests:
@@ -258,46 +259,12 @@ func (p *poller) degraded(ctx context.Context, reason string, wait time.Duration
 	} else {
 		p.a.log.Debug("still not receiving from Telegram", "reason", reason, "retry_in", wait)
 	}
-	return sleep(ctx, wait)
-}
-
-// backoff returns the wait after the current failure and counts it.
-func (p *poller) backoff() time.Duration {
-	p.a.mu.Lock()
-	base, maxWait := p.a.tune.backoffBase, p.a.tune.backoffMax
-	p.a.mu.Unlock()
-	d := backoff(p.attempt, base, maxWait)
-	p.attempt++
-	return d
-}
-
-// backoff returns the wait before attempt n (0-based): exponential from
-// base, capped at maxWait, with jitter over its upper half.
-func backoff(n int, base, maxWait time.Duration) time.Duration {
-	d := base
-	for i := 0; i < n && d < maxWait; i++ {
-		d *= 2
-	}
-	d = min(d, maxWait)
-	half := d / 2
-	return half + rand.N(half+1)
+	return kit.Sleep(ctx, wait)
 }
 
 func emit(ctx context.Context, events chan<- shared.Event, ev shared.Event) error {
 	select {
 	case events <- ev:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// sleep waits d or until ctx ends, returning ctx's error then.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
