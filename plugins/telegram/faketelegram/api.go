@@ -15,6 +15,8 @@ import (
 	"unicode/utf16"
 
 	"github.com/go-telegram/bot/models"
+
+	"github.com/plughost/gateway/shared/kit/fakekit"
 )
 
 // maxTextLength is Telegram's limit on a message's text, in UTF-16 units.
@@ -108,11 +110,7 @@ func writeResult(w http.ResponseWriter, result any) {
 	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "result": result})
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
+func writeJSON(w http.ResponseWriter, status int, v any) { fakekit.WriteJSON(w, status, v) }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	rest, ok := strings.CutPrefix(r.URL.Path, "/bot")
@@ -125,13 +123,15 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	p, err := parseParams(r)
 	s.mu.Lock()
 	tokenOK := token == s.token
+	s.mu.Unlock()
 	req := Request{Method: method, TokenOK: tokenOK, At: time.Now()}
 	if p != nil {
 		req.Offset, _ = p.int64("offset")
 		req.Timeout = p.int("timeout")
 	}
-	s.requests = append(s.requests, req)
-	s.mu.Unlock()
+	s.calls.Add(req)
+	s.http.Stats.Inc(statRequests)
+	s.http.Stats.Inc(method)
 	switch {
 	case !wellFormedToken.MatchString(token):
 		writeError(w, apiError{status: http.StatusNotFound, description: "Not Found"})
@@ -349,7 +349,7 @@ func (s *Server) sendMessage(w http.ResponseWriter, p params) {
 	}
 	id := s.newMessageIDLocked(chat)
 	s.chats[chat] = append(s.chats[chat], id)
-	s.posted = append(s.posted, Posted{MessageID: id, ChatID: chat, ThreadID: thread, Text: text,
+	s.posted.Add(Posted{MessageID: id, ChatID: chat, ThreadID: thread, Text: text,
 		ReplyTo: reply.MessageID, ParseMode: p["parse_mode"]})
 	chatType := models.ChatTypePrivate
 	if chat < 0 {
@@ -373,8 +373,6 @@ func (s *Server) sendChatAction(w http.ResponseWriter, p params) {
 		writeError(w, apiError{status: http.StatusBadRequest, description: "Bad Request: wrong type of action"})
 		return
 	}
-	s.mu.Lock()
-	s.actions = append(s.actions, Action{ChatID: chat, ThreadID: p.int("message_thread_id"), Action: action})
-	s.mu.Unlock()
+	s.actions.Add(Action{ChatID: chat, ThreadID: p.int("message_thread_id"), Action: action})
 	writeResult(w, true)
 }

@@ -11,13 +11,14 @@
 package faketelegram
 
 import (
-	"net/http"
-	"net/http/httptest"
+	"encoding/json"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/go-telegram/bot/models"
+
+	"github.com/plughost/gateway/shared/kit/fakekit"
 )
 
 // DefaultToken is the bot token the fake accepts until SetToken changes it.
@@ -84,12 +85,16 @@ type Failure struct {
 }
 
 // Server is a running fake Telegram Bot API. Its methods are safe for
-// concurrent use.
+// concurrent use. Tests in the same process call its methods; its control
+// API (fakekit: POST {URL}/_fake/NAME) drives it from outside.
 type Server struct {
 	// URL is the base to configure as api_url, http://127.0.0.1:PORT.
 	URL string
 
-	http *httptest.Server
+	http    *fakekit.Server
+	calls   *fakekit.Log[Request]
+	posted  *fakekit.Log[Posted]
+	actions *fakekit.Log[Action]
 
 	mu        sync.Mutex
 	token     string
@@ -102,9 +107,6 @@ type Server struct {
 	chats     map[int64][]int            // message ids seen per chat, for reply checks
 	nextMsg   map[int64]int              // next message_id per chat
 	failures  []*Failure                 // forced answers, checked in order
-	posted    []Posted                   // sendMessage calls that succeeded
-	actions   []Action                   // sendChatAction calls that succeeded
-	requests  []Request                  // every request, oldest first
 	changed   chan struct{}              // closed and replaced whenever polls should look again
 	polls     map[chan struct{}]struct{} // getUpdates calls waiting; closing one ends it with a 409
 	closed    bool
@@ -114,7 +116,13 @@ type Server struct {
 // New starts a fake Telegram on 127.0.0.1 and stops it when the test ends.
 func New(t testing.TB) *Server {
 	t.Helper()
+	srv := fakekit.NewServer(t)
 	s := &Server{
+		URL:     srv.URL,
+		http:    srv,
+		calls:   fakekit.NewLog[Request](srv, "calls"),
+		posted:  fakekit.NewLog[Posted](srv, "posted"),
+		actions: fakekit.NewLog[Action](srv, "actions"),
 		token:   DefaultToken,
 		nextID:  500000001,
 		chats:   map[int64][]int{},
@@ -123,8 +131,9 @@ func New(t testing.TB) *Server {
 		polls:   map[chan struct{}]struct{}{},
 		done:    make(chan struct{}),
 	}
-	s.http = httptest.NewServer(http.HandlerFunc(s.serve))
-	s.URL = s.http.URL
+	srv.HandleFunc("/", s.serve)
+	s.control()
+	// Runs before fakekit's own cleanup: long polls end, then the server.
 	t.Cleanup(s.Close)
 	return s
 }
@@ -133,16 +142,66 @@ func New(t testing.TB) *Server {
 // automatically at the end of the test that created the server.
 func (s *Server) Close() {
 	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return
+	if !s.closed {
+		s.closed = true
+		close(s.done)
+		s.wakeLocked()
 	}
-	s.closed = true
-	close(s.done)
-	s.wakeLocked()
 	s.mu.Unlock()
-	s.http.CloseClientConnections()
 	s.http.Close()
+}
+
+// control adds the control API: POST /_fake/NAME with a JSON body.
+func (s *Server) control() {
+	s.http.Control("message", func(in json.RawMessage) (any, error) {
+		var m models.Message
+		if err := json.Unmarshal(in, &m); err != nil {
+			return nil, err
+		}
+		return s.Inject(&m), nil
+	})
+	s.http.Control("token", func(in json.RawMessage) (any, error) {
+		var token string
+		err := json.Unmarshal(in, &token)
+		if err == nil {
+			s.SetToken(token)
+		}
+		return nil, err
+	})
+	s.http.Control("conflict", func(in json.RawMessage) (any, error) {
+		var on bool
+		err := json.Unmarshal(in, &on)
+		if err == nil {
+			s.SetConflict(on)
+		}
+		return nil, err
+	})
+	s.http.Control("webhook", func(in json.RawMessage) (any, error) {
+		var url string
+		err := json.Unmarshal(in, &url)
+		if err == nil {
+			s.SetWebhook(url)
+		}
+		return nil, err
+	})
+	s.http.Control("hold", func(in json.RawMessage) (any, error) {
+		var on bool
+		err := json.Unmarshal(in, &on)
+		if err == nil {
+			s.HoldPolls(on)
+		}
+		return nil, err
+	})
+	s.http.Control("fail", func(in json.RawMessage) (any, error) {
+		var f Failure
+		err := json.Unmarshal(in, &f)
+		if err == nil {
+			s.Fail(f)
+		}
+		return nil, err
+	})
+	s.http.Control("clear_failures", func(json.RawMessage) (any, error) { s.ClearFailures(); return nil, nil })
+	s.http.Control("confirmed", func(json.RawMessage) (any, error) { return s.Confirmed(), nil })
 }
 
 // wakeLocked makes every waiting getUpdates look at the state again.
@@ -262,38 +321,25 @@ func (s *Server) Confirmed() int64 {
 }
 
 // Posted returns the messages the bot sent, oldest first.
-func (s *Server) Posted() []Posted {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]Posted(nil), s.posted...)
-}
+func (s *Server) Posted() []Posted { return s.posted.All() }
 
 // Actions returns the chat actions the bot sent, oldest first.
-func (s *Server) Actions() []Action {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]Action(nil), s.actions...)
-}
+func (s *Server) Actions() []Action { return s.actions.All() }
 
-// Requests returns every request received, oldest first.
-func (s *Server) Requests() []Request {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]Request(nil), s.requests...)
-}
+// Requests returns every Bot API request received, oldest first.
+func (s *Server) Requests() []Request { return s.calls.All() }
 
 // Count returns how many requests called method ("" counts all).
 func (s *Server) Count(method string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for _, r := range s.requests {
-		if method == "" || r.Method == method {
-			n++
-		}
+	if method == "" {
+		return s.http.Stats.Get(statRequests)
 	}
-	return n
+	return s.http.Stats.Get(method)
 }
+
+// statRequests counts every Bot API request; each method has its own
+// counter under its name (GET /_fake/stats).
+const statRequests = "requests"
 
 // Polling returns how many getUpdates calls are waiting right now.
 func (s *Server) Polling() int {

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/plughost/gateway/plugins/telegram/faketelegram"
+	"github.com/plughost/gateway/shared/kit/fakekit"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -148,5 +149,29 @@ func TestRealClientSeesErrors(t *testing.T) {
 	fake.Fail(faketelegram.Failure{Method: "sendMessage", Status: 502, Times: 1})
 	if _, err = b.SendMessage(ctx, &bot.SendMessageParams{ChatID: int64(5), Text: "x"}); err == nil || !strings.Contains(err.Error(), "502") {
 		t.Fatalf("forced 502: %v", err)
+	}
+}
+
+// The control API drives the fake from outside the test's process.
+func TestControlAPI(t *testing.T) {
+	fake := faketelegram.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var id int64
+	if err := fakekit.Call(ctx, fake.URL, "message", faketelegram.Private(5, "from outside"), &id); err != nil || id == 0 {
+		t.Fatalf("inject over the control API: id %d, %v", id, err)
+	}
+	if fake.Pending() != 1 {
+		t.Fatalf("pending = %d, want 1", fake.Pending())
+	}
+	if err := fakekit.Call(ctx, fake.URL, "token", "1:other", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := newClient(t, fake, faketelegram.DefaultToken); !errors.Is(err, bot.ErrorUnauthorized) {
+		t.Fatalf("after the control API changed the token: %v, want unauthorized", err)
+	}
+	var stats map[string]int
+	if err := fakekit.Call(ctx, fake.URL, "stats", nil, &stats); err != nil || stats["getMe"] != 1 || stats["requests"] != 1 {
+		t.Fatalf("stats = %v, %v", stats, err)
 	}
 }
