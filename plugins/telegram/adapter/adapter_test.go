@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -457,5 +456,3 @@ func TestRetryAfterHonouredPerChat(t *testing.T) {
 		t.Fatalf("Send with retry_after beyond its deadline = %v", err)
 	}
 }
-
-func itoa(n int64) string { return strconv.FormatInt(n, 10) }

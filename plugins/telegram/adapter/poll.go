@@ -143,7 +143,7 @@ func (p *poller) checkToken(ctx context.Context) error {
 		me, err := p.api.getMe(ctx)
 		if err == nil {
 			p.a.setMe(me)
-			p.a.log.Info("polling Telegram", "bot", "@"+me.Username, "bot_id", me.ID, "offset", p.offset)
+			p.a.log.Info("polling Telegram", "bot", "@"+me.Username, "bot_id", itoa(me.ID), "offset", itoa(p.offset))
 			return nil
 		}
 		if ctx.Err() != nil {
@@ -170,15 +170,15 @@ func (p *poller) handle(ctx context.Context, u *models.Update) error {
 	m, why := inbound(p.s, me, u.Message)
 	if m == nil && u.Message != nil && u.Message.From != nil {
 		// Debug only: it names the chat and user ids to put in the allowlists.
-		p.a.log.Debug("not answering", "reason", why, "update_id", u.ID,
-			"chat", u.Message.Chat.ID, "chat_type", u.Message.Chat.Type, "user", u.Message.From.ID)
+		p.a.log.Debug("not answering", "reason", why, "update_id", itoa(u.ID),
+			"chat", itoa(u.Message.Chat.ID), "chat_type", string(u.Message.Chat.Type), "user", itoa(u.Message.From.ID))
 	}
 	if m != nil {
 		if p.since != 0 && u.Message.Date < int(p.since) {
-			p.a.log.Debug("not answering history from before the bot started", "update_id", u.ID,
+			p.a.log.Debug("not answering history from before the bot started", "update_id", itoa(u.ID),
 				"date", time.Unix(int64(u.Message.Date), 0).UTC())
 		} else {
-			p.a.log.Debug("message", "update_id", u.ID, "chat", m.ConversationID, "thread", m.ThreadID, "user", m.UserID)
+			p.a.log.Debug("message", "update_id", itoa(u.ID), "chat", m.ConversationID, "thread", m.ThreadID, "user", m.UserID)
 			m.Cursor = strconv.FormatInt(u.ID+1, 10)
 			if err := shared.Deliver(ctx, p.events, m); err != nil {
 				if ctx.Err() != nil {
@@ -280,3 +280,7 @@ func hostOf(raw string) string {
 	}
 	return u.Host
 }
+
+// itoa formats an id for a log line: the host's log would print a number
+// this large in exponent notation.
+func itoa(id int64) string { return strconv.FormatInt(id, 10) }

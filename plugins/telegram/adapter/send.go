@@ -64,7 +64,7 @@ func (a *Adapter) sendMessage(ctx context.Context, client *api, conv string, par
 		var migrate *bot.MigrateError
 		if errors.As(err, &migrate) && !migrated {
 			migrated = true
-			a.log.Info("the group became a supergroup; posting to its new id", "chat", params.ChatID, "new_chat", migrate.MigrateToChatID)
+			a.log.Info("the group became a supergroup; posting to its new id", "chat", fmt.Sprint(params.ChatID), "new_chat", fmt.Sprint(migrate.MigrateToChatID))
 			params.ChatID = int64(migrate.MigrateToChatID)
 			m, err = call(ctx, func(ctx context.Context) (*models.Message, error) { return client.bot.SendMessage(ctx, params) })
 		}
@@ -94,7 +94,7 @@ func (a *Adapter) classify(method string, chat any, err error) error {
 		return a.reject(fmt.Errorf("%s: %w", method, err))
 	case status(err) == http.StatusTooManyRequests:
 		after := time.Duration(max(retryAfter(err), 1)) * time.Second
-		a.log.Warn("Telegram rate-limited the chat; waiting", "method", method, "chat", chat, "retry_after", after)
+		a.log.Warn("Telegram rate-limited the chat; waiting", "method", method, "chat", fmt.Sprint(chat), "retry_after", after.String())
 		return &kit.RetryAfterError{After: after, Err: fmt.Errorf("%s: %w", method, err)}
 	}
 	return fmt.Errorf("%s: %w", method, err)
