@@ -183,6 +183,10 @@ func TestTelegramBadTokenOneRequestAndFailed(t *testing.T) {
 	if n := fake.Count(""); n != 1 {
 		t.Fatalf("%d requests with a rejected token, want exactly 1: %+v", n, fake.Requests())
 	}
+	// One log line says it all: the host's, with the error and the hint.
+	if n := strings.Count(h.log.String(), "rejected the bot token"); n != 1 {
+		t.Fatalf("the rejection was logged %d times, want once", n)
+	}
 	if n := strings.Count(h.log.String(), "platform failed for good"); n != 1 {
 		t.Fatalf("the failure was logged %d times, want once", n)
 	}

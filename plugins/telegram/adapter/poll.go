@@ -31,7 +31,9 @@ func (a *Adapter) Run(ctx context.Context, events chan<- shared.Event) error {
 	err = a.poll(ctx, events)
 	var fatal *shared.FatalError
 	if errors.As(err, &fatal) || errors.As(context.Cause(ctx), &fatal) {
-		a.log.Error("giving up: "+fatal.Message, "code", fatal.Code, "hint", fatal.Hint)
+		// The host logs the failure (one line, with the hint); this is for
+		// a plugin author reading debug logs.
+		a.log.Debug("giving up", "code", fatal.Code)
 		return fatal
 	}
 	if ctx.Err() != nil {
