@@ -1,7 +1,9 @@
 package adapter
 
 import (
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/go-telegram/bot/models"
 
@@ -111,4 +113,24 @@ func TestMessageIDRoundTrip(t *testing.T) {
 			t.Errorf("parseMessageID(%q) ok", bad)
 		}
 	}
+}
+
+// FuzzAddress: entities come from the network; whatever their offsets (past
+// the end, inside a surrogate pair, overlapping), address must not panic and
+// must turn valid UTF-8 into valid UTF-8.
+func FuzzAddress(f *testing.F) {
+	f.Add("@gateway_test_bot hi", 0, 17, "mention")
+	f.Add("/new@gateway_test_bot", 0, 21, "bot_command")
+	f.Add("😀@gateway_test_bot", 1, 17, "mention")
+	f.Add("/x@other_bot", 0, 12, "bot_command")
+	f.Add("abc", 2, 100, "mention")
+	f.Fuzz(func(t *testing.T, text string, off, n int, typ string) {
+		text = strings.ToValidUTF8(text, "\uFFFD") // as JSON decoding leaves it
+		entities := []models.MessageEntity{{Type: models.MessageEntityType(typ), Offset: off, Length: n},
+			{Type: models.MessageEntityTypeMention, Offset: n, Length: off}}
+		out, _, _, _ := address(text, entities, faketelegram.BotUsername, faketelegram.BotID)
+		if !utf8.ValidString(out) {
+			t.Fatalf("address(%q) = %q: not valid UTF-8", text, out)
+		}
+	})
 }
