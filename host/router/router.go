@@ -421,18 +421,6 @@ func (r *Router) turn(ctx context.Context, j *job) {
 	}
 }
 
-// logFailure logs a failed turn at the failure's level, with its cause.
-func (r *Router) logFailure(j *job, err error) {
-	level, fields := hclog.Warn, []any{"platform", j.platform, "session", shared.LogValue(j.key), "error", err.Error()}
-	var fd FailureDetails
-	if errors.As(err, &fd) {
-		var more []any
-		level, more = fd.LogDetails()
-		fields = append(fields, more...)
-	}
-	r.logger.Log(level, "agent failed", fields...)
-}
-
 // undeliveredMarkTimeout bounds marking a turn undelivered.
 const undeliveredMarkTimeout = 10 * time.Second
 
@@ -451,6 +439,18 @@ func (r *Router) undelivered(j *job, ans Answer, derr error) {
 		return // the platform is not taking replies: a notice would not get through either
 	}
 	r.notify(j, fmt.Sprintf("The reply could not be delivered (%v); it was not kept as part of the conversation.", derr), shared.KindError)
+}
+
+// logFailure logs a failed turn at the failure's level, with its cause.
+func (r *Router) logFailure(j *job, err error) {
+	level, fields := hclog.Warn, []any{"platform", j.platform, "session", shared.LogValue(j.key), "error", err.Error()}
+	var fd FailureDetails
+	if errors.As(err, &fd) {
+		var more []any
+		level, more = fd.LogDetails()
+		fields = append(fields, more...)
+	}
+	r.logger.Log(level, "agent failed", fields...)
 }
 
 // shutdownText answers a message whose reply was cancelled by Close.
