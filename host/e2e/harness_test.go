@@ -24,6 +24,7 @@ var bins = map[string]string{}
 var pluginSources = map[string]string{
 	"http":        "./plugins/http",
 	"discord":     "./plugins/discord",
+	"slack":       "./plugins/slack",
 	"behave":      "./testdata/plugins/behave",
 	"exitnow":     "./testdata/plugins/exitnow",
 	"nohandshake": "./testdata/plugins/nohandshake",
