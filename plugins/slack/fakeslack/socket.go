@@ -70,22 +70,16 @@ func (s *Server) serveSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := &sockConn{ws: ws, done: make(chan struct{})}
+	// Hello comes first, and the connection counts as open (for events
+	// and for tests) from the moment it is sent: s.mu is held across both.
 	s.mu.Lock()
-	n := len(s.conns) + 1
 	s.opened++
-	s.mu.Unlock()
-	// Hello comes first: the connection takes events only once it is sent.
 	hello := map[string]any{
-		"type": "hello", "num_connections": n,
+		"type": "hello", "num_connections": len(s.conns) + 1,
 		"debug_info":      map[string]any{"host": "fake-applink", "build_number": 1, "approximate_connection_time": 18060},
 		"connection_info": map[string]any{"app_id": AppID},
 	}
-	if err := c.write(hello); err != nil {
-		_ = ws.Close()
-		return
-	}
-	s.mu.Lock()
-	if s.closed {
+	if s.closed || c.write(hello) != nil {
 		s.mu.Unlock()
 		_ = ws.Close()
 		return
