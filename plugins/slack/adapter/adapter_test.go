@@ -220,6 +220,7 @@ func TestFatalErrors(t *testing.T) {
 		setup func(*fakeslack.Server)
 		// after runs once connected, when set.
 		after    func(*fakeslack.Server)
+		apiPath  string // replaces /api/ in api_url, when set
 		code     string
 		contains string
 	}{
@@ -231,6 +232,7 @@ func TestFatalErrors(t *testing.T) {
 			setup: func(s *fakeslack.Server) { s.RevokeAppToken("account_inactive") }},
 		{name: "app token missing connections:write", code: CodeMissingScope, contains: "connections:write",
 			setup: func(s *fakeslack.Server) { s.SetMethodError("apps.connections.open", "missing_scope") }},
+		{name: "api_url answers 404", code: CodeAPINotFound, contains: "api_url", apiPath: "/not-the-api/"},
 		{name: "socket mode turned off", code: CodeSocketMode, contains: "Socket Mode",
 			after: func(s *fakeslack.Server) { s.Disconnect("link_disabled") }},
 		{name: "tokens_revoked event", code: CodeTokenRejected, contains: "SLACK_BOT_TOKEN",
@@ -246,7 +248,11 @@ func TestFatalErrors(t *testing.T) {
 			if tc.setup != nil {
 				tc.setup(fake)
 			}
-			h := newHarness(t, fake, nil).run()
+			var cfg map[string]any
+			if tc.apiPath != "" {
+				cfg = map[string]any{"api_url": fake.URL + tc.apiPath}
+			}
+			h := newHarness(t, fake, cfg).run()
 			if tc.after != nil {
 				h.health(shared.Connected)
 				tc.after(fake)
