@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -201,6 +202,39 @@ func TestSlackDisconnectAndDropReconnect(t *testing.T) {
 	st, _ := e.status()
 	if p, _ := st.platform("slack"); p.PID != p0.PID || p.Restarts != 0 {
 		t.Fatalf("reconnecting restarted the plugin: %+v (was pid %d)", p, p0.PID)
+	}
+}
+
+func TestSlackPluginKilledMessagesAnsweredOnceAfterRestart(t *testing.T) {
+	t.Parallel()
+	fake := fakeslack.New(t)
+	e, _ := startSlack(t, fake, "")
+	first := e.waitPlatform("slack", 10*time.Second, inState("running"))
+
+	if err := syscall.Kill(first.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the killed plugin's connection to close", func() bool { return fake.OpenConnections() == 0 })
+	// Messages sent while the plugin is down wait at Slack, unacknowledged.
+	var envs []string
+	for i := range 3 {
+		envs = append(envs, fake.InjectMessage(fakeslack.Message{Channel: "D5", ChannelType: "im", User: "U1",
+			Text: fmt.Sprintf("while down %d", i)}))
+	}
+	e.waitPlatform("slack", 20*time.Second, func(p platformStatus) bool { return p.State == "running" && p.PID != first.PID })
+	for i, env := range envs {
+		waitSlackPosted(t, fake, "D5", fmt.Sprintf("echo: while down %d", i))
+		eventually(t, 10*time.Second, "the ack", func() bool { return fake.Acked(env) })
+	}
+	fake.InjectMessage(fakeslack.Message{Channel: "D5", ChannelType: "im", User: "U1", Text: "marker"})
+	waitSlackPosted(t, fake, "D5", "echo: marker")
+	for i := range 3 {
+		if n := postedCount(fake, fmt.Sprintf("while down %d", i)); n != 1 {
+			t.Errorf("message %d was answered %d times, want once", i, n)
+		}
+	}
+	if n := fake.MaxOpenConnections(); n != 1 {
+		t.Fatalf("%d connections open at once, want 1", n)
 	}
 }
 

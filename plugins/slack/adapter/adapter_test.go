@@ -310,6 +310,17 @@ func TestSendRateLimitPerChannel(t *testing.T) {
 	}
 }
 
+func TestOpenRateLimitHonoured(t *testing.T) {
+	fake := fakeslack.New(t)
+	fake.RateLimit("apps.connections.open", time.Second, 1)
+	h := newHarness(t, fake, nil).run()
+	h.health(shared.Degraded)
+	h.health(shared.Connected)
+	if n := fake.EarlyRetries(); n != 0 {
+		t.Fatalf("%d apps.connections.open calls before Retry-After had passed", n)
+	}
+}
+
 func TestStopClosesConnection(t *testing.T) {
 	fake := fakeslack.New(t)
 	h := newHarness(t, fake, nil)
