@@ -26,7 +26,7 @@ func (a *Adapter) Run(ctx context.Context, events chan<- shared.Event) error {
 	err = a.loop(ctx, events)
 	var fatal *shared.FatalError
 	if errors.As(err, &fatal) || errors.As(context.Cause(ctx), &fatal) {
-		a.fail(fatal) // no request after this one
+		fatal = a.fail(fatal) // no request after this one; the first fatal error wins
 		a.log.Error("giving up: "+fatal.Message, "code", fatal.Code, "hint", fatal.Hint)
 		return fatal
 	}
