@@ -17,6 +17,7 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/plughost/gateway/shared"
+	"github.com/plughost/gateway/shared/kit"
 )
 
 // Version is the plugin's version, shown by `gateway plugins`.
@@ -36,6 +37,9 @@ type timing struct {
 	stableAfter time.Duration // a connection up this long resets the backoff
 	stopTimeout time.Duration // how long Stop waits for Run to end
 	httpTimeout time.Duration // one Web API call
+	// channelRate is each channel's budget for chat.postMessage: Slack
+	// allows about one message per second per channel, with short bursts.
+	channelRate kit.Rate
 }
 
 var defaultTiming = timing{
@@ -46,6 +50,7 @@ var defaultTiming = timing{
 	stableAfter: 30 * time.Second,
 	stopTimeout: 1500 * time.Millisecond,
 	httpTimeout: 20 * time.Second,
+	channelRate: kit.Rate{Every: time.Second, Burst: 5},
 }
 
 // Adapter is the Slack platform plugin. The zero value is ready for
@@ -69,9 +74,9 @@ type Adapter struct {
 	cancelRun context.CancelCauseFunc
 	runDone   chan struct{}
 
-	seen    recentSet  // message ids the host has taken
-	threads recentSet  // threads the bot has answered in
-	limits  sendLimits // per-channel Retry-After
+	rate    *kit.Budget // per channel: posts and their Retry-After
+	seen    recentSet   // message ids the host has taken
+	threads recentSet   // threads the bot has answered in
 }
 
 var _ shared.Platform = (*Adapter)(nil)
@@ -115,8 +120,9 @@ func (a *Adapter) Configure(_ context.Context, cfg shared.Config) error {
 		slack.OptionHTTPClient(&http.Client{Timeout: a.tune.httpTimeout, Transport: a.transport}),
 	)
 	a.cfg, a.log, a.dead = s, logger.Named("slack"), nil
-	a.log.Debug("configured", "api_url", s.apiURL, "require_mention", s.requireMention,
-		"reply_in_thread", s.replyInThread, "allowed_users", len(s.allowedUsers), "allowed_channels", len(s.allowedChannels))
+	a.rate = kit.NewBudget(a.tune.channelRate)
+	a.log.Debug("configured", "api_url", s.apiURL, "require_mention", s.access.RequireMention,
+		"reply_in_thread", s.replyInThread, "allowed_users", len(s.access.Users), "allowed_channels", len(s.access.Chats))
 	return nil
 }
 
@@ -159,15 +165,21 @@ func (a *Adapter) Typing(context.Context, shared.Conversation) error { return ni
 // client returns the settings and Web API client, or the fatal error that
 // ended the plugin (so nothing more is sent with a rejected token).
 func (a *Adapter) client() (settings, *slack.Client, error) {
+	s, api, _, err := a.clients()
+	return s, api, err
+}
+
+// clients is client with the per-channel rate budget.
+func (a *Adapter) clients() (settings, *slack.Client, *kit.Budget, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	switch {
 	case a.dead != nil:
-		return settings{}, nil, a.dead
+		return settings{}, nil, nil, a.dead
 	case a.api == nil:
-		return settings{}, nil, errors.New("slack plugin is not configured")
+		return settings{}, nil, nil, errors.New("slack plugin is not configured")
 	}
-	return a.cfg, a.api, nil
+	return a.cfg, a.api, a.rate, nil
 }
 
 // fail records fe as the end of the plugin, ends Run with it, and returns

@@ -12,6 +12,7 @@ import (
 
 	"github.com/plughost/gateway/plugins/slack/fakeslack"
 	"github.com/plughost/gateway/shared"
+	"github.com/plughost/gateway/shared/kit"
 )
 
 func TestMain(m *testing.M) {
@@ -27,6 +28,7 @@ var fastTiming = timing{
 	stableAfter: time.Second,
 	stopTimeout: 1500 * time.Millisecond,
 	httpTimeout: 5 * time.Second,
+	channelRate: kit.Rate{Every: time.Millisecond, Burst: 100},
 }
 
 const waitFor = 10 * time.Second
@@ -201,16 +203,51 @@ func TestSilentConnectionIsReplaced(t *testing.T) {
 	h.message().Ack(nil)
 }
 
-func TestTransientOpenErrorsRetry(t *testing.T) {
+func TestRefreshReplacesConnection(t *testing.T) {
 	fake := fakeslack.New(t)
-	fake.SetMethodError("apps.connections.open", "internal_error")
 	h := newHarness(t, fake, nil).run()
-	h.health(shared.Degraded)
-	eventually(t, "a few retries", func() bool { return fake.Calls("apps.connections.open") >= 3 })
-	fake.SetMethodError("apps.connections.open", "")
 	h.health(shared.Connected)
-	if n := fake.Calls("auth.test"); n != 1 {
-		t.Fatalf("auth.test called %d times, want once", n)
+	for i := range 3 {
+		fake.Disconnect("refresh_requested")
+		h.health(shared.Degraded)
+		h.health(shared.Connected)
+		if n := fake.Opened(); n != i+2 {
+			t.Fatalf("after refresh %d: %d connections opened, want %d", i+1, n, i+2)
+		}
+	}
+	env := fake.InjectMessage(dm("after the refreshes"))
+	h.message().Ack(nil)
+	eventually(t, "the ack", func() bool { return fake.Acked(env) })
+	if n := fake.MaxOpenConnections(); n != 1 {
+		t.Fatalf("%d connections open at once, want 1 (Slack would send events to the stale one)", n)
+	}
+}
+
+func TestTransientOpenErrorsRetry(t *testing.T) {
+	faults := map[string]struct{ set, clear func(*fakeslack.Server) }{
+		"internal_error": {
+			func(s *fakeslack.Server) { s.SetMethodError("apps.connections.open", "internal_error") },
+			func(s *fakeslack.Server) { s.SetMethodError("apps.connections.open", "") }},
+		"HTTP 503": {
+			func(s *fakeslack.Server) { s.SetHTTPStatus("apps.connections.open", 503) },
+			func(s *fakeslack.Server) { s.SetHTTPStatus("apps.connections.open", 0) }},
+		"auth.test HTTP 500": {
+			func(s *fakeslack.Server) { s.SetHTTPStatus("auth.test", 500) },
+			func(s *fakeslack.Server) { s.SetHTTPStatus("auth.test", 0) }},
+	}
+	for name, f := range faults {
+		t.Run(name, func(t *testing.T) {
+			fake := fakeslack.New(t)
+			f.set(fake)
+			h := newHarness(t, fake, nil).run()
+			h.health(shared.Degraded)
+			eventually(t, "a few retries", func() bool { return fake.RequestCount() >= 3 })
+			f.clear(fake)
+			h.health(shared.Connected)
+			if n := fake.Calls("auth.test"); name != "auth.test HTTP 500" && n != 1 {
+				t.Fatalf("auth.test called %d times, want once", n)
+			}
+		})
 	}
 }
 
@@ -224,18 +261,18 @@ func TestFatalErrors(t *testing.T) {
 		code     string
 		contains string
 	}{
-		{name: "bot token not_allowed_token_type", code: CodeTokenRejected, contains: "SLACK_BOT_TOKEN",
+		{name: "bot token not_allowed_token_type", code: kit.CodeTokenRejected, contains: "SLACK_BOT_TOKEN",
 			setup: func(s *fakeslack.Server) { s.SetMethodError("auth.test", "not_allowed_token_type") }},
-		{name: "app token not_allowed_token_type", code: CodeTokenRejected, contains: "SLACK_APP_TOKEN",
+		{name: "app token not_allowed_token_type", code: kit.CodeTokenRejected, contains: "SLACK_APP_TOKEN",
 			setup: func(s *fakeslack.Server) { s.SetMethodError("apps.connections.open", "not_allowed_token_type") }},
-		{name: "app token account_inactive", code: CodeTokenRejected, contains: "SLACK_APP_TOKEN",
+		{name: "app token account_inactive", code: kit.CodeTokenRejected, contains: "SLACK_APP_TOKEN",
 			setup: func(s *fakeslack.Server) { s.RevokeAppToken("account_inactive") }},
 		{name: "app token missing connections:write", code: CodeMissingScope, contains: "connections:write",
 			setup: func(s *fakeslack.Server) { s.SetMethodError("apps.connections.open", "missing_scope") }},
 		{name: "api_url answers 404", code: CodeAPINotFound, contains: "api_url", apiPath: "/not-the-api/"},
 		{name: "socket mode turned off", code: CodeSocketMode, contains: "Socket Mode",
 			after: func(s *fakeslack.Server) { s.Disconnect("link_disabled") }},
-		{name: "tokens_revoked event", code: CodeTokenRejected, contains: "SLACK_BOT_TOKEN",
+		{name: "tokens_revoked event", code: kit.CodeTokenRejected, contains: "SLACK_BOT_TOKEN",
 			after: func(s *fakeslack.Server) {
 				s.InjectEvent(map[string]any{"type": "tokens_revoked", "tokens": map[string]any{"bot": []string{fakeslack.BotUserID}}})
 			}},
@@ -289,7 +326,7 @@ func TestSendRevokedTokenOneRequest(t *testing.T) {
 	if n := fake.Calls("chat.postMessage"); n != 1 {
 		t.Fatalf("chat.postMessage called %d times, want 1", n)
 	}
-	h.fatal(CodeTokenRejected)
+	h.fatal(kit.CodeTokenRejected)
 	eventually(t, "the connection to close", func() bool { return fake.OpenConnections() == 0 })
 }
 

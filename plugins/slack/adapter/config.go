@@ -2,10 +2,10 @@ package adapter
 
 import (
 	"fmt"
-	"net/url"
 	"strings"
 
 	"github.com/plughost/gateway/shared"
+	"github.com/plughost/gateway/shared/kit"
 )
 
 // DefaultAPIURL is Slack's Web API base.
@@ -33,14 +33,13 @@ var schema = []shared.Attribute{
 
 // settings is the decoded, validated config block.
 type settings struct {
-	botToken        string
-	appToken        string
-	apiURL          string // ends with "/", as slack-go joins method names onto it
-	requireMention  bool
-	replyInThread   bool
-	allowedUsers    set
-	allowedChannels set
-	respondToBots   bool
+	botToken      string
+	appToken      string
+	apiURL        string // ends with "/", as slack-go joins method names onto it
+	replyInThread bool
+	// access holds allowed_users (Users), allowed_channels (Chats),
+	// require_mention and respond_to_bots (AllowBots).
+	access kit.Access
 }
 
 // rawConfig mirrors the JSON the host sends; pointers tell unset from false.
@@ -63,13 +62,15 @@ func parseSettings(cfg shared.Config) (settings, error) {
 		return settings{}, invalidConfig(err.Error(), "")
 	}
 	s := settings{
-		botToken:        strings.TrimSpace(raw.BotToken),
-		appToken:        strings.TrimSpace(raw.AppToken),
-		requireMention:  boolOr(raw.RequireMention, true),
-		replyInThread:   boolOr(raw.ReplyInThread, true),
-		allowedUsers:    newSet(raw.AllowedUsers),
-		allowedChannels: newSet(raw.AllowedChannels),
-		respondToBots:   boolOr(raw.RespondToBots, false),
+		botToken:      strings.TrimSpace(raw.BotToken),
+		appToken:      strings.TrimSpace(raw.AppToken),
+		replyInThread: boolOr(raw.ReplyInThread, true),
+		access: kit.Access{
+			Users:          kit.NewIDSet(raw.AllowedUsers),
+			Chats:          kit.NewIDSet(raw.AllowedChannels),
+			RequireMention: boolOr(raw.RequireMention, true),
+			AllowBots:      boolOr(raw.RespondToBots, false),
+		},
 	}
 	if err := checkToken(s.botToken, botToken); err != nil {
 		return settings{}, err
@@ -77,16 +78,11 @@ func parseSettings(cfg shared.Config) (settings, error) {
 	if err := checkToken(s.appToken, appToken); err != nil {
 		return settings{}, err
 	}
-	apiURL := raw.APIURL
-	if apiURL == "" {
-		apiURL = DefaultAPIURL
+	u, err := kit.ParseURL("api_url", raw.APIURL, DefaultAPIURL)
+	if err != nil {
+		return settings{}, err
 	}
-	u, err := url.Parse(apiURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return settings{}, invalidConfig(fmt.Sprintf("api_url %q is not an http(s) URL", apiURL),
-			"leave api_url unset for Slack, or give a full URL like "+DefaultAPIURL)
-	}
-	s.apiURL = strings.TrimRight(u.String(), "/") + "/"
+	s.apiURL = u.String() + "/"
 	return s, nil
 }
 
@@ -99,11 +95,8 @@ func checkToken(tok string, kind tokenKind) error {
 			kind.attr+" = env(\""+kind.env+"\"): "+kind.where)
 	}
 	if !strings.HasPrefix(tok, kind.prefix) {
-		return &shared.FatalError{
-			Code:    CodeInvalidConfig,
-			Message: fmt.Sprintf("invalid slack config: %s does not start with %q", kind.attr, kind.prefix),
-			Hint:    "check " + kind.env + ": " + kind.attr + " must be the " + kind.what + " (" + kind.where + ")",
-		}
+		return invalidConfig(fmt.Sprintf("%s does not start with %q", kind.attr, kind.prefix),
+			"check "+kind.env+": "+kind.attr+" must be the "+kind.what+" ("+kind.where+")")
 	}
 	return nil
 }
@@ -114,24 +107,3 @@ func boolOr(p *bool, def bool) bool {
 	}
 	return *p
 }
-
-// set is a set of ids; the empty set allows everything.
-type set map[string]struct{}
-
-func newSet(ids []string) set {
-	s := set{}
-	for _, id := range ids {
-		if id = strings.TrimSpace(id); id != "" {
-			s[id] = struct{}{}
-		}
-	}
-	return s
-}
-
-func (s set) has(id string) bool {
-	_, ok := s[id]
-	return ok
-}
-
-// allows reports whether id passes an allowlist: an empty list allows all.
-func (s set) allows(id string) bool { return len(s) == 0 || s.has(id) }

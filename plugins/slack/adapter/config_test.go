@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/plughost/gateway/shared"
+	"github.com/plughost/gateway/shared/kit"
 )
 
 func TestDescribeSchema(t *testing.T) {
@@ -57,7 +58,7 @@ func TestConfigureRejectsBadConfig(t *testing.T) {
 			raw, _ := json.Marshal(tc.cfg)
 			err := (&Adapter{}).Configure(context.Background(), shared.Config{Raw: raw})
 			var fe *shared.FatalError
-			if !errors.As(err, &fe) || fe.Code != CodeInvalidConfig {
+			if !errors.As(err, &fe) || fe.Code != kit.CodeInvalidConfig {
 				t.Fatalf("Configure: %v, want an invalid_config fatal error", err)
 			}
 			if !strings.Contains(fe.Error(), tc.want) {
@@ -76,8 +77,8 @@ func TestConfigureDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.botToken != "xoxb-1" || s.apiURL != "http://127.0.0.1:9/api/" || !s.requireMention || !s.replyInThread ||
-		s.respondToBots || len(s.allowedUsers) != 1 || len(s.allowedChannels) != 0 {
+	if s.botToken != "xoxb-1" || s.apiURL != "http://127.0.0.1:9/api/" || !s.access.RequireMention || !s.replyInThread ||
+		s.access.AllowBots || len(s.access.Users) != 1 || len(s.access.Chats) != 0 {
 		t.Fatalf("settings = %+v", s)
 	}
 	s, err = parseSettings(shared.Config{Raw: []byte(`{"bot_token":"xoxb-1","app_token":"xapp-1"}`)})

@@ -9,16 +9,16 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/plughost/gateway/shared"
+	"github.com/plughost/gateway/shared/kit"
 )
 
-// Fatal error codes this plugin reports to the host.
+// Fatal error codes this plugin reports to the host, besides the toolkit's
+// kit.CodeTokenRejected and kit.CodeInvalidConfig.
 const (
-	CodeInvalidConfig = "invalid_config"
-	CodeTokenRejected = "token_rejected"
-	CodeMissingScope  = "missing_scope"
-	CodeAPINotFound   = "api_not_found"
-	CodeSocketMode    = "socket_mode_disabled"
-	CodeUninstalled   = "app_uninstalled"
+	CodeMissingScope = "missing_scope"
+	CodeAPINotFound  = "api_not_found"
+	CodeSocketMode   = "socket_mode_disabled"
+	CodeUninstalled  = "app_uninstalled"
 )
 
 // tokenKind names one of the two tokens, for messages and hints.
@@ -51,7 +51,7 @@ var rejectedTokenErrors = map[string]bool{
 }
 
 func invalidConfig(msg, hint string) *shared.FatalError {
-	return &shared.FatalError{Code: CodeInvalidConfig, Message: "invalid slack config: " + msg, Hint: hint}
+	return kit.InvalidConfig("slack: "+msg, hint)
 }
 
 // tokenRejected is the fatal error for a token Slack refused: call is the
@@ -62,11 +62,7 @@ func tokenRejected(kind tokenKind, call, code string) *shared.FatalError {
 		hint = kind.env + " (" + kind.attr + ") holds the wrong kind of token: it must be the " + kind.what +
 			"; bot_token takes xoxb-, app_token takes xapp-"
 	}
-	return &shared.FatalError{
-		Code:    CodeTokenRejected,
-		Message: fmt.Sprintf("Slack rejected the %s (%s: %s)", kind.attr, call, code),
-		Hint:    hint,
-	}
+	return kit.Unauthorized(fmt.Sprintf("Slack rejected the %s (%s: %s)", kind.attr, call, code), hint)
 }
 
 // fatalAPIError returns the fatal error for a Web API error that no retry
@@ -78,28 +74,18 @@ func fatalAPIError(err error, kind tokenKind, call string) *shared.FatalError {
 		case rejectedTokenErrors[se.Err]:
 			return tokenRejected(kind, call, se.Err)
 		case se.Err == "missing_scope" && kind == appToken:
-			return &shared.FatalError{Code: CodeMissingScope,
-				Message: fmt.Sprintf("the app_token lacks a scope (%s: missing_scope, needed %q)", call, se.Needed),
-				Hint:    "give SLACK_APP_TOKEN the connections:write scope: Slack app settings → Basic Information → App-Level Tokens"}
+			return kit.Fatal(CodeMissingScope,
+				fmt.Sprintf("the app_token lacks a scope (%s: missing_scope, needed %q)", call, se.Needed),
+				"give SLACK_APP_TOKEN the connections:write scope: Slack app settings → Basic Information → App-Level Tokens")
 		}
 		return nil
 	}
 	var sc slack.StatusCodeError
 	if errors.As(err, &sc) && sc.Code == http.StatusNotFound {
-		return &shared.FatalError{Code: CodeAPINotFound,
-			Message: fmt.Sprintf("the Slack Web API answered 404 for %s", call),
-			Hint:    "check api_url: leave it unset for Slack (" + DefaultAPIURL + ")"}
+		return kit.Fatal(CodeAPINotFound, fmt.Sprintf("the Slack Web API answered 404 for %s", call),
+			"check api_url: leave it unset for Slack ("+DefaultAPIURL+")")
 	}
 	return nil
-}
-
-// slackErrorCode returns the Web API error code in err, or "".
-func slackErrorCode(err error) string {
-	var se slack.SlackErrorResponse
-	if errors.As(err, &se) {
-		return se.Err
-	}
-	return ""
 }
 
 // retryAfter returns how long a 429 asked to wait, and whether err is one.

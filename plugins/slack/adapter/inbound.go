@@ -8,26 +8,36 @@ import (
 	"github.com/slack-go/slack/slackevents"
 
 	"github.com/plughost/gateway/shared"
+	"github.com/plughost/gateway/shared/kit"
 )
 
 // Message subtypes that carry something a person said; every other subtype
 // (edits, deletions, joins, topic changes) is not answered.
 var saidSubtypes = map[string]bool{"": true, "thread_broadcast": true, "file_share": true, "bot_message": true}
 
-// fromMessage turns a message event into a host message, or nil when the
-// bot should not answer it. The order matters: itself and bots first (a bot
-// answering bots loops), then allowlists, then mention gating, which also
-// strips the mention from the text.
-func fromMessage(s settings, botUserID, botID string, threads *recentSet, e *slackevents.MessageEvent) *shared.Message {
+// Why a message event that the access policy would pass is still not
+// answered, for debug logs.
+const (
+	deniedNotSaid Denial = "not a new message (edit, deletion, join or other change)"
+	deniedEmpty   Denial = "no text besides the mention"
+	deniedEdited  Denial = "an edit that adds a mention"
+)
+
+// Denial says why a message is not answered; the empty Denial answers it.
+type Denial = kit.Denial
+
+// fromMessage turns a message event into a host message, or says why the
+// bot does not answer it: the access policy (kit.Access) decides, with a
+// reply in a thread the bot answered in counting as addressed to it.
+func fromMessage(s settings, botUserID, botID string, threads *recentSet, e *slackevents.MessageEvent) (*shared.Message, Denial) {
 	if !saidSubtypes[e.SubType] {
-		return nil
+		return nil, deniedNotSaid
 	}
-	direct := e.ChannelType == "im"
-	addressed := direct || !s.requireMention || mentions(e.Text, botUserID) ||
-		(e.ThreadTimeStamp != "" && threads.has(threadKey(e.Channel, e.ThreadTimeStamp)))
+	inBotThread := e.ThreadTimeStamp != "" && threads.has(threadKey(e.Channel, e.ThreadTimeStamp))
 	return toMessage(s, botUserID, botID, said{
 		channel: e.Channel, user: e.User, botID: e.BotID, text: e.Text, ts: e.TimeStamp,
-		threadTS: e.ThreadTimeStamp, direct: direct, addressed: addressed,
+		threadTS: e.ThreadTimeStamp, direct: e.ChannelType == "im",
+		mentioned: mentions(e.Text, botUserID) || inBotThread,
 	})
 }
 
@@ -35,38 +45,40 @@ func fromMessage(s settings, botUserID, botID string, threads *recentSet, e *sla
 // it besides the message event for the same channel message (when the app
 // subscribes to both); both give the same message id, so the host gets it
 // once.
-func fromMention(s settings, botUserID, botID string, e *slackevents.AppMentionEvent) *shared.Message {
+func fromMention(s settings, botUserID, botID string, e *slackevents.AppMentionEvent) (*shared.Message, Denial) {
 	if e.Edited != nil {
-		return nil // an edit that adds a mention is not a new message
+		return nil, deniedEdited
 	}
 	return toMessage(s, botUserID, botID, said{
 		channel: e.Channel, user: e.User, botID: e.BotID, text: e.Text, ts: e.TimeStamp,
-		threadTS: e.ThreadTimeStamp, direct: strings.HasPrefix(e.Channel, "D"), addressed: true,
+		threadTS: e.ThreadTimeStamp, direct: strings.HasPrefix(e.Channel, "D"), mentioned: true,
 	})
 }
 
 // said is what message and app_mention events have in common.
 type said struct {
 	channel, user, botID, text, ts, threadTS string
-	direct, addressed                        bool
+	direct, mentioned                        bool
 }
 
-func toMessage(s settings, botUserID, botID string, m said) *shared.Message {
+func toMessage(s settings, botUserID, botID string, m said) (*shared.Message, Denial) {
 	if m.channel == "" || m.ts == "" {
-		return nil
+		return nil, deniedNotSaid
 	}
-	if (botUserID != "" && m.user == botUserID) || (botID != "" && m.botID == botID) {
-		return nil // never answer itself, whatever respond_to_bots says
-	}
-	if m.botID != "" && !s.respondToBots {
-		return nil
-	}
-	if !allowed(s, m.user, m.channel, m.direct) || !m.addressed {
-		return nil
+	self := (botUserID != "" && m.user == botUserID) || (botID != "" && m.botID == botID)
+	if denied := s.access.Check(kit.Inbound{
+		UserID:    m.user,
+		ChatID:    m.channel,
+		Direct:    m.direct,
+		Self:      self,
+		FromBot:   m.botID != "",
+		Mentioned: m.mentioned,
+	}); denied != "" {
+		return nil, denied
 	}
 	text := strings.TrimSpace(unescape(stripMention(m.text, botUserID)))
 	if text == "" {
-		return nil
+		return nil, deniedEmpty
 	}
 	out := &shared.Message{
 		// A ts is unique within its channel; the pair is the message's id
@@ -87,20 +99,7 @@ func toMessage(s settings, botUserID, botID string, m said) *shared.Message {
 		// session, and follow-ups in it carry this ts as thread_ts.
 		out.ThreadID = m.ts
 	}
-	return out
-}
-
-// allowed applies the allowlists. When channels are restricted, a DM passes
-// only if allowed_users names its sender or its channel is listed:
-// restricting the bot to some channels must not leave it open to any DM.
-func allowed(s settings, user, channel string, direct bool) bool {
-	if !s.allowedUsers.allows(user) {
-		return false
-	}
-	if direct && len(s.allowedChannels) > 0 {
-		return len(s.allowedUsers) > 0 || s.allowedChannels.has(channel)
-	}
-	return s.allowedChannels.allows(channel)
+	return out, ""
 }
 
 // mentions reports whether text mentions the bot user (<@U123> or

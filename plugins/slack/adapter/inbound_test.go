@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"github.com/slack-go/slack/slackevents"
+
+	"github.com/plughost/gateway/shared/kit"
 )
 
 const (
@@ -12,7 +14,7 @@ const (
 )
 
 func defaults() settings {
-	return settings{requireMention: true, replyInThread: true, allowedUsers: set{}, allowedChannels: set{}}
+	return settings{replyInThread: true, access: kit.Access{RequireMention: true}}
 }
 
 func TestFromMessage(t *testing.T) {
@@ -45,29 +47,29 @@ func TestFromMessage(t *testing.T) {
 			Text: "more", TimeStamp: "100.2", ThreadTimeStamp: "100.000001"}, want: true, thread: "100.000001", text: "more"},
 		{name: "reply in another thread", e: slackevents.MessageEvent{Channel: "C1", ChannelType: "channel", User: "U1",
 			Text: "more", TimeStamp: "100.2", ThreadTimeStamp: "99.1"}},
-		{name: "require_mention off", s: func(s *settings) { s.requireMention = false },
+		{name: "require_mention off", s: func(s *settings) { s.access.RequireMention = false },
 			e:    slackevents.MessageEvent{Channel: "C1", ChannelType: "channel", User: "U1", Text: "hi", TimeStamp: "3.1"},
 			want: true, thread: "3.1", text: "hi"},
-		{name: "itself", s: func(s *settings) { s.respondToBots = true },
+		{name: "itself", s: func(s *settings) { s.access.AllowBots = true },
 			e: slackevents.MessageEvent{Channel: "D1", ChannelType: "im", User: testBotUser, BotID: testBotID, Text: "hi", TimeStamp: "1.1"}},
-		{name: "its own bot id", s: func(s *settings) { s.respondToBots = true },
+		{name: "its own bot id", s: func(s *settings) { s.access.AllowBots = true },
 			e: slackevents.MessageEvent{Channel: "D1", ChannelType: "im", BotID: testBotID, SubType: "bot_message", Text: "hi", TimeStamp: "1.1"}},
 		{name: "another bot", e: slackevents.MessageEvent{Channel: "D1", ChannelType: "im", BotID: "B2", SubType: "bot_message", Text: "hi", TimeStamp: "1.1"}},
-		{name: "another bot allowed", s: func(s *settings) { s.respondToBots = true },
+		{name: "another bot allowed", s: func(s *settings) { s.access.AllowBots = true },
 			e:    slackevents.MessageEvent{Channel: "D1", ChannelType: "im", BotID: "B2", SubType: "bot_message", Text: "hi", TimeStamp: "1.1"},
 			want: true, text: "hi"},
 		{name: "edit", e: slackevents.MessageEvent{Channel: "D1", ChannelType: "im", User: "U1", SubType: "message_changed", TimeStamp: "1.1"}},
 		{name: "join", e: slackevents.MessageEvent{Channel: "C1", ChannelType: "channel", User: "U1", SubType: "channel_join", Text: "<@U0BOT> joined", TimeStamp: "1.1"}},
 		{name: "only a mention", e: slackevents.MessageEvent{Channel: "C1", ChannelType: "channel", User: "U1", Text: "<@U0BOT>", TimeStamp: "1.1"}},
-		{name: "user not allowed", s: func(s *settings) { s.allowedUsers = newSet([]string{"U2"}) },
+		{name: "user not allowed", s: func(s *settings) { s.access.Users = kit.NewIDSet([]string{"U2"}) },
 			e: slackevents.MessageEvent{Channel: "D1", ChannelType: "im", User: "U1", Text: "hi", TimeStamp: "1.1"}},
-		{name: "channel not allowed", s: func(s *settings) { s.allowedChannels = newSet([]string{"C2"}) },
+		{name: "channel not allowed", s: func(s *settings) { s.access.Chats = kit.NewIDSet([]string{"C2"}) },
 			e: slackevents.MessageEvent{Channel: "C1", ChannelType: "channel", User: "U1", Text: "<@U0BOT> hi", TimeStamp: "1.1"}},
-		{name: "dm closed when channels are restricted", s: func(s *settings) { s.allowedChannels = newSet([]string{"C2"}) },
+		{name: "dm closed when channels are restricted", s: func(s *settings) { s.access.Chats = kit.NewIDSet([]string{"C2"}) },
 			e: slackevents.MessageEvent{Channel: "D1", ChannelType: "im", User: "U1", Text: "hi", TimeStamp: "1.1"}},
 		{name: "dm open to allowed users", s: func(s *settings) {
-			s.allowedChannels = newSet([]string{"C2"})
-			s.allowedUsers = newSet([]string{"U1"})
+			s.access.Chats = kit.NewIDSet([]string{"C2"})
+			s.access.Users = kit.NewIDSet([]string{"U1"})
 		}, e: slackevents.MessageEvent{Channel: "D1", ChannelType: "im", User: "U1", Text: "hi", TimeStamp: "1.1"}, want: true, text: "hi"},
 	}
 	for _, tc := range tests {
@@ -76,9 +78,9 @@ func TestFromMessage(t *testing.T) {
 			if tc.s != nil {
 				tc.s(&s)
 			}
-			m := fromMessage(s, testBotUser, testBotID, &threads, &tc.e)
-			if (m != nil) != tc.want {
-				t.Fatalf("answered = %v, want %v (%+v)", m != nil, tc.want, m)
+			m, denied := fromMessage(s, testBotUser, testBotID, &threads, &tc.e)
+			if (m != nil) != tc.want || (m == nil) == (denied == "") {
+				t.Fatalf("answered = %v (denied %q), want %v (%+v)", m != nil, denied, tc.want, m)
 			}
 			if m == nil {
 				return
@@ -94,14 +96,14 @@ func TestFromMessage(t *testing.T) {
 func TestFromMentionMatchesMessage(t *testing.T) {
 	s := defaults()
 	var threads recentSet
-	msg := fromMessage(s, testBotUser, testBotID, &threads, &slackevents.MessageEvent{
+	msg, _ := fromMessage(s, testBotUser, testBotID, &threads, &slackevents.MessageEvent{
 		Channel: "C1", ChannelType: "channel", User: "U1", Text: "<@U0BOT> hi", TimeStamp: "5.5"})
-	mention := fromMention(s, testBotUser, testBotID, &slackevents.AppMentionEvent{
+	mention, _ := fromMention(s, testBotUser, testBotID, &slackevents.AppMentionEvent{
 		Channel: "C1", User: "U1", Text: "<@U0BOT> hi", TimeStamp: "5.5"})
 	if msg == nil || mention == nil || *msg != *mention {
 		t.Fatalf("message %+v and app_mention %+v differ: the host would answer twice", msg, mention)
 	}
-	edited := fromMention(s, testBotUser, testBotID, &slackevents.AppMentionEvent{
+	edited, _ := fromMention(s, testBotUser, testBotID, &slackevents.AppMentionEvent{
 		Channel: "C1", User: "U1", Text: "<@U0BOT> hi", TimeStamp: "5.5", Edited: &slackevents.Edited{User: "U1", TimeStamp: "6.0"}})
 	if edited != nil {
 		t.Fatal("an edit that adds a mention was answered")

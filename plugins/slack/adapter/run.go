@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"github.com/plughost/gateway/shared"
+	"github.com/plughost/gateway/shared/kit"
 )
 
 // Run checks the bot token, then keeps one Socket Mode connection up until
@@ -69,7 +69,7 @@ func (a *Adapter) endRun() {
 // previous one is closed: Slack spreads events over every open connection
 // of an app, so one left open would take events nobody reads.
 func (a *Adapter) loop(ctx context.Context, events chan<- shared.Event) error {
-	attempt := 0
+	retry := kit.Retry{Backoff: kit.Backoff{Initial: a.tune.backoffBase, Max: a.tune.backoffMax}, StableAfter: a.tune.stableAfter}
 	authed := false
 	for ctx.Err() == nil {
 		var err error
@@ -94,15 +94,11 @@ func (a *Adapter) loop(ctx context.Context, events chan<- shared.Event) error {
 		if errors.As(err, &fatal) {
 			return fatal
 		}
-		if up >= a.tune.stableAfter {
-			attempt = 0
-		}
-		wait := backoff(attempt, a.tune.backoffBase, a.tune.backoffMax)
-		attempt++
+		wait := retry.Failed(up)
 		switch d, limited := retryAfter(err); {
 		case limited:
 			wait = max(wait, d)
-		case errors.Is(err, errRefresh) && attempt == 1:
+		case errors.Is(err, errRefresh) && retry.Failures() == 1:
 			wait = 0 // Slack asked for a new connection: no reason to wait
 		}
 		a.log.Warn("Slack Socket Mode connection lost; reconnecting", "error", err, "retry_in", wait)
@@ -110,8 +106,8 @@ func (a *Adapter) loop(ctx context.Context, events chan<- shared.Event) error {
 			Message: "reconnecting to Slack: " + err.Error()}}) {
 			return ctx.Err()
 		}
-		if !sleep(ctx, wait) {
-			return ctx.Err()
+		if err := kit.Sleep(ctx, wait); err != nil {
+			return err
 		}
 	}
 	return ctx.Err()
@@ -161,32 +157,4 @@ func emit(ctx context.Context, events chan<- shared.Event, ev shared.Event) bool
 	case <-ctx.Done():
 		return false
 	}
-}
-
-// sleep waits d or until ctx ends; false means ctx ended.
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
-// backoff returns the wait before reconnect attempt n (0-based): exponential
-// from base, capped at maxWait, with jitter over its upper half so that many
-// bots dropped at once do not reconnect in step.
-func backoff(n int, base, maxWait time.Duration) time.Duration {
-	d := base
-	for i := 0; i < n && d < maxWait; i++ {
-		d *= 2
-	}
-	d = min(d, maxWait)
-	half := d / 2
-	return half + rand.N(half+1)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/slack-go/slack/socketmode"
 
 	"github.com/plughost/gateway/shared"
+	"github.com/plughost/gateway/shared/kit"
 )
 
 // The Socket Mode connection is ours; its wire types are socketmode's.
@@ -130,9 +131,8 @@ func (a *Adapter) connect(ctx context.Context, wsURL string, events chan<- share
 			}
 		case socketmode.RequestTypeDisconnect:
 			if req.Reason == "link_disabled" {
-				return &shared.FatalError{Code: CodeSocketMode,
-					Message: "Slack turned Socket Mode off for this app (disconnect: link_disabled)",
-					Hint:    "turn Socket Mode on in the Slack app settings (Settings → Socket Mode), then restart the platform"}
+				return kit.Fatal(CodeSocketMode, "Slack turned Socket Mode off for this app (disconnect: link_disabled)",
+					"turn Socket Mode on in the Slack app settings (Settings → Socket Mode), then restart the platform")
 			}
 			a.log.Debug("Slack asked for a new connection", "reason", req.Reason)
 			return fmt.Errorf("%w (disconnect: %s)", errRefresh, req.Reason)
@@ -172,21 +172,23 @@ func (a *Adapter) handleEnvelope(ctx context.Context, c *conn, req *socketmode.R
 	}
 	userID, botID := a.bot()
 	var m *shared.Message
+	var denied Denial
 	switch data := ev.InnerEvent.Data.(type) {
 	case *slackevents.MessageEvent:
-		m = fromMessage(s, userID, botID, &a.threads, data)
+		m, denied = fromMessage(s, userID, botID, &a.threads, data)
 	case *slackevents.AppMentionEvent:
-		m = fromMention(s, userID, botID, data)
+		m, denied = fromMention(s, userID, botID, data)
 	case *slackevents.TokensRevokedEvent:
 		if slices.Contains(data.Tokens.Bot, userID) {
 			return tokenRejected(botToken, "tokens_revoked event", "token_revoked")
 		}
 	case *slackevents.AppUninstalledEvent:
-		return &shared.FatalError{Code: CodeUninstalled,
-			Message: "the Slack app was uninstalled from the workspace (app_uninstalled event)",
-			Hint:    "reinstall the app (Slack app settings → Install App), set the new SLACK_BOT_TOKEN, and restart the platform"}
+		return kit.Fatal(CodeUninstalled, "the Slack app was uninstalled from the workspace (app_uninstalled event)",
+			"reinstall the app (Slack app settings → Install App), set the new SLACK_BOT_TOKEN, and restart the platform")
 	}
 	switch {
+	case denied != "":
+		a.log.Debug("not answering a message", "type", ev.InnerEvent.Type, "reason", string(denied))
 	case m == nil:
 	case a.seen.has(m.ID):
 		a.log.Debug("message already handed to the host; acknowledging again", "message_id", m.ID,

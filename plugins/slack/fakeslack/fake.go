@@ -16,7 +16,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +23,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/plughost/gateway/shared/kit/fakekit"
 )
 
 // The tokens the fake accepts until a test revokes them.
@@ -54,21 +55,20 @@ type PostedMessage struct {
 	TS string
 }
 
-// Request is one Web API call the fake received.
-type Request struct {
-	// Method is the Web API method, e.g. "chat.postMessage".
-	Method string
-	At     time.Time
-}
-
 // Server is a running fake Slack. Its methods are safe for concurrent use.
+// A test in the same process calls them; a fake run as its own process is
+// driven the same way through its control API (POST URL/_fake/NAME, see
+// control), and read through GET /_fake/stats, /_fake/requests,
+// /_fake/log/posted and /_fake/log/acks.
 type Server struct {
 	// URL is the server's base URL, http://127.0.0.1:PORT.
 	URL string
 	// APIURL is the Web API base to configure as api_url (URL + "/api/").
 	APIURL string
 
-	http *httptest.Server
+	http   *fakekit.Server
+	posted *fakekit.Log[PostedMessage]
+	acks   *fakekit.Log[string]
 
 	mu           sync.Mutex
 	botToken     string
@@ -77,25 +77,25 @@ type Server struct {
 	appError     string
 	methodErrors map[string]string
 	limits       map[string]*rateLimit
-	earlyRetries int
 	pingInterval time.Duration
 	pings        bool
-	requests     []Request
-	posted       []PostedMessage
 	tickets      map[string]bool
 	conns        map[*sockConn]struct{}
-	opened       int
 	maxOpen      int
 	nextTS       int64
 	nextID       int
 	envelopes    map[string]*envelope
 	queue        []*envelope // waiting for a connection
 	rr           int
-	acks         []string
-	closed       bool
-	handlers     sync.WaitGroup
 	upgrader     websocket.Upgrader
 }
+
+// Counters in the fake's stats (GET /_fake/stats).
+const (
+	statOpened       = "connections_opened"
+	statEarlyRetries = "early_retries"
+	statRedelivered  = "redelivered"
+)
 
 // rateLimit makes the next n calls of a method answer 429.
 type rateLimit struct {
@@ -107,7 +107,24 @@ type rateLimit struct {
 // New starts a fake Slack on 127.0.0.1 and stops it when the test ends.
 func New(t testing.TB) *Server {
 	t.Helper()
+	s := Start()
+	t.Cleanup(s.Close)
+	return s
+}
+
+// Start starts a fake Slack; the caller closes it. Use it where there is no
+// test, as in a fake run as its own process.
+func Start() *Server {
+	srv := fakekit.Start()
+	srv.FaultBody = func(status int) any {
+		return map[string]any{"ok": false, "error": http.StatusText(status)}
+	}
 	s := &Server{
+		URL:          srv.URL,
+		APIURL:       srv.URL + "/api/",
+		http:         srv,
+		posted:       fakekit.NewLog[PostedMessage](srv, "posted"),
+		acks:         fakekit.NewLog[string](srv, "acks"),
 		botToken:     DefaultBotToken,
 		appToken:     DefaultAppToken,
 		methodErrors: map[string]string{},
@@ -121,37 +138,26 @@ func New(t testing.TB) *Server {
 		// slack-go dials with Origin https://api.slack.com.
 		upgrader: websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }},
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /api/auth.test", s.handleAuthTest)
-	mux.HandleFunc("POST /api/apps.connections.open", s.handleConnectionsOpen)
-	mux.HandleFunc("POST /api/chat.postMessage", s.handlePostMessage)
-	mux.HandleFunc("GET /link/", s.serveSocket)
-	mux.HandleFunc("POST /api/{method}", func(w http.ResponseWriter, r *http.Request) {
+	srv.HandleFunc("POST /api/auth.test", s.handleAuthTest)
+	srv.HandleFunc("POST /api/apps.connections.open", s.handleConnectionsOpen)
+	srv.HandleFunc("POST /api/chat.postMessage", s.handlePostMessage)
+	srv.HandleFunc("GET /link/", s.serveSocket)
+	srv.HandleFunc("POST /api/{method}", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"ok": false, "error": "unknown_method"})
 	})
-	s.http = httptest.NewServer(mux)
-	s.URL = s.http.URL
-	s.APIURL = s.URL + "/api/"
-	t.Cleanup(s.Close)
+	s.control()
 	return s
 }
 
 // Close drops every Socket Mode connection and stops the server. It is
 // called automatically at the end of the test that created the server.
-func (s *Server) Close() {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return
-	}
-	s.closed = true
-	for c := range s.conns {
-		_ = c.ws.Close()
-	}
-	s.mu.Unlock()
-	s.http.CloseClientConnections()
-	s.http.Close()
-	s.handlers.Wait()
+func (s *Server) Close() { s.http.Close() }
+
+// SetHTTPStatus makes every call of a Web API method (or the websocket
+// endpoint, "link") answer an HTTP status such as 500 or 503; zero
+// restores it.
+func (s *Server) SetHTTPStatus(method string, status int) {
+	s.http.SetFault("/"+method, status)
 }
 
 // RevokeBotToken makes every call with the bot token answer code (for
@@ -196,11 +202,7 @@ func (s *Server) RateLimit(method string, retryAfter time.Duration, n int) {
 
 // EarlyRetries returns how many calls came in before a Retry-After the fake
 // had answered had passed.
-func (s *Server) EarlyRetries() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.earlyRetries
-}
+func (s *Server) EarlyRetries() int { return s.http.Stats.Get(statEarlyRetries) }
 
 // SetPings makes the fake send websocket pings on every connection (the
 // default) or stop, which makes a connection look dead to the bot.
@@ -210,28 +212,19 @@ func (s *Server) SetPings(on bool) {
 	s.pings = on
 }
 
-// Requests returns every Web API call received, oldest first.
-func (s *Server) Requests() []Request {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]Request(nil), s.requests...)
-}
+// Requests returns every request the bot made as "METHOD PATH" (Web API
+// calls and websocket upgrades), oldest first.
+func (s *Server) Requests() []string { return s.http.Requests() }
 
-// RequestCount returns how many Web API calls were received, and how many
-// Socket Mode connections were opened, in total: every request the bot made.
-func (s *Server) RequestCount() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.requests) + s.opened
-}
+// RequestCount returns how many requests the bot made: Web API calls and
+// Socket Mode connections.
+func (s *Server) RequestCount() int { return len(s.http.Requests()) }
 
-// Calls returns how many times method was called.
+// Calls returns how many times the Web API method was called.
 func (s *Server) Calls(method string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	n := 0
-	for _, r := range s.requests {
-		if r.Method == method {
+	for _, r := range s.http.Requests() {
+		if r == "POST /api/"+method {
 			n++
 		}
 	}
@@ -239,11 +232,7 @@ func (s *Server) Calls(method string) int {
 }
 
 // Posted returns the messages the bot posted, oldest first.
-func (s *Server) Posted() []PostedMessage {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]PostedMessage(nil), s.posted...)
-}
+func (s *Server) Posted() []PostedMessage { return s.posted.All() }
 
 // record notes a Web API call and returns the error it must answer, if a
 // test set one; a 429 is written here and reported as handled.
@@ -251,10 +240,9 @@ func (s *Server) record(w http.ResponseWriter, method string) (code string, hand
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := time.Now()
-	s.requests = append(s.requests, Request{Method: method, At: now})
 	if l := s.limits[method]; l != nil {
 		if now.Before(l.until) {
-			s.earlyRetries++
+			s.http.Stats.Inc(statEarlyRetries)
 		}
 		if l.n > 0 {
 			l.n--
@@ -361,8 +349,8 @@ func (s *Server) handlePostMessage(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	pm := PostedMessage{Channel: channel, ThreadTS: r.PostForm.Get("thread_ts"), Text: text, TS: s.newTS()}
-	s.posted = append(s.posted, pm)
 	s.mu.Unlock()
+	s.posted.Add(pm)
 	writeJSON(w, http.StatusOK, map[string]any{
 		"ok": true, "channel": channel, "ts": pm.TS,
 		"message": map[string]any{"type": "message", "user": BotUserID, "bot_id": BotID, "text": text, "ts": pm.TS, "thread_ts": pm.ThreadTS},
@@ -383,8 +371,76 @@ func (s *Server) NewTS() string {
 	return s.newTS()
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+func writeJSON(w http.ResponseWriter, status int, v any) { fakekit.WriteJSON(w, status, v) }
+
+// control adds the control API: POST /_fake/NAME with a JSON body runs the
+// Go method of the same meaning.
+func (s *Server) control() {
+	inject := func(f func(Message) string) func(json.RawMessage) (any, error) {
+		return func(in json.RawMessage) (any, error) {
+			var m Message
+			if err := json.Unmarshal(in, &m); err != nil {
+				return nil, err
+			}
+			return f(m), nil
+		}
+	}
+	str := func(f func(string)) func(json.RawMessage) (any, error) {
+		return func(in json.RawMessage) (any, error) {
+			var v string
+			if err := json.Unmarshal(in, &v); err != nil {
+				return nil, err
+			}
+			f(v)
+			return nil, nil
+		}
+	}
+	s.http.Control("message", inject(s.InjectMessage))
+	s.http.Control("app_mention", inject(s.InjectAppMention))
+	s.http.Control("event", func(in json.RawMessage) (any, error) {
+		var ev map[string]any
+		if err := json.Unmarshal(in, &ev); err != nil {
+			return nil, err
+		}
+		return s.InjectEvent(ev), nil
+	})
+	s.http.Control("redeliver", str(s.Redeliver))
+	s.http.Control("disconnect", str(s.Disconnect))
+	s.http.Control("revoke_bot", str(s.RevokeBotToken))
+	s.http.Control("revoke_app", str(s.RevokeAppToken))
+	s.http.Control("drop", func(json.RawMessage) (any, error) {
+		s.DropConnections()
+		return nil, nil
+	})
+	s.http.Control("pings", func(in json.RawMessage) (any, error) {
+		var on bool
+		if err := json.Unmarshal(in, &on); err != nil {
+			return nil, err
+		}
+		s.SetPings(on)
+		return nil, nil
+	})
+	s.http.Control("method_error", func(in json.RawMessage) (any, error) {
+		var v struct{ Method, Code string }
+		if err := json.Unmarshal(in, &v); err != nil {
+			return nil, err
+		}
+		s.SetMethodError(v.Method, v.Code)
+		return nil, nil
+	})
+	s.http.Control("rate_limit", func(in json.RawMessage) (any, error) {
+		var v struct {
+			Method            string
+			RetryAfterSeconds int `json:"retry_after_seconds"`
+			N                 int
+		}
+		if err := json.Unmarshal(in, &v); err != nil {
+			return nil, err
+		}
+		s.RateLimit(v.Method, time.Duration(v.RetryAfterSeconds)*time.Second, v.N)
+		return nil, nil
+	})
+	s.http.Control("connections", func(json.RawMessage) (any, error) {
+		return map[string]int{"open": s.OpenConnections(), "max_open": s.MaxOpenConnections(), "opened": s.Opened()}, nil
+	})
 }

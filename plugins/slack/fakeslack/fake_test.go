@@ -10,6 +10,8 @@ import (
 	"github.com/slack-go/slack/slackevents"
 	"github.com/slack-go/slack/socketmode"
 	"go.uber.org/goleak"
+
+	"github.com/plughost/gateway/shared/kit/fakekit"
 )
 
 func TestMain(m *testing.M) {
@@ -152,5 +154,42 @@ func TestSocketModeAgainstSlackGo(t *testing.T) {
 		runErr <- err
 	case <-time.After(10 * time.Second):
 		t.Fatal("slack-go kept running with a revoked app token")
+	}
+}
+
+func TestControlAPI(t *testing.T) {
+	s := New(t)
+	ctx := context.Background()
+	api := client(s, DefaultBotToken, DefaultAppToken)
+	if err := fakekit.Call(ctx, s.URL, "revoke_bot", "token_revoked", nil); err != nil {
+		t.Fatal(err)
+	}
+	var se slack.SlackErrorResponse
+	if _, err := api.AuthTestContext(ctx); !errors.As(err, &se) || se.Err != "token_revoked" {
+		t.Fatalf("after revoke_bot: %v", err)
+	}
+	if err := fakekit.Call(ctx, s.URL, "rate_limit", map[string]any{"method": "apps.connections.open", "retry_after_seconds": 2, "n": 1}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var rl *slack.RateLimitedError
+	if _, _, err := api.StartSocketModeContext(ctx); !errors.As(err, &rl) || rl.RetryAfter != 2*time.Second {
+		t.Fatalf("after rate_limit: %v", err)
+	}
+	var env string
+	if err := fakekit.Call(ctx, s.URL, "message", Message{Channel: "D1", ChannelType: "im", User: "U1", Text: "hi"}, &env); err != nil || env == "" {
+		t.Fatalf("message: %q %v", env, err)
+	}
+	var conns map[string]int
+	if err := fakekit.Call(ctx, s.URL, "connections", struct{}{}, &conns); err != nil || conns["open"] != 0 {
+		t.Fatalf("connections: %v %v", conns, err)
+	}
+	var reqs []string
+	if err := fakekit.Call(ctx, s.URL, "requests", nil, &reqs); err != nil || len(reqs) != 2 || reqs[0] != "POST /api/auth.test" {
+		t.Fatalf("requests: %v %v", reqs, err)
+	}
+	s.SetHTTPStatus("auth.test", 503)
+	var sc slack.StatusCodeError
+	if _, err := api.AuthTestContext(ctx); !errors.As(err, &sc) || sc.Code != 503 {
+		t.Fatalf("with a 503 fault: %v", err)
 	}
 }

@@ -11,11 +11,16 @@ import (
 	"github.com/gorilla/websocket"
 )
 
+// openGrace is how long after a connection opens the fake counts how many
+// are open at once (see MaxOpenConnections).
+const openGrace = 300 * time.Millisecond
+
 // sockConn is one Socket Mode websocket connection.
 type sockConn struct {
 	ws      *websocket.Conn
 	writeMu sync.Mutex
 	done    chan struct{}
+	counted chan struct{} // closed once the connection was counted (or closed)
 }
 
 // envelope is one events_api delivery Slack keeps until it is acknowledged.
@@ -56,42 +61,61 @@ func (s *Server) serveSocket(w http.ResponseWriter, r *http.Request) {
 	ticket := r.URL.Query().Get("ticket")
 	valid := s.tickets[ticket]
 	delete(s.tickets, ticket)
-	if s.closed || !valid {
-		s.mu.Unlock()
+	s.mu.Unlock()
+	if !valid {
 		http.Error(w, "invalid or used ticket", http.StatusUnauthorized)
 		return
 	}
-	s.handlers.Add(1)
-	s.mu.Unlock()
-	defer s.handlers.Done()
-
 	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return
 	}
-	c := &sockConn{ws: ws, done: make(chan struct{})}
+	release, ok := s.http.Hold(ws)
+	defer release()
+	if !ok {
+		_ = ws.Close()
+		return
+	}
+	c := &sockConn{ws: ws, done: make(chan struct{}), counted: make(chan struct{})}
 	// Hello comes first, and the connection counts as open (for events
 	// and for tests) from the moment it is sent: s.mu is held across both.
 	s.mu.Lock()
-	s.opened++
+	s.http.Stats.Inc(statOpened)
 	hello := map[string]any{
 		"type": "hello", "num_connections": len(s.conns) + 1,
 		"debug_info":      map[string]any{"host": "fake-applink", "build_number": 1, "approximate_connection_time": 18060},
 		"connection_info": map[string]any{"app_id": AppID},
 	}
-	if s.closed || c.write(hello) != nil {
+	if err := c.write(hello); err != nil {
 		s.mu.Unlock()
 		_ = ws.Close()
 		return
 	}
 	s.conns[c] = struct{}{}
-	s.maxOpen = max(s.maxOpen, len(s.conns))
+	s.maxOpen = max(s.maxOpen, 1)
 	s.mu.Unlock()
 	defer s.forget(c)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer close(c.done)
 	wg.Go(func() { s.pingLoop(c) })
+	// A client that closed its old connection just before opening this
+	// one may not have been noticed yet (its handler has yet to read the
+	// close): count what is still open a moment later. A stale connection
+	// stays open; a closed one is gone by then.
+	wg.Go(func() {
+		defer close(c.counted)
+		t := time.NewTimer(openGrace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-c.done:
+			return // closed already: nothing to count
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.maxOpen = max(s.maxOpen, len(s.conns))
+	})
 	s.flushQueue()
 	for {
 		_, data, err := ws.ReadMessage()
@@ -108,8 +132,8 @@ func (s *Server) serveSocket(w http.ResponseWriter, r *http.Request) {
 		if e := s.envelopes[ack.EnvelopeID]; e != nil {
 			e.acked = true
 		}
-		s.acks = append(s.acks, ack.EnvelopeID)
 		s.mu.Unlock()
+		s.acks.Add(ack.EnvelopeID)
 	}
 }
 
@@ -229,6 +253,7 @@ func (s *Server) Redeliver(envelopeID string) {
 	}
 	e.retry++
 	e.acked, e.sentOn = false, nil
+	s.http.Stats.Inc(statRedelivered)
 	s.queue = append(s.queue, e)
 	s.mu.Unlock()
 	s.flushQueue()
@@ -277,11 +302,7 @@ func (s *Server) Acked(envelopeID string) bool {
 
 // Acks returns the envelope ids the bot acknowledged, oldest first, one per
 // acknowledgement.
-func (s *Server) Acks() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.acks...)
-}
+func (s *Server) Acks() []string { return s.acks.All() }
 
 // Disconnect sends a disconnect message with reason ("warning",
 // "refresh_requested", "link_disabled") on every open connection, and
@@ -319,17 +340,20 @@ func (s *Server) OpenConnections() int {
 }
 
 // MaxOpenConnections returns the most Socket Mode connections that were
-// open at the same time. Slack spreads events over every open connection,
-// so a bot that leaves an old one open loses events: this should stay 1.
+// open at the same time, counted 300ms after each connection opened (so an
+// old connection the bot closed just before is not counted while its close
+// is still in flight). Slack spreads events over every open connection, so
+// a bot that leaves an old one open loses events: this should stay 1.
+//
+// It waits (at most that 300ms) until the connections open now are counted.
 func (s *Server) MaxOpenConnections() int {
+	for _, c := range s.openConns() {
+		<-c.counted
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.maxOpen
 }
 
 // Opened returns how many Socket Mode connections were opened in total.
-func (s *Server) Opened() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.opened
-}
+func (s *Server) Opened() int { return s.http.Stats.Get(statOpened) }
