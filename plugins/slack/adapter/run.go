@@ -94,6 +94,9 @@ func (a *Adapter) loop(ctx context.Context, events chan<- shared.Event) error {
 		if errors.As(err, &fatal) {
 			return fatal
 		}
+		if err == nil {
+			err = errors.New("the Socket Mode connection ended")
+		}
 		wait := retry.Failed(up)
 		switch d, limited := retryAfter(err); {
 		case limited:
@@ -101,7 +104,11 @@ func (a *Adapter) loop(ctx context.Context, events chan<- shared.Event) error {
 		case errors.Is(err, errRefresh) && retry.Failures() == 1:
 			wait = 0 // Slack asked for a new connection: no reason to wait
 		}
-		a.log.Warn("Slack Socket Mode connection lost; reconnecting", "error", err, "retry_in", wait)
+		if errors.Is(err, errRefresh) {
+			a.log.Info("replacing the Socket Mode connection as Slack asked", "reason", err, "retry_in", wait)
+		} else {
+			a.log.Warn("Slack Socket Mode connection lost; reconnecting", "error", err, "retry_in", wait)
+		}
 		if !emit(ctx, events, shared.Event{Health: &shared.Health{State: shared.Degraded,
 			Message: "reconnecting to Slack: " + err.Error()}}) {
 			return ctx.Err()
