@@ -53,6 +53,9 @@ func FuzzInbound(f *testing.F) {
 		if m.Text == "" || m.Text != strings.TrimSpace(m.Text) || strings.Contains(m.Text, "<@"+testBotUser+">") {
 			t.Fatalf("bad text %q", m.Text)
 		}
+		if err := m.CheckIDs(); err != nil {
+			t.Fatalf("the host would refuse %+v: %v", m, err)
+		}
 		if m.ConversationID == "" || !strings.HasPrefix(m.ID, m.ConversationID+"/") || len(m.ID) == len(m.ConversationID)+1 {
 			t.Fatalf("bad id %q for conversation %q", m.ID, m.ConversationID)
 		}

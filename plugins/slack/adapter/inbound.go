@@ -21,6 +21,9 @@ const (
 	deniedNotSaid Denial = "not a new message (edit, deletion, join or other change)"
 	deniedEmpty   Denial = "no text besides the mention"
 	deniedEdited  Denial = "an edit that adds a mention"
+	// deniedBadIDs: Slack's ids are short and printable; anything else is
+	// not Slack, and the host would refuse it anyway.
+	deniedBadIDs Denial = "ids the host cannot use (too long, not UTF-8 or with control characters)"
 )
 
 // Denial says why a message is not answered; the empty Denial answers it.
@@ -98,6 +101,9 @@ func toMessage(s settings, botUserID, botID string, m said) (*shared.Message, De
 		// The reply starts a thread under this message: that thread is the
 		// session, and follow-ups in it carry this ts as thread_ts.
 		out.ThreadID = m.ts
+	}
+	if out.CheckIDs() != nil {
+		return nil, deniedBadIDs
 	}
 	return out, ""
 }

@@ -1,6 +1,7 @@
 package adapter
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/slack-go/slack/slackevents"
@@ -65,6 +66,8 @@ func TestFromMessage(t *testing.T) {
 			e: slackevents.MessageEvent{Channel: "D1", ChannelType: "im", User: "U1", Text: "hi", TimeStamp: "1.1"}},
 		{name: "channel not allowed", s: func(s *settings) { s.access.Chats = kit.NewIDSet([]string{"C2"}) },
 			e: slackevents.MessageEvent{Channel: "C1", ChannelType: "channel", User: "U1", Text: "<@U0BOT> hi", TimeStamp: "1.1"}},
+		{name: "control character in the channel id", e: slackevents.MessageEvent{Channel: "D\x01", ChannelType: "im", User: "U1", Text: "hi", TimeStamp: "1.1"}},
+		{name: "huge user id", e: slackevents.MessageEvent{Channel: "D1", ChannelType: "im", User: strings.Repeat("U", 300), Text: "hi", TimeStamp: "1.1"}},
 		{name: "dm closed when channels are restricted", s: func(s *settings) { s.access.Chats = kit.NewIDSet([]string{"C2"}) },
 			e: slackevents.MessageEvent{Channel: "D1", ChannelType: "im", User: "U1", Text: "hi", TimeStamp: "1.1"}},
 		{name: "dm open to allowed users", s: func(s *settings) {

@@ -187,11 +187,13 @@ func (a *Adapter) handleEnvelope(ctx context.Context, c *conn, req *socketmode.R
 			"reinstall the app (Slack app settings → Install App), set the new SLACK_BOT_TOKEN, and restart the platform")
 	}
 	switch {
+	case denied == deniedBadIDs:
+		a.log.Warn("dropped a message whose ids are unusable", "type", ev.InnerEvent.Type, "envelope_id", shared.LogValue(req.EnvelopeID))
 	case denied != "":
 		a.log.Debug("not answering a message", "type", ev.InnerEvent.Type, "reason", string(denied))
 	case m == nil:
 	case a.seen.has(m.ID):
-		a.log.Debug("message already handed to the host; acknowledging again", "message_id", m.ID,
+		a.log.Debug("message already handed to the host; acknowledging again", "message_id", shared.LogValue(m.ID),
 			"retry_attempt", req.RetryAttempt)
 	default:
 		a.log.Debug("message received", "channel", m.ConversationID, "user", m.UserID, "message_id", m.ID,
