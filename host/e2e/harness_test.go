@@ -25,6 +25,7 @@ var pluginSources = map[string]string{
 	"http":        "./plugins/http",
 	"discord":     "./plugins/discord",
 	"telegram":    "./plugins/telegram",
+	"slack":       "./plugins/slack",
 	"matrix":      "./plugins/matrix",
 	"behave":      "./testdata/plugins/behave",
 	"exitnow":     "./testdata/plugins/exitnow",
