@@ -240,20 +240,16 @@ func (p *platform) runOnce(ctx context.Context) (time.Time, error) {
 	p.mu.Lock()
 	p.binary = id
 	p.mu.Unlock()
-	if err := checkBinary(p.spec.Dir, p.spec.Path); err != nil {
-		if isInsecure(err) {
-			return time.Time{}, &shared.FatalError{Code: "insecure_plugin", Message: err.Error(),
-				Hint: "make the binary and plugin_dir writable only by their owner (root or the gateway's user), inside plugin_dir"}
-		}
-		return time.Time{}, err
-	}
 	proc, err := startProcess(startOptions{
-		path:         p.spec.Path,
-		sha256:       p.spec.SHA256,
+		binary:       Binary{Path: p.spec.Path, Dir: p.spec.Dir, SHA256: p.spec.SHA256},
 		logLevel:     p.sup.logLevel(),
 		startTimeout: p.spec.StartTimeout,
 		logger:       p.sup.pluginLogger.Named(p.spec.Name),
 	})
+	if isInsecure(err) {
+		return time.Time{}, &shared.FatalError{Code: "insecure_plugin", Message: err.Error(),
+			Hint: "make the binary and plugin_dir writable only by their owner (root or the gateway's user), inside plugin_dir"}
+	}
 	if errors.Is(err, ErrChecksum) {
 		return time.Time{}, &shared.FatalError{Code: "checksum_mismatch", Message: err.Error(),
 			Hint: "install the binary the config names, or update the platform's sha256"}

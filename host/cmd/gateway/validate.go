@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/plughost/gateway/host/config"
+	"github.com/plughost/gateway/host/supervisor"
 )
 
 func validateCmd(args []string, stdout, stderr io.Writer) error {
@@ -49,7 +50,7 @@ func checkPlatforms(cfg *config.Config) hcl.Diagnostics {
 			})
 			continue
 		}
-		desc, err := inspect(path)
+		desc, err := inspect(supervisor.Binary{Path: path, Dir: cfg.Gateway.PluginDir, SHA256: p.SHA256})
 		if err != nil {
 			diags = append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError,
