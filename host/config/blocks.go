@@ -126,7 +126,7 @@ func decodeProvider(d *decoder, b *hcl.Block) *Provider {
 	case p.BaseURL != "":
 		if u, err := url.Parse(p.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			d.errorf(baseURL.Range, "Invalid base_url",
-				"base_url must be an http:// or https:// URL, such as \"https://api.openai.com/v1\", not %q.", p.BaseURL)
+				"base_url must be an http:// or https:// URL, such as \"https://api.openai.com/v1\", not %q.", RedactURL(p.BaseURL))
 		}
 	}
 	if !nameOK {

@@ -99,7 +99,7 @@ func NewOpenAI(p *config.Provider, opts *Options) (*OpenAI, error) {
 		return nil, fmt.Errorf("provider %q: base_url is required for type \"openai\"", p.Name)
 	}
 	if !strings.HasPrefix(p.BaseURL, "http://") && !strings.HasPrefix(p.BaseURL, "https://") {
-		return nil, fmt.Errorf("provider %q: base_url %q must start with http:// or https://", p.Name, p.BaseURL)
+		return nil, fmt.Errorf("provider %q: base_url %q must start with http:// or https://", p.Name, config.RedactURL(p.BaseURL))
 	}
 	maxConns := p.MaxConnections
 	if maxConns <= 0 {
@@ -138,7 +138,7 @@ func NewOpenAI(p *config.Provider, opts *Options) (*OpenAI, error) {
 		retry:     opts.Retry.withDefaults(),
 		log:       log.Named(p.Name),
 		transport: t,
-		http:      &http.Client{Transport: t},
+		http:      &http.Client{Transport: t, CheckRedirect: checkRedirect},
 		ctx:       ctx,
 		cancel:    cancel,
 	}, nil
@@ -323,7 +323,7 @@ func (o *OpenAI) attempt(ctx context.Context, body []byte, stream bool, n int, h
 
 	resp, err := o.http.Do(hreq)
 	if err != nil {
-		return failed(err)
+		return failed(redactURLError(err))
 	}
 	if resp.StatusCode == http.StatusOK {
 		if stream {

@@ -1,0 +1,83 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/plughost/gateway/host/config"
+)
+
+// A provider that redirects to another host must not get the configured
+// headers (which may carry keys) sent there: Go's client copies every header
+// but Authorization and Cookie to a redirect target.
+func TestOpenAIDoesNotFollowRedirectsToAnotherHost(t *testing.T) {
+	var leaked atomic.Int32
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Api-Key") != "" || r.Header.Get("Authorization") != "" {
+			leaked.Add(1)
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer other.Close()
+	redirector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+"/v1/chat/completions", http.StatusTemporaryRedirect)
+	}))
+	defer redirector.Close()
+
+	p, err := NewOpenAI(&config.Provider{Name: "redir", Type: "openai", BaseURL: redirector.URL + "/v1",
+		APIKey: testKey, Timeout: 5 * time.Second, MaxConnections: 2,
+		Headers: map[string]string{"X-Api-Key": "header-secret"}}, &Options{Retry: RetryPolicy{MaxAttempts: 1, BaseDelay: time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	_, err = p.Complete(context.Background(), userReq("hi"))
+	if !errors.Is(err, ErrCrossHostRedirect) {
+		t.Fatalf("err = %v, want ErrCrossHostRedirect", err)
+	}
+	if n := leaked.Load(); n != 0 {
+		t.Fatalf("the redirect target got the key or configured headers %d times", n)
+	}
+	if strings.Contains(err.Error(), "header-secret") || strings.Contains(err.Error(), testKey) {
+		t.Fatalf("error shows a secret: %v", err)
+	}
+}
+
+// A base_url carrying credentials is never printed: not in a transport
+// error, not when the provider config is logged.
+func TestBaseURLCredentialsAreNeverPrinted(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens: the request fails with a connection error
+	base := "http://keyuser:keypass@" + addr + "/v1?api-key=querysecret"
+	pc := &config.Provider{Name: "creds", Type: "openai", BaseURL: base, Timeout: 2 * time.Second, MaxConnections: 1}
+	p, err := NewOpenAI(pc, &Options{Retry: RetryPolicy{MaxAttempts: 1, BaseDelay: time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	_, err = p.Complete(context.Background(), userReq("hi"))
+	if err == nil {
+		t.Fatal("a request to a closed port succeeded")
+	}
+	for _, shown := range []string{err.Error(), pc.String(), config.RedactURL(base)} {
+		for _, secret := range []string{"keyuser", "keypass", "querysecret"} {
+			if strings.Contains(shown, secret) {
+				t.Errorf("%q shows %q", shown, secret)
+			}
+		}
+	}
+	if !strings.Contains(config.RedactURL(base), addr) {
+		t.Errorf("the redacted URL lost its host: %s", config.RedactURL(base))
+	}
+}
