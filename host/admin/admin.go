@@ -8,8 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"io/fs"
 	"net/http"
 	"os"
+	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -17,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/plughost/gateway/host/config"
+	"github.com/plughost/gateway/host/safepath"
 )
 
 // Options configure a Server.
@@ -46,8 +50,8 @@ type Server struct {
 func IsUnix(addr string) bool { return config.IsUnixSocket(addr) }
 
 // Listen binds the endpoint and starts serving. A unix socket is created
-// mode 0600 (a stale socket file left by a crashed host is replaced: the
-// caller holds the PID lock, so no live host owns it).
+// mode 0600, in a folder only root or the host's user can change; a stale
+// socket left by a crashed host is replaced, but nothing else at its path.
 func Listen(opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
@@ -56,13 +60,8 @@ func Listen(opts Options) (*Server, error) {
 	var err error
 	s := &Server{done: make(chan error, 1)}
 	if IsUnix(opts.Addr) {
-		path := opts.Addr
-		_ = os.Remove(path)
-		ln, err = net.Listen("unix", path)
-		if err == nil {
-			err = os.Chmod(path, 0o600)
-		}
-		s.unix = path
+		ln, err = listenUnix(opts.Addr)
+		s.unix = opts.Addr
 	} else {
 		ln, err = net.Listen("tcp", opts.Addr)
 	}
@@ -95,6 +94,44 @@ func Listen(opts Options) (*Server, error) {
 	go func() { s.done <- s.srv.Serve(ln) }()
 	opts.Logger.Info("admin endpoint listening", "addr", ln.Addr().String())
 	return s, nil
+}
+
+// listenUnix listens on a unix socket at path, created mode 0600 from the
+// start (by the umask: a chmod afterwards leaves a window, and follows
+// links). The umask is the process's: Listen runs at start-up, before
+// anything else of the host creates files.
+func listenUnix(path string) (net.Listener, error) {
+	if err := safepath.CheckDir(filepath.Dir(path), "the admin socket's folder"); err != nil {
+		return nil, err
+	}
+	if err := removeStaleSocket(path); err != nil {
+		return nil, err
+	}
+	old := syscall.Umask(0o177)
+	ln, err := net.Listen("unix", path)
+	syscall.Umask(old)
+	return ln, err
+}
+
+// removeStaleSocket removes the socket a crashed host left at path. Whatever
+// else is there (a file, a link, a socket someone answers on) stays, and is
+// an error.
+func removeStaleSocket(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if fi.Mode().Type() != fs.ModeSocket {
+		return fmt.Errorf("%s exists and is not a socket (%s); refusing to replace it: remove it or choose another admin path", path, fi.Mode().Type())
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return fmt.Errorf("another process is listening on %s; choose another admin path", path)
+	}
+	return os.Remove(path)
 }
 
 // Addr returns the address the endpoint listens on.

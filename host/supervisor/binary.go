@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/plughost/gateway/host/safepath"
 )
 
 // InsecureError is returned when a plugin binary or its folder could be
@@ -159,15 +161,8 @@ func checkOwner(path, what string) error {
 // checkInfo refuses a file that someone other than root or the host's own
 // user could change.
 func checkInfo(path string, fi fs.FileInfo, what string) error {
-	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
-		return &InsecureError{Path: path, Reason: fmt.Sprintf("%s is writable by group or others (mode %04o; chmod go-w it)", what, perm)}
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return nil
-	}
-	if uid := int(st.Uid); uid != 0 && uid != os.Geteuid() {
-		return &InsecureError{Path: path, Reason: fmt.Sprintf("%s is owned by uid %d, neither root nor the gateway's user", what, uid)}
+	if reason := safepath.Untrusted(fi, what); reason != "" {
+		return &InsecureError{Path: path, Reason: reason}
 	}
 	return nil
 }
