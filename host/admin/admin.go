@@ -18,9 +18,11 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/net/netutil"
 
 	"github.com/plughost/gateway/host/config"
 	"github.com/plughost/gateway/host/safepath"
+	"github.com/plughost/gateway/shared/webguard"
 )
 
 // Options configure a Server.
@@ -35,7 +37,26 @@ type Options struct {
 	// Gatherer serves /metrics; nil for none.
 	Gatherer prometheus.Gatherer
 	Logger   hclog.Logger
+	// MaxConnections bounds the open connections (DefaultMaxConnections
+	// if 0): a flood of idle connections must never take the file
+	// descriptors the host needs to start its plugins.
+	MaxConnections int
+	// AllowedHosts and AllowedOrigins relax the Host and Origin checks
+	// that keep web pages from reading the endpoint (see webguard).
+	AllowedHosts   []string
+	AllowedOrigins []string
 }
+
+// DefaultMaxConnections is the connection cap when Options sets none.
+const DefaultMaxConnections = 32
+
+// Timeouts of the endpoint's connections: every answer is small and quick.
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 10 * time.Second
+	writeTimeout      = 30 * time.Second
+	idleTimeout       = 30 * time.Second
+)
 
 // Server is a running admin endpoint.
 type Server struct {
@@ -89,11 +110,34 @@ func Listen(opts Options) (*Server, error) {
 	if opts.Gatherer != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{}))
 	}
+	guarded, err := webguard.Wrap(mux, webguard.Options{Listen: opts.Addr, AnyHost: s.unix != "",
+		AllowedHosts: opts.AllowedHosts, AllowedOrigins: opts.AllowedOrigins})
+	if err != nil {
+		_ = ln.Close()
+		return nil, fmt.Errorf("admin endpoint: %w", err)
+	}
+	limit := opts.MaxConnections
+	if limit <= 0 {
+		limit = DefaultMaxConnections
+	}
 	s.ln = ln
-	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() { s.done <- s.srv.Serve(ln) }()
-	opts.Logger.Info("admin endpoint listening", "addr", ln.Addr().String())
+	s.srv = &http.Server{Handler: guarded, ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout,
+		WriteTimeout: writeTimeout, IdleTimeout: idleTimeout, MaxHeaderBytes: 16 << 10}
+	go func() { s.done <- s.srv.Serve(netutil.LimitListener(ln, limit)) }()
+	opts.Logger.Info("admin endpoint listening", "addr", ln.Addr().String(), "open_to", openTo(opts.Addr), "max_connections", limit)
 	return s, nil
+}
+
+// openTo says who may talk to the endpoint at addr, for the log.
+func openTo(addr string) string {
+	switch {
+	case IsUnix(addr):
+		return "the gateway's user (unix socket, mode 0600)"
+	case webguard.Loopback(addr):
+		return "anyone on this machine (loopback, no authentication)"
+	default:
+		return "anyone who can reach " + addr + " (allow_unauthenticated, no authentication)"
+	}
 }
 
 // listenUnix listens on a unix socket at path, created mode 0600 from the

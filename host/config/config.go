@@ -79,6 +79,8 @@ func defaults() *Config {
 			LogFormat:          "text",
 			ShutdownTimeout:    30 * time.Second,
 			PluginStartTimeout: 10 * time.Second,
+			// Admin is for operators and monitoring: a few connections.
+			AdminMaxConnections: 32,
 		},
 		Agent: Agent{
 			Model:         "echo/echo",

@@ -365,6 +365,7 @@ func post(t testing.TB, addr, body string, header ...string) (int, map[string]an
 	if err != nil {
 		t.Fatal(err)
 	}
+	req.Header.Set("Content-Type", "application/json") // header may override it
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}

@@ -49,6 +49,7 @@ platform "remove" { plugin = "behave" }
 		}}
 		req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace),
 			http.MethodPost, "http://"+web+"/v1/messages", strings.NewReader(`{"session":"s","text":"`+text+`"}`))
+		req.Header.Set("Content-Type", "application/json")
 		resp, err := client.Do(req)
 		if err != nil {
 			t.Fatal(err)

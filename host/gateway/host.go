@@ -194,6 +194,10 @@ func Start(opts Options) (_ *Host, err error) {
 		Ready:    h.Ready,
 		Gatherer: reg,
 		Logger:   logger.Named("admin"),
+
+		MaxConnections: cfg.Gateway.AdminMaxConnections,
+		AllowedHosts:   cfg.Gateway.AllowedHosts,
+		AllowedOrigins: cfg.Gateway.AllowedOrigins,
 	})
 	if err != nil {
 		return nil, err

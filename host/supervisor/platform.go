@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -171,7 +172,12 @@ func (p *platform) loop(ctx context.Context) {
 			attempt = 0
 		}
 		attempt++
-		if br.fail(now) {
+		// A start that failed because the host itself ran out of file
+		// descriptors or memory says nothing about the plugin: it backs
+		// off and retries, and never trips the breaker for good.
+		if hostExhausted(err) {
+			p.logger.Error("the host is out of resources to start the plugin; retrying after backoff", "error", err)
+		} else if br.fail(now) {
 			err = fmt.Errorf("crash loop: %d failures within %s, last: %w", br.limit, br.window, err)
 			p.logger.Error("platform failed; not restarting until the config changes", "error", err)
 			p.setState(StateFailed, err)
@@ -188,6 +194,13 @@ func (p *platform) loop(ctx context.Context) {
 		case <-time.After(delay):
 		}
 	}
+}
+
+// hostExhausted reports whether err comes from the host running out of a
+// resource (descriptors, memory, processes) rather than from the plugin.
+func hostExhausted(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
+		errors.Is(err, syscall.ENOMEM) || errors.Is(err, syscall.EAGAIN)
 }
 
 // waitForBinary returns once the plugin binary exists and is stable, or

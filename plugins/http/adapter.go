@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"golang.org/x/net/netutil"
 
 	"github.com/plughost/gateway/shared"
+	"github.com/plughost/gateway/shared/webguard"
 )
 
 // version is the plugin's version, set at build time.
@@ -21,11 +23,29 @@ var version = "dev"
 
 // settings is the plugin's config block.
 type settings struct {
-	Listen    string `json:"listen"`
-	AuthToken string `json:"auth_token"`
-	MaxBody   int64  `json:"max_body"`
-	Timeout   string `json:"timeout"`
+	Listen               string   `json:"listen"`
+	AuthToken            string   `json:"auth_token"`
+	MaxBody              int64    `json:"max_body"`
+	Timeout              string   `json:"timeout"`
+	MaxConnections       int      `json:"max_connections"`
+	AllowedHosts         []string `json:"allowed_hosts"`
+	AllowedOrigins       []string `json:"allowed_origins"`
+	AllowUnauthenticated bool     `json:"allow_unauthenticated"`
 }
+
+// defaultMaxConnections bounds the connections the listener holds at once
+// unless max_connections says otherwise: well under the file-descriptor
+// limit, so a flood of idle connections cannot exhaust the plugin.
+const defaultMaxConnections = 512
+
+// Timeouts of the listener's connections. A request waits up to the
+// configured timeout for its reply, so writes may take that long and more.
+const (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 30 * time.Second
+	idleTimeout       = 60 * time.Second
+	writeGrace        = 10 * time.Second
+)
 
 // adapter serves the HTTP API. Each POST becomes one inbound message whose
 // id is registered as pending; the host's Send with that id as ReplyToID
@@ -34,6 +54,8 @@ type adapter struct {
 	logger  hclog.Logger
 	cfg     settings
 	timeout time.Duration
+	// handler is the API behind the Host/Origin/Content-Type guard.
+	handler http.Handler
 
 	nextID  atomic.Uint64
 	idBase  string
@@ -82,6 +104,14 @@ func (a *adapter) Describe(context.Context) (shared.Description, error) {
 				Description: "largest request body in bytes; larger ones get 413"},
 			{Name: "timeout", Type: shared.TypeDuration, Default: "120s",
 				Description: "how long a request waits for the reply before 504"},
+			{Name: "max_connections", Type: shared.TypeNumber, Default: defaultMaxConnections,
+				Description: "most client connections held open at once; more wait to be accepted"},
+			{Name: "allowed_hosts", Type: shared.TypeListOfString,
+				Description: "host names (besides IP addresses, localhost and the listen host) the Host header may carry"},
+			{Name: "allowed_origins", Type: shared.TypeListOfString,
+				Description: "origins (https://app.example.com) whose web pages may call the API cross-origin"},
+			{Name: "allow_unauthenticated", Type: shared.TypeBool, Default: false,
+				Description: "serve a non-loopback listen address without auth_token (anyone who can reach it may chat)"},
 		},
 	}, nil
 }
@@ -105,9 +135,23 @@ func (a *adapter) Configure(_ context.Context, cfg shared.Config) error {
 		return &shared.FatalError{Code: "invalid_config",
 			Message: fmt.Sprintf("listen %q is not host:port", a.cfg.Listen), Hint: `use e.g. "127.0.0.1:8788"`}
 	}
+	if a.cfg.AuthToken == "" && !a.cfg.AllowUnauthenticated && !webguard.Loopback(a.cfg.Listen) {
+		return &shared.FatalError{Code: "invalid_config",
+			Message: fmt.Sprintf("listen %q is reachable from other machines, but auth_token is empty", a.cfg.Listen),
+			Hint:    "set auth_token (check the env var it comes from), listen on 127.0.0.1, or set allow_unauthenticated = true to serve everyone who can reach it"}
+	}
 	if a.cfg.MaxBody <= 0 {
 		a.cfg.MaxBody = 65536
 	}
+	if a.cfg.MaxConnections <= 0 {
+		a.cfg.MaxConnections = defaultMaxConnections
+	}
+	guarded, err := webguard.Wrap(a.routes(), webguard.Options{Listen: a.cfg.Listen,
+		AllowedHosts: a.cfg.AllowedHosts, AllowedOrigins: a.cfg.AllowedOrigins})
+	if err != nil {
+		return &shared.FatalError{Code: "invalid_config", Message: err.Error(), Hint: `list origins as "https://host[:port]"`}
+	}
+	a.handler = guarded
 	a.timeout = 120 * time.Second
 	if a.cfg.Timeout != "" {
 		d, err := time.ParseDuration(a.cfg.Timeout)
@@ -131,7 +175,9 @@ func (a *adapter) Run(ctx context.Context, events chan<- shared.Event) error {
 		// Transient: the port may still be held by a process going away.
 		return fmt.Errorf("listening on %s: %w", a.cfg.Listen, err)
 	}
-	srv := &http.Server{Handler: a.routes(), ReadHeaderTimeout: 10 * time.Second}
+	ln = netutil.LimitListener(ln, a.cfg.MaxConnections)
+	srv := &http.Server{Handler: a.handler, ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout,
+		WriteTimeout: a.timeout + writeGrace, IdleTimeout: idleTimeout, MaxHeaderBytes: 64 << 10}
 	link := &hostLink{events: events, done: make(chan struct{})}
 	a.mu.Lock()
 	a.link = link
@@ -139,7 +185,7 @@ func (a *adapter) Run(ctx context.Context, events chan<- shared.Event) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 
-	a.logger.Info("listening", "addr", ln.Addr().String())
+	a.logger.Info("listening", "addr", ln.Addr().String(), "open_to", a.openTo(), "max_connections", a.cfg.MaxConnections)
 	select {
 	case events <- shared.Event{Health: &shared.Health{State: shared.Connected, Message: "listening on " + ln.Addr().String()}}:
 	case <-ctx.Done():
@@ -165,6 +211,18 @@ func (a *adapter) Run(ctx context.Context, events chan<- shared.Event) error {
 		return fmt.Errorf("serving HTTP: %w", err)
 	}
 	return nil
+}
+
+// openTo says who may talk to the listener, for the log.
+func (a *adapter) openTo() string {
+	switch {
+	case a.cfg.AuthToken != "":
+		return "holders of auth_token"
+	case webguard.Loopback(a.cfg.Listen):
+		return "anyone on this machine (loopback, no auth_token)"
+	default:
+		return "anyone who can reach " + a.cfg.Listen + " (allow_unauthenticated, no auth_token)"
+	}
 }
 
 // Send implements shared.Platform: it completes the request that asked.
