@@ -124,6 +124,9 @@ type env struct {
 	// logLevel and gatewayExtra go into the gateway block writeConfig writes.
 	logLevel     string
 	gatewayExtra string
+	// nofile, if set, is the file-descriptor limit `gateway run` starts with
+	// (soft and hard), as `ulimit -n` sets it.
+	nofile int
 }
 
 func newEnv(t *testing.T) *env {
@@ -235,6 +238,9 @@ func (e *env) startWithEnv(environ []string, extra ...string) *host {
 	e.t.Helper()
 	h := &host{t: e.t, e: e, log: &syncBuffer{}, exited: make(chan struct{})}
 	h.cmd = exec.Command(bins["gateway"], append([]string{"run", "-config", e.config}, extra...)...)
+	if e.nofile > 0 {
+		h.cmd = exec.Command("/bin/sh", append([]string{"-c", fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, e.nofile), h.cmd.Path}, h.cmd.Args[1:]...)...)
+	}
 	h.cmd.Stdout = h.log
 	h.cmd.Stderr = h.log
 	h.cmd.Env = append(os.Environ(), environ...)

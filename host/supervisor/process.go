@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -142,6 +143,35 @@ func Inspect(ctx context.Context, b Binary, logger hclog.Logger) (shared.Descrip
 	d, err := p.conn.Describe(ctx)
 	if err != nil {
 		return shared.Description{}, fmt.Errorf("plugin %s: describe: %w", path, err)
+	}
+	return d, nil
+}
+
+// ErrNotDecoded is returned by Check when the decode func failed, so the
+// plugin was not asked to check its config.
+var ErrNotDecoded = errors.New("config block not decoded")
+
+// Check starts the plugin like Inspect, decodes the platform's config block
+// against the schema it describes, and has the plugin check the result
+// (Configure, without Run), for `gateway validate`: a config the plugin
+// would refuse at run time is reported before then. A refusal is a
+// *shared.FatalError; a decode failure ErrNotDecoded.
+func Check(ctx context.Context, b Binary, decode func([]shared.Attribute) (json.RawMessage, error), logger hclog.Logger) (shared.Description, error) {
+	p, err := startProcess(startOptions{binary: b, logger: logger, logLevel: "warn"})
+	if err != nil {
+		return shared.Description{}, err
+	}
+	defer p.stop(time.Second)
+	d, err := p.conn.Describe(ctx)
+	if err != nil {
+		return shared.Description{}, fmt.Errorf("plugin %s: describe: %w", b.Path, err)
+	}
+	raw, err := decode(d.Schema)
+	if err != nil {
+		return d, fmt.Errorf("%w: %w", ErrNotDecoded, err)
+	}
+	if err := p.conn.Configure(ctx, shared.Config{Raw: raw}); err != nil {
+		return d, err
 	}
 	return d, nil
 }
