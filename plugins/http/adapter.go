@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -145,6 +146,12 @@ func (a *adapter) Configure(_ context.Context, cfg shared.Config) error {
 	}
 	if a.cfg.MaxConnections <= 0 {
 		a.cfg.MaxConnections = defaultMaxConnections
+	}
+	// Leave half the descriptors for everything else the plugin does.
+	var nofile syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &nofile); err == nil && nofile.Cur > 0 && uint64(a.cfg.MaxConnections) > nofile.Cur/2 {
+		a.logger.Warn("max_connections is above half the file-descriptor limit; lowering it", "max_connections", a.cfg.MaxConnections, "limit", nofile.Cur, "using", nofile.Cur/2)
+		a.cfg.MaxConnections = int(nofile.Cur / 2)
 	}
 	guarded, err := webguard.Wrap(a.routes(), webguard.Options{Listen: a.cfg.Listen,
 		AllowedHosts: a.cfg.AllowedHosts, AllowedOrigins: a.cfg.AllowedOrigins})
