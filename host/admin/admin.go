@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -20,7 +21,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/net/netutil"
 
-	"github.com/plughost/gateway/host/config"
 	"github.com/plughost/gateway/host/safepath"
 	"github.com/plughost/gateway/shared/webguard"
 )
@@ -66,9 +66,12 @@ type Server struct {
 	unix string
 }
 
-// IsUnix reports whether addr names a unix socket rather than host:port,
-// by the rule the config file uses (config.IsUnixSocket).
-func IsUnix(addr string) bool { return config.IsUnixSocket(addr) }
+// IsUnix reports whether addr names a unix socket path rather than
+// host:port: it contains a "/" or ends with ".sock". The config file's
+// admin attribute follows the same rule.
+func IsUnix(addr string) bool {
+	return strings.Contains(addr, "/") || strings.HasSuffix(addr, ".sock")
+}
 
 // Listen binds the endpoint and starts serving. A unix socket is created
 // mode 0600, in a folder only root or the host's user can change; a stale

@@ -10,6 +10,8 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/plughost/gateway/host/admin"
+	"github.com/plughost/gateway/host/provider"
 	"github.com/plughost/gateway/shared/webguard"
 )
 
@@ -49,7 +51,7 @@ func (g *Gateway) decode(d *decoder, body hcl.Body) {
 	}
 	// The admin endpoint has no authentication: reachable from other
 	// machines only when the operator says so.
-	if attr := a["admin"]; attr != nil && !IsUnixSocket(g.Admin) && !webguard.Loopback(g.Admin) && !g.AllowUnauthenticated {
+	if attr := a["admin"]; attr != nil && !admin.IsUnix(g.Admin) && !webguard.Loopback(g.Admin) && !g.AllowUnauthenticated {
 		d.errorf(attr.Range, "Admin endpoint open to the network",
 			"admin %q is reachable from other machines, and the admin endpoint (status, metrics) has no authentication. Listen on 127.0.0.1 or a unix socket, or set allow_unauthenticated = true in the gateway block to serve it to everyone who can reach it.", g.Admin)
 	}
@@ -145,7 +147,7 @@ func decodeProvider(d *decoder, b *hcl.Block) *Provider {
 	case p.BaseURL != "":
 		if u, err := url.Parse(p.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			d.errorf(baseURL.Range, "Invalid base_url",
-				"base_url must be an http:// or https:// URL, such as \"https://api.openai.com/v1\", not %q.", RedactURL(p.BaseURL))
+				"base_url must be an http:// or https:// URL, such as \"https://api.openai.com/v1\", not %q.", provider.RedactURL(p.BaseURL))
 		}
 	}
 	if !nameOK {

@@ -3,34 +3,11 @@ package config
 import (
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"sort"
 	"strings"
-)
 
-// RedactURL returns rawURL fit to print: credentials in it (user info, and
-// query values such as ?key=…) are replaced by SensitivePlaceholder. A URL
-// that does not parse is not shown at all.
-func RedactURL(rawURL string) string {
-	if rawURL == "" {
-		return ""
-	}
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return "(a URL that does not parse; not shown, it may hold credentials)"
-	}
-	if u.User != nil {
-		u.User = url.User("REDACTED")
-	}
-	if u.RawQuery != "" {
-		q := u.Query()
-		for k := range q {
-			q[k] = []string{"REDACTED"}
-		}
-		u.RawQuery = q.Encode()
-	}
-	return u.String()
-}
+	"github.com/plughost/gateway/host/provider"
+)
 
 // providerView is a Provider as it may be printed: the API key and header
 // values (which often carry credentials) replaced by SensitivePlaceholder.
@@ -48,7 +25,7 @@ type providerView struct {
 // "no key configured" remains visible.
 func (p Provider) view() providerView {
 	v := providerView{
-		Name: p.Name, Type: p.Type, BaseURL: RedactURL(p.BaseURL),
+		Name: p.Name, Type: p.Type, BaseURL: provider.RedactURL(p.BaseURL),
 		Timeout: p.Timeout.String(), MaxConnections: p.MaxConnections,
 	}
 	if p.APIKey != "" {

@@ -1,7 +1,9 @@
 package config
 
 import (
+	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -34,4 +36,19 @@ func TestAdminGuardSettingsAreChecked(t *testing.T) {
 	checkDiags(t, diags, [2]string{"config.hcl:2:3: Invalid allowed_origins", "https://host[:port]"})
 	_, diags = parse([]byte("gateway {\n  admin_max_connections = 0\n}"), "config.hcl", env(nil))
 	checkDiags(t, diags, [2]string{"config.hcl:2:3: Invalid number", "at least 1"})
+}
+
+// A provider printed (logs, errors) never shows credentials in its base_url.
+func TestProviderPrintsNoBaseURLCredentials(t *testing.T) {
+	p := Provider{Name: "x", Type: "openai", BaseURL: "https://keyuser:keypass@api.example.com/v1?key=querysecret"}
+	for _, shown := range []string{p.String(), fmt.Sprintf("%v %+v %#v", p, p, p)} {
+		for _, secret := range []string{"keyuser", "keypass", "querysecret"} {
+			if strings.Contains(shown, secret) {
+				t.Errorf("%s shows %q", shown, secret)
+			}
+		}
+		if !strings.Contains(shown, "api.example.com") {
+			t.Errorf("%s lost the host", shown)
+		}
+	}
 }

@@ -7,8 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
-
-	"github.com/plughost/gateway/host/config"
 )
 
 // ErrCrossHostRedirect is returned when a provider redirects a request to
@@ -39,7 +37,7 @@ func checkRedirect(req *http.Request, via []*http.Request) error {
 func redactURLError(err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		ue.URL = config.RedactURL(ue.URL)
+		ue.URL = RedactURL(ue.URL)
 	}
 	return err
 }
@@ -157,4 +155,28 @@ func (c *Client) Close() error {
 	c.cancel()
 	c.wg.Wait()
 	return nil
+}
+
+// RedactURL returns rawURL fit to print: credentials in it (user info, and
+// query values such as ?key=…) are replaced by REDACTED. A URL
+// that does not parse is not shown at all.
+func RedactURL(rawURL string) string {
+	if rawURL == "" {
+		return ""
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "(a URL that does not parse; not shown, it may hold credentials)"
+	}
+	if u.User != nil {
+		u.User = url.User("REDACTED")
+	}
+	if u.RawQuery != "" {
+		q := u.Query()
+		for k := range q {
+			q[k] = []string{"REDACTED"}
+		}
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
 }

@@ -10,8 +10,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/plughost/gateway/host/config"
 )
 
 // A provider that redirects to another host must not get the configured
@@ -31,7 +29,7 @@ func TestOpenAIDoesNotFollowRedirectsToAnotherHost(t *testing.T) {
 	}))
 	defer redirector.Close()
 
-	p, err := NewOpenAI(&config.Provider{Name: "redir", Type: "openai", BaseURL: redirector.URL + "/v1",
+	p, err := NewOpenAI(Config{Name: "redir", Type: "openai", BaseURL: redirector.URL + "/v1",
 		APIKey: testKey, Timeout: 5 * time.Second, MaxConnections: 2,
 		Headers: map[string]string{"X-Api-Key": "header-secret"}}, &Options{Retry: RetryPolicy{MaxAttempts: 1, BaseDelay: time.Millisecond}})
 	if err != nil {
@@ -50,8 +48,8 @@ func TestOpenAIDoesNotFollowRedirectsToAnotherHost(t *testing.T) {
 	}
 }
 
-// A base_url carrying credentials is never printed: not in a transport
-// error, not when the provider config is logged.
+// A base_url carrying credentials is never printed in a transport error
+// (config.Provider's printing is checked in host/config).
 func TestBaseURLCredentialsAreNeverPrinted(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -60,7 +58,7 @@ func TestBaseURLCredentialsAreNeverPrinted(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close() // nothing listens: the request fails with a connection error
 	base := "http://keyuser:keypass@" + addr + "/v1?api-key=querysecret"
-	pc := &config.Provider{Name: "creds", Type: "openai", BaseURL: base, Timeout: 2 * time.Second, MaxConnections: 1}
+	pc := Config{Name: "creds", Type: "openai", BaseURL: base, Timeout: 2 * time.Second, MaxConnections: 1}
 	p, err := NewOpenAI(pc, &Options{Retry: RetryPolicy{MaxAttempts: 1, BaseDelay: time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
@@ -70,14 +68,14 @@ func TestBaseURLCredentialsAreNeverPrinted(t *testing.T) {
 	if err == nil {
 		t.Fatal("a request to a closed port succeeded")
 	}
-	for _, shown := range []string{err.Error(), pc.String(), config.RedactURL(base)} {
+	for _, shown := range []string{err.Error(), RedactURL(base)} {
 		for _, secret := range []string{"keyuser", "keypass", "querysecret"} {
 			if strings.Contains(shown, secret) {
 				t.Errorf("%q shows %q", shown, secret)
 			}
 		}
 	}
-	if !strings.Contains(config.RedactURL(base), addr) {
-		t.Errorf("the redacted URL lost its host: %s", config.RedactURL(base))
+	if !strings.Contains(RedactURL(base), addr) {
+		t.Errorf("the redacted URL lost its host: %s", RedactURL(base))
 	}
 }

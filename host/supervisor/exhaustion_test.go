@@ -7,8 +7,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/plughost/gateway/host/config"
 )
 
 // exhaustFDs lowers this process's descriptor limit and fills it, as a
@@ -74,7 +72,7 @@ func TestHostExhaustionDoesNotTripTheBreaker(t *testing.T) {
 		}
 	}()
 	sup.Apply([]Spec{{Name: "x", Plugin: "x", Path: path, Dir: dir, Enabled: true, Fingerprint: "1",
-		Restart: config.Restart{InitialBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
+		Restart: RestartPolicy{InitialBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
 			MaxFailures: 2, FailureWindow: time.Minute}}})
 	deadline := time.Now().Add(10 * time.Second)
 	var st Status

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/net/netutil"
 
 	"github.com/plughost/gateway/shared"
+	"github.com/plughost/gateway/shared/kit"
 	"github.com/plughost/gateway/shared/webguard"
 )
 
@@ -124,7 +125,7 @@ func (a *adapter) Configure(_ context.Context, cfg shared.Config) error {
 	}
 	a.cfg = settings{} // a second Configure starts from scratch
 	if err := cfg.Decode(&a.cfg); err != nil {
-		return &shared.FatalError{Code: "invalid_config", Message: err.Error()}
+		return kit.InvalidConfig(err.Error(), "")
 	}
 	// A port that can never be listened on is a config error, not something
 	// a restart fixes; a port in use is (Run reports that as transient).
@@ -133,13 +134,11 @@ func (a *adapter) Configure(_ context.Context, cfg shared.Config) error {
 		_, err = net.LookupPort("tcp", port)
 	}
 	if err != nil {
-		return &shared.FatalError{Code: "invalid_config",
-			Message: fmt.Sprintf("listen %q is not host:port", a.cfg.Listen), Hint: `use e.g. "127.0.0.1:8788"`}
+		return kit.InvalidConfig(fmt.Sprintf("listen %q is not host:port", a.cfg.Listen), `use e.g. "127.0.0.1:8788"`)
 	}
 	if a.cfg.AuthToken == "" && !a.cfg.AllowUnauthenticated && !webguard.Loopback(a.cfg.Listen) {
-		return &shared.FatalError{Code: "invalid_config",
-			Message: fmt.Sprintf("listen %q is reachable from other machines, but auth_token is empty", a.cfg.Listen),
-			Hint:    "set auth_token (check the env var it comes from), listen on 127.0.0.1, or set allow_unauthenticated = true to serve everyone who can reach it"}
+		return kit.InvalidConfig(fmt.Sprintf("listen %q is reachable from other machines, but auth_token is empty", a.cfg.Listen),
+			"set auth_token (check the env var it comes from), listen on 127.0.0.1, or set allow_unauthenticated = true to serve everyone who can reach it")
 	}
 	if a.cfg.MaxBody <= 0 {
 		a.cfg.MaxBody = 65536
@@ -156,18 +155,11 @@ func (a *adapter) Configure(_ context.Context, cfg shared.Config) error {
 	guarded, err := webguard.Wrap(a.routes(), webguard.Options{Listen: a.cfg.Listen,
 		AllowedHosts: a.cfg.AllowedHosts, AllowedOrigins: a.cfg.AllowedOrigins})
 	if err != nil {
-		return &shared.FatalError{Code: "invalid_config", Message: err.Error(), Hint: `list origins as "https://host[:port]"`}
+		return kit.InvalidConfig(err.Error(), `list origins as "https://host[:port]"`)
 	}
 	a.handler = guarded
-	a.timeout = 120 * time.Second
-	if a.cfg.Timeout != "" {
-		d, err := time.ParseDuration(a.cfg.Timeout)
-		if err != nil || d <= 0 {
-			return &shared.FatalError{Code: "invalid_config", Message: fmt.Sprintf("timeout %q is not a positive duration", a.cfg.Timeout)}
-		}
-		a.timeout = d
-	}
-	return nil
+	a.timeout, err = kit.ParseDuration("timeout", a.cfg.Timeout, 120*time.Second)
+	return err
 }
 
 // Run implements shared.Platform: it serves HTTP until ctx ends or Stop.
