@@ -170,7 +170,7 @@ func TestUnixSocketPathIsNotTrustedBlindly(t *testing.T) {
 	})
 	t.Run("a folder others can write to", func(t *testing.T) {
 		dir := t.TempDir()
-		if err := os.Chmod(dir, 0o1777); err != nil {
+		if err := os.Chmod(dir, os.ModeSticky|0o777); err != nil {
 			t.Fatal(err)
 		}
 		_, err := Listen(Options{Addr: filepath.Join(dir, "admin.sock")})

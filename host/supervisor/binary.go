@@ -78,7 +78,11 @@ func openBinary(b Binary) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("resolving plugin_dir %s: %w", b.Dir, err)
 	}
-	if err := checkOwner(realDir, "plugin_dir"); err != nil {
+	if err := safepath.CheckDir(b.Dir, "plugin_dir"); err != nil {
+		var ie *safepath.InsecureError
+		if errors.As(err, &ie) {
+			return nil, &InsecureError{Path: b.Path, Reason: ie.Reason}
+		}
 		return nil, err
 	}
 	real, err := filepath.EvalSymlinks(b.Path)
@@ -148,14 +152,6 @@ func checkBinary(dir, path string) error {
 		return err
 	}
 	return f.Close()
-}
-
-func checkOwner(path, what string) error {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return err
-	}
-	return checkInfo(path, fi, what)
 }
 
 // checkInfo refuses a file that someone other than root or the host's own
