@@ -171,7 +171,11 @@ func Check(ctx context.Context, b Binary, decode func([]shared.Attribute) (json.
 		return d, fmt.Errorf("%w: %w", ErrNotDecoded, err)
 	}
 	if err := p.conn.Configure(ctx, shared.Config{Raw: raw}); err != nil {
-		return d, err
+		var fatal *shared.FatalError
+		if errors.As(err, &fatal) {
+			return d, err
+		}
+		return d, fmt.Errorf("plugin %s: checking its config: %w", b.Path, err)
 	}
 	return d, nil
 }

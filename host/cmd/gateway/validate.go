@@ -86,7 +86,7 @@ func checkPlatforms(cfg *config.Config) hcl.Diagnostics {
 		case err != nil:
 			diags = append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError,
-				Summary:  fmt.Sprintf("platform %q: plugin %s did not describe itself", p.Name, path),
+				Summary:  fmt.Sprintf("platform %q: plugin %s could not check its config", p.Name, path),
 				Detail:   err.Error(),
 				Subject:  &rng,
 			})
