@@ -179,7 +179,12 @@ func (e *env) writeConfig(body string) {
   %s
 }
 `, e.admin, level, e.gatewayExtra) + body
-	if err := os.WriteFile(e.config, []byte(src), 0o644); err != nil {
+	// Atomically: a host reloading meanwhile never reads half a file.
+	tmp := e.config + ".tmp"
+	if err := os.WriteFile(tmp, []byte(src), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, e.config); err != nil {
 		e.t.Fatal(err)
 	}
 }

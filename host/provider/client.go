@@ -3,35 +3,9 @@ package provider
 import (
 	"context"
 	"errors"
-	"fmt"
-	"net/http"
 	"net/url"
 	"sync"
 )
-
-// ErrCrossHostRedirect is returned when a provider redirects a request to
-// another host (or from https to http): the request carries the API key and
-// the configured headers, which are for base_url's host alone.
-var ErrCrossHostRedirect = errors.New("the provider redirected to another host; not following, so that the API key and configured headers go to base_url's host alone")
-
-// maxRedirects is how many same-host redirects a request may follow.
-const maxRedirects = 10
-
-// checkRedirect is the providers' http.Client CheckRedirect: Go copies
-// every header but Authorization and Cookie to a redirect target, so a
-// configured header (which may carry a key) would reach whatever host a
-// redirect names. Only redirects within base_url's scheme and host are
-// followed.
-func checkRedirect(req *http.Request, via []*http.Request) error {
-	first := via[0].URL
-	if req.URL.Host != first.Host || (first.Scheme == "https" && req.URL.Scheme != "https") {
-		return fmt.Errorf("%w (from %s to %s://%s)", ErrCrossHostRedirect, first.Host, req.URL.Scheme, req.URL.Host)
-	}
-	if len(via) >= maxRedirects {
-		return fmt.Errorf("stopped after %d redirects", maxRedirects)
-	}
-	return nil
-}
 
 // redactURLError removes credentials from the URL a *url.Error prints.
 func redactURLError(err error) error {

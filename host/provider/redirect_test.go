@@ -14,7 +14,8 @@ import (
 
 // A provider that redirects to another host must not get the configured
 // headers (which may carry keys) sent there: Go's client copies every header
-// but Authorization and Cookie to a redirect target.
+// but Authorization and Cookie to a redirect target. (Providers follow no
+// redirect at all: refuseRedirects.)
 func TestOpenAIDoesNotFollowRedirectsToAnotherHost(t *testing.T) {
 	var leaked atomic.Int32
 	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -37,14 +38,33 @@ func TestOpenAIDoesNotFollowRedirectsToAnotherHost(t *testing.T) {
 	}
 	defer p.Close()
 	_, err = p.Complete(context.Background(), userReq("hi"))
-	if !errors.Is(err, ErrCrossHostRedirect) {
-		t.Fatalf("err = %v, want ErrCrossHostRedirect", err)
+	var re *RedirectError
+	if !errors.As(err, &re) {
+		t.Fatalf("err = %v, want a *RedirectError", err)
 	}
 	if n := leaked.Load(); n != 0 {
 		t.Fatalf("the redirect target got the key or configured headers %d times", n)
 	}
 	if strings.Contains(err.Error(), "header-secret") || strings.Contains(err.Error(), testKey) {
 		t.Fatalf("error shows a secret: %v", err)
+	}
+
+	// The error names the redirect, but never credentials in base_url.
+	withCreds := strings.Replace(redirector.URL, "http://", "http://keyuser:keypass@", 1) + "/v1?key=querysecret"
+	p2, err := NewOpenAI(Config{Name: "redir2", Type: "openai", BaseURL: withCreds, Timeout: 5 * time.Second, MaxConnections: 1},
+		&Options{Retry: RetryPolicy{MaxAttempts: 1, BaseDelay: time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p2.Close()
+	_, err = p2.Complete(context.Background(), userReq("hi"))
+	if err == nil {
+		t.Fatal("a redirect was followed")
+	}
+	for _, secret := range []string{"keyuser", "keypass", "querysecret"} {
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("the redirect error shows %q: %v", secret, err)
+		}
 	}
 }
 
