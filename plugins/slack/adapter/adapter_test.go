@@ -411,4 +411,3 @@ func TestSendFailuresClassified(t *testing.T) {
 		})
 	}
 }
-
