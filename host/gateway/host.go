@@ -116,9 +116,17 @@ func Run(ctx context.Context, opts Options) error {
 			notify.ready()
 		}
 	}()
+	// stopReloads cancels a reload in progress and waits for it a little:
+	// one that is applying ends within milliseconds; one still describing a
+	// plugin binary (a handshake ignores cancellation) gives up before it
+	// applies anything, so shutdown need not wait for it.
 	stopReloads := func() {
 		cancelReloads()
-		<-reloadsDone
+		select {
+		case <-reloadsDone:
+		case <-time.After(reloadStopWait):
+			h.logger.Warn("a reload is still describing plugins; shutting down without it")
+		}
 	}
 	for {
 		select {
@@ -147,6 +155,9 @@ func Run(ctx context.Context, opts Options) error {
 		}
 	}
 }
+
+// reloadStopWait bounds how long shutdown waits for a cancelled reload.
+const reloadStopWait = 2 * time.Second
 
 // shutdownSlack is how much longer than shutdown_timeout a shutdown may
 // take in all (stopping plugins, closing agents, flushing the store) before
