@@ -68,10 +68,22 @@ func (s *Service) Answer(ctx context.Context, key, text string) (Answer, error) 
 		s.cache.endTurn(t.key, t.agent, t.trusted, t.ver, turnNoWrite)
 		return Answer{}, s.failed(ctx, t, err)
 	}
-	if err := s.commit(ctx, t, resp.Content); err != nil {
+	content := s.capReply(t, resp.Content)
+	if err := s.commit(ctx, t, content); err != nil {
 		return Answer{}, err
 	}
-	return Answer{Text: resp.Content, Turn: TurnID{Epoch: t.epoch, Asked: t.asked}}, nil
+	return Answer{Text: content, Turn: TurnID{Epoch: t.epoch, Asked: t.asked}}, nil
+}
+
+// capReply applies max_reply_bytes to a turn's reply, saying so in the log.
+func (s *Service) capReply(t *turn, reply string) string {
+	limit := s.maxReplyBytes()
+	out, cut := capReply(reply, limit)
+	if cut {
+		s.log.Warn("reply cut at max_reply_bytes", "session", shared.LogValue(t.key), "model", t.spec.model,
+			"bytes", len(reply), "max_reply_bytes", limit)
+	}
+	return out
 }
 
 // MarkUndelivered marks a committed turn whose reply never reached the user:
@@ -100,19 +112,22 @@ func (s *Service) ReplyStream(ctx context.Context, key, text string, onDelta fun
 	if err != nil {
 		return "", err
 	}
-	content, err := t.stream(ctx, onDelta)
+	content, err := t.stream(ctx, s.maxReplyBytes(), onDelta)
 	s.cache.release(t.agent)
 	if err != nil {
 		s.cache.endTurn(t.key, t.agent, t.trusted, t.ver, turnNoWrite)
 		return "", s.failed(ctx, t, err)
 	}
+	content = s.capReply(t, content)
 	if err := s.commit(ctx, t, content); err != nil {
 		return "", err
 	}
 	return content, nil
 }
 
-func (t *turn) stream(ctx context.Context, onDelta func(string)) (string, error) {
+// stream reads the provider's stream until it ends or holds more than limit
+// bytes (the rest would be cut anyway).
+func (t *turn) stream(ctx context.Context, limit int, onDelta func(string)) (string, error) {
 	st, err := t.agent.client.Stream(ctx, t.req)
 	if err != nil {
 		return "", err
@@ -131,6 +146,9 @@ func (t *turn) stream(ctx context.Context, onDelta func(string)) (string, error)
 			b.WriteString(c.Delta)
 			if onDelta != nil {
 				onDelta(c.Delta)
+			}
+			if b.Len() > limit {
+				return b.String(), nil
 			}
 		}
 	}

@@ -18,12 +18,20 @@ const (
 	DefaultLogFormat          = "text"
 	DefaultShutdownTimeout    = 30 * time.Second
 	DefaultPluginStartTimeout = 10 * time.Second
+	// DefaultAdminMaxConnections: the admin endpoint is for operators and
+	// monitoring, a few connections, far below the descriptor limit.
+	DefaultAdminMaxConnections = 32
 
 	DefaultModel         = "echo/echo"
 	DefaultHistoryLimit  = 40
 	DefaultMaxConcurrent = 64
 	DefaultQueueLimit    = 8
 	DefaultReplyTimeout  = 5 * time.Minute
+	// DefaultMaxReplyBytes is max_reply_bytes: about what a model writes in
+	// 16k tokens, the output cap of most chat models. Longer replies are
+	// runaways (a loop, a dumped file) that every later turn would resend
+	// as history, and already take 33 Discord messages.
+	DefaultMaxReplyBytes = 64 << 10
 
 	DefaultMaxAgents = 128
 	DefaultIdleTTL   = time.Hour
@@ -56,6 +64,8 @@ func defaults() *Config {
 			LogFormat:          DefaultLogFormat,
 			ShutdownTimeout:    DefaultShutdownTimeout,
 			PluginStartTimeout: DefaultPluginStartTimeout,
+
+			AdminMaxConnections: DefaultAdminMaxConnections,
 		},
 		Agent: Agent{
 			Model:         DefaultModel,
@@ -63,6 +73,7 @@ func defaults() *Config {
 			MaxConcurrent: DefaultMaxConcurrent,
 			QueueLimit:    DefaultQueueLimit,
 			ReplyTimeout:  DefaultReplyTimeout,
+			MaxReplyBytes: DefaultMaxReplyBytes,
 		},
 		Cache: Cache{
 			MaxAgents: DefaultMaxAgents,

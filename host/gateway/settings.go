@@ -24,6 +24,8 @@ func agentConfig(cfg *config.Config) agent.Config {
 			Timeout:        p.Timeout,
 			MaxConnections: p.MaxConnections,
 			Headers:        p.Headers,
+
+			StreamIdleTimeout: p.StreamIdleTimeout,
 		})
 	}
 	return agent.Config{
@@ -33,6 +35,8 @@ func agentConfig(cfg *config.Config) agent.Config {
 		HistoryLimit: cfg.Agent.HistoryLimit,
 		MaxAgents:    cfg.Cache.MaxAgents,
 		IdleTTL:      cfg.Cache.IdleTTL,
+
+		MaxReplyBytes: cfg.Agent.MaxReplyBytes,
 	}
 }
 

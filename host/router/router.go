@@ -62,6 +62,14 @@ type UserError interface {
 	UserMessage() string
 }
 
+// FailureDetails is an agent failure that knows how to be logged: the
+// level it deserves and key/value pairs with its cause (HTTP status, the
+// provider's message, attempts), never secrets.
+type FailureDetails interface {
+	error
+	LogDetails() (hclog.Level, []any)
+}
+
 // Scope is how a platform's messages map to sessions.
 type Scope string
 
@@ -398,7 +406,7 @@ func (r *Router) turn(ctx context.Context, j *job) {
 		// deadline, a reset stream), the reason is the timeout.
 		text = fmt.Sprintf("The agent did not reply within %s.", timeout)
 	default:
-		r.logger.Warn("agent failed", "session", shared.LogValue(j.key), "error", err)
+		r.logFailure(j, err)
 		text = userText(err)
 	}
 	derr := r.deliver(j, text, kind)
@@ -431,6 +439,18 @@ func (r *Router) undelivered(j *job, ans Answer, derr error) {
 		return // the platform is not taking replies: a notice would not get through either
 	}
 	r.notify(j, fmt.Sprintf("The reply could not be delivered (%v); it was not kept as part of the conversation.", derr), shared.KindError)
+}
+
+// logFailure logs a failed turn at the failure's level, with its cause.
+func (r *Router) logFailure(j *job, err error) {
+	level, fields := hclog.Warn, []any{"platform", j.platform, "session", shared.LogValue(j.key), "error", err.Error()}
+	var fd FailureDetails
+	if errors.As(err, &fd) {
+		var more []any
+		level, more = fd.LogDetails()
+		fields = append(fields, more...)
+	}
+	r.logger.Log(level, "agent failed", fields...)
 }
 
 // shutdownText answers a message whose reply was cancelled by Close.
