@@ -17,9 +17,6 @@ import (
 	"github.com/plughost/gateway/shared/kit"
 )
 
-// version is the plugin's version, set at build time.
-var version = "dev"
-
 // settings is the plugin's config block.
 type settings struct {
 	Listen    string `json:"listen"`
@@ -72,7 +69,7 @@ func newAdapter() *adapter {
 func (a *adapter) Describe(context.Context) (shared.Description, error) {
 	return shared.Description{
 		Name:        "http",
-		Version:     version,
+		Version:     shared.Version,
 		Description: "HTTP API: POST /v1/messages {session, text} answers with the agent's reply",
 		Schema: []shared.Attribute{
 			{Name: "listen", Type: shared.TypeString, Default: "127.0.0.1:8788",

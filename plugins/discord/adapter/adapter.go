@@ -20,9 +20,6 @@ import (
 	"github.com/plughost/gateway/shared/kit"
 )
 
-// Version is the plugin's version, shown by `gateway plugins`.
-const Version = "0.1.0"
-
 // maxMessageLength is Discord's limit on a message's content: 2,000
 // characters, counted as Unicode code points.
 const maxMessageLength = 2000
@@ -88,7 +85,7 @@ var _ shared.Platform = (*Adapter)(nil)
 func (a *Adapter) Describe(context.Context) (shared.Description, error) {
 	return shared.Description{
 		Name:        "discord",
-		Version:     Version,
+		Version:     shared.Version,
 		Description: "Discord bot: answers DMs and @mentions in servers, with threads, typing and long replies split",
 		Schema:      schema,
 	}, nil

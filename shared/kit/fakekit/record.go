@@ -1,8 +1,10 @@
 package fakekit
 
 import (
+	"bytes"
 	"fmt"
 	"maps"
+	"net"
 	"net/http"
 	"sync"
 	"testing"
@@ -119,4 +121,35 @@ func Poll(timeout time.Duration, cond func() bool) error {
 		time.Sleep(wait)
 	}
 	return nil
+}
+
+// SyncBuffer is a bytes.Buffer safe for concurrent use: a process's output
+// written by one goroutine while a test reads it.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write appends p.
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns everything written so far.
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// FreeAddr returns a loopback address whose port is free right now.
+func FreeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("finding a free port: %w", err)
+	}
+	defer func() { _ = ln.Close() }()
+	return ln.Addr().String(), nil
 }
