@@ -21,9 +21,6 @@ import (
 	"github.com/plughost/gateway/shared"
 )
 
-// Version is the plugin's version, shown by `gateway plugins`.
-const Version = "0.1.0"
-
 // errStopped is the cause Run's context gets when Stop is called.
 var errStopped = errors.New("matrix plugin stopped")
 
@@ -74,7 +71,7 @@ var _ shared.Platform = (*Adapter)(nil)
 func (a *Adapter) Describe(context.Context) (shared.Description, error) {
 	return shared.Description{
 		Name:    "matrix",
-		Version: Version,
+		Version: shared.Version,
 		Description: "Matrix bot: answers direct chats and mentions in rooms over /sync, " +
 			"with threads, typing and Markdown replies (no end-to-end encryption)",
 		Schema: schema,
@@ -131,7 +128,7 @@ func newClient(s settings, t timing) (*mautrix.Client, *http.Transport, error) {
 	}
 	client.Client = &http.Client{Transport: transport, Timeout: t.pollTimeout + 60*time.Second}
 	client.DefaultHTTPRetries = 0
-	client.UserAgent = "gateway-plugin-matrix/" + Version
+	client.UserAgent = "gateway-plugin-matrix/" + shared.Version
 	return client, transport, nil
 }
 
