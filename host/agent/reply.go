@@ -204,8 +204,8 @@ func (s *Service) failed(ctx context.Context, t *turn, err error) error {
 	return userError(t.spec.remoteModel, err)
 }
 
-// commit makes the turn durable before the reply is handed back (invariant
-// 4). A /stop arriving now must not lose a reply the provider already gave,
+// commit makes the turn durable before the reply is handed back, so that a
+// crash after the reply loses nothing. A /stop arriving now must not lose a reply the provider already gave,
 // so the commit ignores ctx's cancellation. The epoch read at the start
 // sends a turn that raced a /new to the archive it belongs to.
 //

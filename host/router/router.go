@@ -97,7 +97,6 @@ type Router struct {
 	// is cancelled with errShutdown instead of being started.
 	shutdown bool
 	workers  sync.WaitGroup
-	sends    sync.WaitGroup
 }
 
 // job is one inbound message on its way through a session.
