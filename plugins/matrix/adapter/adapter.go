@@ -19,10 +19,8 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/plughost/gateway/shared"
+	"github.com/plughost/gateway/shared/kit"
 )
-
-// errStopped is the cause Run's context gets when Stop is called.
-var errStopped = errors.New("matrix plugin stopped")
 
 // timing holds the waits the adapter uses; tests shorten them.
 type timing struct {
@@ -55,10 +53,7 @@ type Adapter struct {
 	cursor    string // the sync token the host kept, "" on first start
 	botID     id.UserID
 	botName   string
-	running   bool
-	stopped   bool
-	cancelRun context.CancelCauseFunc
-	runDone   chan struct{}
+	runner    kit.Runner
 
 	rooms rooms
 	limit roomLimits
@@ -91,7 +86,7 @@ func (a *Adapter) Configure(_ context.Context, cfg shared.Config) error {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.running {
+	if a.runner.Running() {
 		return errors.New("matrix plugin: Configure called while running")
 	}
 	if a.tune.pollTimeout == 0 {
@@ -106,6 +101,7 @@ func (a *Adapter) Configure(_ context.Context, cfg shared.Config) error {
 	}
 	a.cfg, a.client, a.transport, a.cursor = s, client, transport, cfg.Cursor
 	a.log = logger.Named("matrix")
+	a.runner.Name = "matrix plugin"
 	a.log.Debug("configured", "homeserver", s.homeserver.String(), "require_mention", s.access.RequireMention,
 		"auto_join", s.autoJoin, "resuming", cfg.Cursor != "")
 	return nil
@@ -135,28 +131,12 @@ func newClient(s settings, t timing) (*mautrix.Client, *http.Transport, error) {
 // Stop ends Run and waits (bounded) for it to finish.
 func (a *Adapter) Stop(ctx context.Context) error {
 	a.mu.Lock()
-	a.stopped = true
-	cancel, done, transport := a.cancelRun, a.runDone, a.transport
-	wait := a.tune.stopTimeout
+	transport, wait := a.transport, a.tune.stopTimeout
 	a.mu.Unlock()
-	if cancel != nil {
-		cancel(errStopped)
-	}
 	if wait == 0 {
 		wait = defaultTiming.stopTimeout
 	}
-	var err error
-	if done != nil {
-		t := time.NewTimer(wait)
-		defer t.Stop()
-		select {
-		case <-done:
-		case <-ctx.Done():
-			err = fmt.Errorf("stopping matrix plugin: %w", ctx.Err())
-		case <-t.C:
-			err = errors.New("stopping matrix plugin: the sync loop did not end in time")
-		}
-	}
+	err := a.runner.Stop(ctx, wait)
 	if transport != nil {
 		transport.CloseIdleConnections()
 	}
@@ -173,15 +153,7 @@ func (a *Adapter) configured() (settings, *mautrix.Client, error) {
 }
 
 // fail ends Run with fe (a token rejected while sending, say) and returns fe.
-func (a *Adapter) fail(fe *shared.FatalError) *shared.FatalError {
-	a.mu.Lock()
-	cancel := a.cancelRun
-	a.mu.Unlock()
-	if cancel != nil {
-		cancel(fe)
-	}
-	return fe
-}
+func (a *Adapter) fail(fe *shared.FatalError) *shared.FatalError { return a.runner.Fail(fe) }
 
 func (a *Adapter) setBot(uid id.UserID, name string) {
 	a.mu.Lock()
