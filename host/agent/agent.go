@@ -31,7 +31,7 @@ type Agent struct {
 	evicted  bool
 	reason   Reason
 	idle     chan struct{} // made at eviction when in use; closed when the last user releases
-	sess     session       // the session's copy, meaningful only when sessOK
+	sess     sessionCopy   // the session's copy, meaningful only when sessOK
 	sessOK   bool          // sess equals the store (see session)
 	sessVer  uint64        // incremented at every change of sess
 
