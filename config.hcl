@@ -66,3 +66,18 @@ platform "matrix" {
     allowed_rooms   = []    # room ids; empty allows all
   }
 }
+
+# Telegram (long polling). See plugins/telegram/README.md for BotFather,
+# privacy mode in groups and how to find user and chat ids.
+platform "telegram" {
+  plugin  = "telegram"
+  enabled = env("TELEGRAM_TOKEN", "") != ""
+  config {
+    token           = env("TELEGRAM_TOKEN", "")  # sensitive; from @BotFather
+    api_url         = "https://api.telegram.org" # requests go to {api_url}/bot{token}/{method}
+    require_mention = true  # in groups: answer only @mentions, replies to the bot, and /commands
+    allowed_users   = []    # user ids (strings); empty allows all
+    allowed_chats   = []    # chat ids (strings, groups are negative); empty allows all
+    poll_timeout    = "30s" # getUpdates long-poll timeout
+  }
+}

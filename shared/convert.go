@@ -74,7 +74,7 @@ func eventToProto(ev Event) *pb.Event {
 		return &pb.Event{Kind: &pb.Event_Message{Message: &pb.Message{
 			Id: m.ID, ConversationId: m.ConversationID, ThreadId: m.ThreadID,
 			UserId: m.UserID, UserName: m.UserName, GuildId: m.GuildID,
-			Direct: m.Direct, Text: m.Text, UnixNano: m.UnixNano,
+			Direct: m.Direct, Text: m.Text, UnixNano: m.UnixNano, ExpiresUnixNano: m.ExpiresUnixNano,
 		}}}
 	case ev.Health != nil:
 		h := ev.Health
@@ -91,7 +91,7 @@ func eventFromProto(ev *pb.Event) Event {
 		return Event{Message: &Message{
 			ID: m.GetId(), ConversationID: m.GetConversationId(), ThreadID: m.GetThreadId(),
 			UserID: m.GetUserId(), UserName: m.GetUserName(), GuildID: m.GetGuildId(),
-			Direct: m.GetDirect(), Text: m.GetText(), UnixNano: m.GetUnixNano(),
+			Direct: m.GetDirect(), Text: m.GetText(), UnixNano: m.GetUnixNano(), ExpiresUnixNano: m.GetExpiresUnixNano(),
 		}}
 	}
 	if h := ev.GetHealth(); h != nil {

@@ -30,7 +30,7 @@ func Serve(impl Platform) {
 		VersionedPlugins: map[int]plugin.PluginSet{
 			ProtocolVersion: {PluginName: &GRPCPlugin{Impl: impl, Logger: logger}},
 		},
-		GRPCServer: plugin.DefaultGRPCServer,
+		GRPCServer: newGRPCServer,
 		Logger:     logger,
 	})
 	os.Exit(0)

@@ -44,6 +44,7 @@ func (c *Cache) decode(d *decoder, body hcl.Body) {
 var agentSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 	{Name: "model"}, {Name: "system_prompt"}, {Name: "history_limit"},
 	{Name: "max_concurrent"}, {Name: "queue_limit"}, {Name: "reply_timeout"},
+	{Name: "max_reply_bytes"},
 }}
 
 // decode decodes the agent block over the defaults in a and returns the
@@ -58,6 +59,11 @@ func (a *Agent) decode(d *decoder, block *hcl.Block) hcl.Range {
 	d.integer(attrs, "max_concurrent", 1, &a.MaxConcurrent)
 	d.integer(attrs, "queue_limit", 0, &a.QueueLimit)
 	d.duration(attrs, "reply_timeout", &a.ReplyTimeout)
+	d.integer(attrs, "max_reply_bytes", 1024, &a.MaxReplyBytes)
+	if a.MaxReplyBytes > MaxReplyBytesLimit {
+		d.errorf(attrs["max_reply_bytes"].Range, "max_reply_bytes too large",
+			"max_reply_bytes is at most %d (4 MiB, within the plugin protocol's message size), not %d.", MaxReplyBytesLimit, a.MaxReplyBytes)
+	}
 	if m, ok := attrs["model"]; ok {
 		return m.Range
 	}
@@ -67,6 +73,7 @@ func (a *Agent) decode(d *decoder, block *hcl.Block) hcl.Range {
 var providerSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 	{Name: "type"}, {Name: "base_url"}, {Name: "api_key"},
 	{Name: "timeout"}, {Name: "max_connections"}, {Name: "headers"},
+	{Name: "stream_idle_timeout"},
 }}
 
 // providerTypes are the values of a provider's type.
@@ -104,6 +111,7 @@ func decodeProvider(d *decoder, b *hcl.Block) *Provider {
 	d.str(attrs, "api_key", &p.APIKey)
 	d.duration(attrs, "timeout", &p.Timeout)
 	d.integer(attrs, "max_connections", 1, &p.MaxConnections)
+	d.duration(attrs, "stream_idle_timeout", &p.StreamIdleTimeout)
 	d.stringMap(attrs, "headers", &p.Headers)
 
 	switch {
@@ -137,6 +145,7 @@ var platformSchema = &hcl.BodySchema{
 
 var restartSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 	{Name: "initial_backoff"}, {Name: "max_backoff"}, {Name: "max_failures"}, {Name: "failure_window"},
+	{Name: "liveness_interval"}, {Name: "liveness_timeout"}, {Name: "liveness_failures"},
 }}
 
 // decodePlatform decodes a platform "NAME" block, leaving its config block
@@ -204,6 +213,9 @@ func (r *Restart) decode(d *decoder, body hcl.Body) {
 	d.duration(a, "max_backoff", &r.MaxBackoff)
 	d.integer(a, "max_failures", 1, &r.MaxFailures)
 	d.duration(a, "failure_window", &r.FailureWindow)
+	d.duration(a, "liveness_interval", &r.LivenessInterval)
+	d.duration(a, "liveness_timeout", &r.LivenessTimeout)
+	d.integer(a, "liveness_failures", 1, &r.LivenessFailures)
 	if mb := a["max_backoff"]; mb != nil && r.MaxBackoff < r.InitialBackoff {
 		d.errorf(mb.Range, "Invalid max_backoff",
 			"max_backoff (%s) must not be shorter than initial_backoff (%s).", r.MaxBackoff, r.InitialBackoff)

@@ -16,6 +16,7 @@ type providerView struct {
 	APIKey         string            `json:"api_key,omitempty"`
 	Timeout        string            `json:"timeout"`
 	MaxConnections int               `json:"max_connections"`
+	StreamIdle     string            `json:"stream_idle_timeout,omitempty"`
 	Headers        map[string]string `json:"headers,omitempty"`
 }
 
@@ -25,6 +26,9 @@ func (p Provider) view() providerView {
 	v := providerView{
 		Name: p.Name, Type: p.Type, BaseURL: p.BaseURL,
 		Timeout: p.Timeout.String(), MaxConnections: p.MaxConnections,
+	}
+	if p.StreamIdleTimeout > 0 {
+		v.StreamIdle = p.StreamIdleTimeout.String()
 	}
 	if p.APIKey != "" {
 		v.APIKey = SensitivePlaceholder

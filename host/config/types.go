@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/plughost/gateway/shared"
 )
 
 // Config is a loaded configuration file.
@@ -43,9 +45,12 @@ type Provider struct {
 	Type           string // "echo" or "openai"; default: Name when that is a type
 	BaseURL        string
 	APIKey         string            // sensitive: never logged or printed
-	Timeout        time.Duration     // per request; default 60s
+	Timeout        time.Duration     // per request, from when it has a connection; default 60s
 	MaxConnections int               // default 32
 	Headers        map[string]string // extra request headers
+	// StreamIdleTimeout bounds the pause between two pieces of a streamed
+	// reply; zero means Timeout.
+	StreamIdleTimeout time.Duration
 }
 
 // Agent is the agent block.
@@ -59,7 +64,16 @@ type Agent struct {
 	QueueLimit int
 	// ReplyTimeout bounds one reply; default 5m.
 	ReplyTimeout time.Duration
+	// MaxReplyBytes caps a reply where the agent produces it: a longer one
+	// is cut at a line or word boundary and ends with a note. Default
+	// DefaultMaxReplyBytes, at most MaxReplyBytesLimit.
+	MaxReplyBytes int
 }
+
+// MaxReplyBytesLimit is the largest max_reply_bytes: a reply, with the
+// note and the rest of its message, stays within one plugin protocol
+// message.
+const MaxReplyBytesLimit = shared.MaxReplyBytesLimit
 
 // Cache is the cache block.
 type Cache struct {
@@ -97,6 +111,13 @@ type Restart struct {
 	// platform is marked failed. Defaults 5 and 1m.
 	MaxFailures   int
 	FailureWindow time.Duration
+	// LivenessInterval is how often the host pings the plugin; default 5s.
+	LivenessInterval time.Duration
+	// LivenessTimeout bounds each ping; default 5s.
+	LivenessTimeout time.Duration
+	// LivenessFailures missed pings in a row get the plugin killed and
+	// restarted (the first one makes it degraded); default 3.
+	LivenessFailures int
 }
 
 // PluginPath returns the path of the platform's plugin binary.

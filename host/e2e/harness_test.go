@@ -26,6 +26,7 @@ var bins = map[string]string{}
 var pluginSources = map[string]string{
 	"http":        "./plugins/http",
 	"discord":     "./plugins/discord",
+	"telegram":    "./plugins/telegram",
 	"matrix":      "./plugins/matrix",
 	"behave":      "./testdata/plugins/behave",
 	"exitnow":     "./testdata/plugins/exitnow",
@@ -146,6 +147,9 @@ func (e *env) gw(args ...string) (stdout, stderr string, code int) {
 	}
 	return o.String(), s.String(), code
 }
+
+// syncBuffer is a buffer a process writes while a test reads it.
+type syncBuffer = fakekit.SyncBuffer
 
 // host is a running `gateway run`.
 type host struct {

@@ -1,6 +1,9 @@
 package gateway
 
 import (
+	"context"
+	"fmt"
+
 	"github.com/plughost/gateway/host/agent"
 	"github.com/plughost/gateway/host/router"
 )
@@ -8,7 +11,10 @@ import (
 // agentsView adapts the agent service to the router's view of it.
 type agentsView struct{ *agent.Service }
 
-var _ router.Agents = agentsView{}
+var (
+	_ router.Agents         = agentsView{}
+	_ router.FailureDetails = (*agent.UserError)(nil)
+)
 
 // Status implements router.Agents.
 func (a agentsView) Status(key string) (router.SessionStatus, error) {
@@ -17,4 +23,19 @@ func (a agentsView) Status(key string) (router.SessionStatus, error) {
 		return router.SessionStatus{}, err
 	}
 	return router.SessionStatus{Model: info.Model, Messages: info.Messages}, nil
+}
+
+// Reply implements router.Agents.
+func (a agentsView) Reply(ctx context.Context, key, text string) (router.Answer, error) {
+	ans, err := a.Answer(ctx, key, text)
+	return router.Answer{Text: ans.Text, Turn: ans.Turn}, err
+}
+
+// MarkUndelivered implements router.Agents.
+func (a agentsView) MarkUndelivered(ctx context.Context, key string, turn any) error {
+	id, ok := turn.(agent.TurnID)
+	if !ok {
+		return fmt.Errorf("mark undelivered: turn %T is not an agent.TurnID", turn)
+	}
+	return a.Service.MarkUndelivered(ctx, key, id)
 }

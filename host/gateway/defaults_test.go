@@ -23,6 +23,7 @@ func TestPackageFallbacksAreTheConfigDefaults(t *testing.T) {
 		{"agent model", agent.DefaultModel, config.DefaultModel},
 		{"agent max_agents", agent.DefaultMaxAgents, config.DefaultMaxAgents},
 		{"agent idle_ttl", agent.DefaultIdleTTL, config.DefaultIdleTTL},
+		{"agent max_reply_bytes", agent.DefaultMaxReplyBytes, config.DefaultMaxReplyBytes},
 		{"provider timeout", provider.DefaultTimeout, config.DefaultProviderTimeout},
 		{"provider max_connections", provider.DefaultMaxConnections, config.DefaultProviderMaxConnections},
 		{"router max_concurrent", router.DefaultMaxConcurrent, config.DefaultMaxConcurrent},

@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"github.com/hashicorp/go-plugin/runner"
+	"google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/plughost/gateway/shared"
 )
@@ -45,6 +46,10 @@ func pluginEnv() []string {
 type process struct {
 	client *plugin.Client
 	conn   *shared.GRPCClient
+	// health is go-plugin's gRPC health service in the plugin, for
+	// liveness pings: it answers only while the plugin process runs.
+	health grpc_health_v1.HealthClient
+	runner *procRunner
 	pid    int
 }
 
@@ -91,6 +96,7 @@ func startProcess(opts startOptions) (*process, error) {
 			return pr, err
 		},
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		GRPCDialOptions:  shared.GRPCDialOptions(),
 		AutoMTLS:         true,
 		SkipHostEnv:      true, // see pluginEnv
 		StartTimeout:     timeout,
@@ -111,20 +117,66 @@ func startProcess(opts startOptions) (*process, error) {
 		client.Kill()
 		return nil, fmt.Errorf("plugin %s: unexpected client type %T", opts.path, raw)
 	}
-	p := &process{client: client, conn: conn}
+	p := &process{client: client, conn: conn, runner: pr}
+	if gc, ok := rpc.(*plugin.GRPCClient); ok {
+		p.health = grpc_health_v1.NewHealthClient(gc.Conn)
+	}
 	if pr != nil {
 		p.pid = pr.pid
 	}
 	return p, nil
 }
 
-// stop asks the plugin to stop gracefully, then kills it: go-plugin's Kill
-// waits up to two seconds for the process to exit before SIGKILL.
+// ping asks the plugin's health service whether it is serving; ctx bounds
+// the wait. A frozen (SIGSTOPped, deadlocked) plugin misses it.
+func (p *process) ping(ctx context.Context) error {
+	if p.health == nil {
+		return nil
+	}
+	resp, err := p.health.Check(ctx, &grpc_health_v1.HealthCheckRequest{Service: plugin.GRPCServiceName})
+	if err != nil {
+		return err
+	}
+	if resp.GetStatus() != grpc_health_v1.HealthCheckResponse_SERVING {
+		return fmt.Errorf("plugin health is %s", resp.GetStatus())
+	}
+	return nil
+}
+
+// killWait bounds how long the plugin process may take to exit once asked
+// (go-plugin's Kill) and again once SIGKILLed.
+const killWait = 2 * time.Second
+
+// stop asks the plugin to stop gracefully (its Stop call gets grace), then
+// kills it. go-plugin's Kill waits on a shutdown RPC with no deadline, which
+// a frozen plugin never answers, so it runs aside: once killWait passes the
+// process is SIGKILLed, whatever Kill is doing. stop returns within about
+// grace + 2*killWait.
+// A zero grace (a plugin known not to answer) SIGKILLs it at once.
 func (p *process) stop(grace time.Duration) {
-	ctx, cancel := context.WithTimeout(context.Background(), grace)
-	_ = p.conn.Stop(ctx)
-	cancel()
-	p.client.Kill()
+	if grace > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), grace)
+		_ = p.conn.Stop(ctx)
+		cancel()
+	} else if p.runner != nil {
+		_ = p.runner.Kill(context.Background())
+	}
+	killed := make(chan struct{})
+	go func() { p.client.Kill(); close(killed) }()
+	select {
+	case <-killed:
+		return
+	case <-time.After(killWait):
+	}
+	if p.runner != nil {
+		_ = p.runner.Kill(context.Background())
+	}
+	select {
+	case <-killed:
+	case <-time.After(killWait):
+		// The process is SIGKILLed; what is left (go-plugin's log copier
+		// on a pipe a grandchild holds) ends on its own.
+	}
 }
 
 // Inspect starts the plugin binary at path just long enough to ask it to

@@ -116,6 +116,11 @@ func (a *adapter) Configure(_ context.Context, cfg shared.Config) error {
 		// Zero is not "the default": a body limit of nothing is a mistake.
 		return kit.InvalidConfig(fmt.Sprintf("max_body %d is not a positive number of bytes", a.cfg.MaxBody), "leave it out for 65536")
 	}
+	if limit := int64(shared.MaxReplyBytesLimit); a.cfg.MaxBody > limit {
+		// A message must fit in one plugin protocol message to the host.
+		return &shared.FatalError{Code: "invalid_config",
+			Message: fmt.Sprintf("max_body %d is over the limit of %d bytes", a.cfg.MaxBody, limit), Hint: "lower max_body"}
+	}
 	a.timeout, err = kit.ParseDuration("timeout", a.cfg.Timeout, defaultTimeout)
 	return err
 }
@@ -214,9 +219,12 @@ func (a *adapter) submit(ctx context.Context, session, text string, expire <-cha
 	ch := make(chan shared.Reply, 1)
 	a.pending[id] = ch
 	a.mu.Unlock()
+	now := time.Now()
 	msg := &shared.Message{
 		ID: id, ConversationID: session, UserID: session, UserName: session,
-		Direct: true, Text: text, UnixNano: time.Now().UnixNano(),
+		Direct: true, Text: text, UnixNano: now.UnixNano(),
+		// The request gives up after timeout: no turn starts after that.
+		ExpiresUnixNano: now.Add(a.timeout).UnixNano(),
 	}
 	a.logger.Debug("message received", "session", shared.LogValue(session), "id", id, "bytes", len(text))
 	select {

@@ -248,6 +248,7 @@ func TestConfigureRejectsBadConfigAsFatal(t *testing.T) {
 		{"bad timeout", `{"listen":"127.0.0.1:0","timeout":"soon"}`, "timeout"},
 		{"negative timeout", `{"listen":"127.0.0.1:0","timeout":"-1s"}`, "timeout"},
 		{"wrong type", `{"listen":"127.0.0.1:0","max_body":"big"}`, "max_body"},
+		{"max_body over the protocol's message size", `{"listen":"127.0.0.1:0","max_body":8388608}`, "max_body"},
 		{"zero max_body", `{"listen":"127.0.0.1:0","max_body":0}`, "max_body 0 is not a positive number"},
 	} {
 		c := shared.TestPlatform(t, newAdapter())

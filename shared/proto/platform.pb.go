@@ -146,6 +146,7 @@ const (
 	ReplyKind_REPLY_KIND_REPLY       ReplyKind = 1 // the agent's answer
 	ReplyKind_REPLY_KIND_NOTICE      ReplyKind = 2 // an answer to a chat command or a notice from the gateway
 	ReplyKind_REPLY_KIND_ERROR       ReplyKind = 3 // the gateway could not answer; text says why
+	ReplyKind_REPLY_KIND_BUSY        ReplyKind = 4 // the session is busy: try again later (HTTP: 429)
 )
 
 // Enum value maps for ReplyKind.
@@ -155,12 +156,14 @@ var (
 		1: "REPLY_KIND_REPLY",
 		2: "REPLY_KIND_NOTICE",
 		3: "REPLY_KIND_ERROR",
+		4: "REPLY_KIND_BUSY",
 	}
 	ReplyKind_value = map[string]int32{
 		"REPLY_KIND_UNSPECIFIED": 0,
 		"REPLY_KIND_REPLY":       1,
 		"REPLY_KIND_NOTICE":      2,
 		"REPLY_KIND_ERROR":       3,
+		"REPLY_KIND_BUSY":        4,
 	}
 )
 
@@ -670,8 +673,12 @@ type Message struct {
 	Direct         bool                   `protobuf:"varint,7,opt,name=direct,proto3" json:"direct,omitempty"`                 // a direct message (DM), not a group chat
 	Text           string                 `protobuf:"bytes,8,opt,name=text,proto3" json:"text,omitempty"`
 	UnixNano       int64                  `protobuf:"varint,9,opt,name=unix_nano,json=unixNano,proto3" json:"unix_nano,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// When the platform stops waiting for a reply (an HTTP request's
+	// timeout), Unix nanoseconds; 0 for never. The host does not start a
+	// turn for a message whose time is up.
+	ExpiresUnixNano int64 `protobuf:"varint,20,opt,name=expires_unix_nano,json=expiresUnixNano,proto3" json:"expires_unix_nano,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Message) Reset() {
@@ -763,6 +770,13 @@ func (x *Message) GetText() string {
 func (x *Message) GetUnixNano() int64 {
 	if x != nil {
 		return x.UnixNano
+	}
+	return 0
+}
+
+func (x *Message) GetExpiresUnixNano() int64 {
+	if x != nil {
+		return x.ExpiresUnixNano
 	}
 	return 0
 }
@@ -1229,7 +1243,7 @@ const file_platform_proto_rawDesc = "" +
 	"\x05Event\x128\n" +
 	"\amessage\x18\x01 \x01(\v2\x1c.gateway.platform.v1.MessageH\x00R\amessage\x125\n" +
 	"\x06health\x18\x02 \x01(\v2\x1b.gateway.platform.v1.HealthH\x00R\x06healthB\x06\n" +
-	"\x04kind\"\xf9\x01\n" +
+	"\x04kind\"\xa5\x02\n" +
 	"\aMessage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12'\n" +
 	"\x0fconversation_id\x18\x02 \x01(\tR\x0econversationId\x12\x1b\n" +
@@ -1239,7 +1253,8 @@ const file_platform_proto_rawDesc = "" +
 	"\bguild_id\x18\x06 \x01(\tR\aguildId\x12\x16\n" +
 	"\x06direct\x18\a \x01(\bR\x06direct\x12\x12\n" +
 	"\x04text\x18\b \x01(\tR\x04text\x12\x1b\n" +
-	"\tunix_nano\x18\t \x01(\x03R\bunixNano\"\x8c\x01\n" +
+	"\tunix_nano\x18\t \x01(\x03R\bunixNano\x12*\n" +
+	"\x11expires_unix_nano\x18\x14 \x01(\x03R\x0fexpiresUnixNano\"\x8c\x01\n" +
 	"\x06Health\x126\n" +
 	"\x05state\x18\x01 \x01(\x0e2 .gateway.platform.v1.HealthStateR\x05state\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x120\n" +
@@ -1274,12 +1289,13 @@ const file_platform_proto_rawDesc = "" +
 	"\x18HEALTH_STATE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16HEALTH_STATE_CONNECTED\x10\x01\x12\x19\n" +
 	"\x15HEALTH_STATE_DEGRADED\x10\x02\x12\x16\n" +
-	"\x12HEALTH_STATE_FATAL\x10\x03*j\n" +
+	"\x12HEALTH_STATE_FATAL\x10\x03*\x7f\n" +
 	"\tReplyKind\x12\x1a\n" +
 	"\x16REPLY_KIND_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10REPLY_KIND_REPLY\x10\x01\x12\x15\n" +
 	"\x11REPLY_KIND_NOTICE\x10\x02\x12\x14\n" +
-	"\x10REPLY_KIND_ERROR\x10\x032\xd4\x04\n" +
+	"\x10REPLY_KIND_ERROR\x10\x03\x12\x13\n" +
+	"\x0fREPLY_KIND_BUSY\x10\x042\xd4\x04\n" +
 	"\bPlatform\x12W\n" +
 	"\bDescribe\x12$.gateway.platform.v1.DescribeRequest\x1a%.gateway.platform.v1.DescribeResponse\x12Z\n" +
 	"\tConfigure\x12%.gateway.platform.v1.ConfigureRequest\x1a&.gateway.platform.v1.ConfigureResponse\x12D\n" +

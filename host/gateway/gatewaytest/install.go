@@ -73,9 +73,14 @@ func (in *Install) AddPlugin(src, name string) (string, error) {
 	return dst, nil
 }
 
-// WriteConfig writes the config file.
+// WriteConfig writes the config file, atomically: a host reloading
+// meanwhile never reads half a file.
 func (in *Install) WriteConfig(text string) error {
-	if err := os.WriteFile(in.Config, []byte(text), 0o644); err != nil {
+	tmp := in.Config + ".tmp"
+	if err := os.WriteFile(tmp, []byte(text), 0o644); err != nil {
+		return fmt.Errorf("writing the config file: %w", err)
+	}
+	if err := os.Rename(tmp, in.Config); err != nil {
 		return fmt.Errorf("writing the config file: %w", err)
 	}
 	return nil
