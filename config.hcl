@@ -81,3 +81,22 @@ platform "telegram" {
     poll_timeout    = "30s" # getUpdates long-poll timeout
   }
 }
+
+# Slack over Socket Mode (no public URL needed); see plugins/slack/README.md.
+platform "slack" {
+  plugin  = "slack"
+  enabled = env("SLACK_BOT_TOKEN", "") != ""
+  config {
+    bot_token        = env("SLACK_BOT_TOKEN", "")   # xoxb-…, sensitive
+    app_token        = env("SLACK_APP_TOKEN", "")   # xapp-… with connections:write, sensitive
+    api_url          = "https://slack.com/api/"     # Web API base; Socket Mode URL comes from apps.connections.open
+    require_mention  = true    # in channels: answer only @mentions (app_mention); DMs always
+    reply_in_thread  = true    # answer a channel message in its thread
+    allowed_users    = []      # user ids; empty allows all
+    allowed_channels = []      # channel ids; empty allows all
+  }
+  restart {
+    initial_backoff = "1s"
+    max_backoff     = "2m"
+  }
+}

@@ -2,17 +2,23 @@ package config
 
 import (
 	"encoding/hex"
+	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/plughost/gateway/host/admin"
+	"github.com/plughost/gateway/host/provider"
+	"github.com/plughost/gateway/shared/webguard"
 )
 
 var gatewaySchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 	{Name: "state_dir"}, {Name: "plugin_dir"}, {Name: "admin"},
 	{Name: "log_level"}, {Name: "log_format"}, {Name: "shutdown_timeout"},
-	{Name: "plugin_start_timeout"},
+	{Name: "plugin_start_timeout"}, {Name: "admin_max_connections"},
+	{Name: "allowed_hosts"}, {Name: "allowed_origins"}, {Name: "allow_unauthenticated"},
 }}
 
 // decode decodes the gateway block over the defaults in g.
@@ -27,6 +33,21 @@ func (g *Gateway) decode(d *decoder, body hcl.Body) {
 	d.oneOf(a, "log_format", &g.LogFormat, "text", "json")
 	d.duration(a, "shutdown_timeout", &g.ShutdownTimeout)
 	d.duration(a, "plugin_start_timeout", &g.PluginStartTimeout)
+	d.integer(a, "admin_max_connections", 1, &g.AdminMaxConnections)
+	d.stringList(a, "allowed_hosts", &g.AllowedHosts)
+	d.stringList(a, "allowed_origins", &g.AllowedOrigins)
+	d.boolean(a, "allow_unauthenticated", &g.AllowUnauthenticated)
+	if attr := a["allowed_origins"]; attr != nil {
+		if _, err := webguard.Wrap(http.NotFoundHandler(), webguard.Options{AllowedOrigins: g.AllowedOrigins}); err != nil {
+			d.errorf(attr.Range, "Invalid allowed_origins", "%v; write origins as \"https://host[:port]\".", err)
+		}
+	}
+	// The admin endpoint has no authentication: reachable from other
+	// machines only when the operator says so.
+	if attr := a["admin"]; attr != nil && !admin.IsUnix(g.Admin) && !webguard.Loopback(g.Admin) && !g.AllowUnauthenticated {
+		d.errorf(attr.Range, "Admin endpoint open to the network",
+			"admin %q is reachable from other machines, and the admin endpoint (status, metrics) has no authentication. Listen on 127.0.0.1 or a unix socket, or set allow_unauthenticated = true in the gateway block to serve it to everyone who can reach it.", g.Admin)
+	}
 }
 
 var cacheSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
@@ -127,7 +148,7 @@ func decodeProvider(d *decoder, b *hcl.Block) *Provider {
 	case p.BaseURL != "":
 		if u, err := url.Parse(p.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			d.errorf(baseURL.Range, "Invalid base_url",
-				"base_url must be an http:// or https:// URL, such as \"https://api.openai.com/v1\", not %q.", p.BaseURL)
+				"base_url must be an http:// or https:// URL, such as \"https://api.openai.com/v1\", not %q.", provider.RedactURL(p.BaseURL))
 		}
 	}
 	if !nameOK {

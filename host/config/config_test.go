@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -176,15 +177,16 @@ func TestDefaults(t *testing.T) {
 	c := mustParse(t, "", nil)
 	dir, _ := filepath.Abs(".")
 	want := Gateway{
-		StateDir:           filepath.Join(dir, ".gateway"),
-		PluginDir:          filepath.Join(dir, "bin/plugins"),
-		Admin:              "127.0.0.1:8787",
-		LogLevel:           "info",
-		LogFormat:          "text",
-		ShutdownTimeout:    30 * time.Second,
-		PluginStartTimeout: 10 * time.Second,
+		StateDir:            filepath.Join(dir, ".gateway"),
+		PluginDir:           filepath.Join(dir, "bin/plugins"),
+		Admin:               "127.0.0.1:8787",
+		LogLevel:            "info",
+		LogFormat:           "text",
+		ShutdownTimeout:     30 * time.Second,
+		PluginStartTimeout:  10 * time.Second,
+		AdminMaxConnections: 32,
 	}
-	if c.Gateway != want {
+	if !reflect.DeepEqual(c.Gateway, want) {
 		t.Errorf("Gateway = %+v, want %+v", c.Gateway, want)
 	}
 	if c.Path != filepath.Join(dir, "config.hcl") || c.Dir != dir {
@@ -304,8 +306,9 @@ platform "discord" {
 	wantGateway := Gateway{
 		StateDir: "/var/lib/gateway", PluginDir: "/etc/gateway/plugins", Admin: "/etc/gateway/run/admin.sock",
 		LogLevel: "debug", LogFormat: "json", ShutdownTimeout: 45 * time.Second, PluginStartTimeout: 3 * time.Second,
+		AdminMaxConnections: 32,
 	}
-	if c.Gateway != wantGateway {
+	if !reflect.DeepEqual(c.Gateway, wantGateway) {
 		t.Errorf("Gateway = %+v, want %+v", c.Gateway, wantGateway)
 	}
 	if len(c.Providers) != 2 || c.Providers[0].Name != "echo" || c.Providers[1].Name != "openai" {

@@ -18,6 +18,9 @@ const (
 	DefaultLogFormat          = "text"
 	DefaultShutdownTimeout    = 30 * time.Second
 	DefaultPluginStartTimeout = 10 * time.Second
+	// DefaultAdminMaxConnections: the admin endpoint is for operators and
+	// monitoring, a few connections, far below the descriptor limit.
+	DefaultAdminMaxConnections = 32
 
 	DefaultModel         = "echo/echo"
 	DefaultHistoryLimit  = 40
@@ -61,6 +64,8 @@ func defaults() *Config {
 			LogFormat:          DefaultLogFormat,
 			ShutdownTimeout:    DefaultShutdownTimeout,
 			PluginStartTimeout: DefaultPluginStartTimeout,
+
+			AdminMaxConnections: DefaultAdminMaxConnections,
 		},
 		Agent: Agent{
 			Model:         DefaultModel,

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/plughost/gateway/host/provider"
 )
 
 // providerView is a Provider as it may be printed: the API key and header
@@ -24,7 +26,7 @@ type providerView struct {
 // "no key configured" remains visible.
 func (p Provider) view() providerView {
 	v := providerView{
-		Name: p.Name, Type: p.Type, BaseURL: p.BaseURL,
+		Name: p.Name, Type: p.Type, BaseURL: provider.RedactURL(p.BaseURL),
 		Timeout: p.Timeout.String(), MaxConnections: p.MaxConnections,
 	}
 	if p.StreamIdleTimeout > 0 {

@@ -37,6 +37,18 @@ type Gateway struct {
 	ShutdownTimeout time.Duration // default 30s
 	// PluginStartTimeout bounds a plugin's start-up handshake; default 10s.
 	PluginStartTimeout time.Duration
+	// AdminMaxConnections bounds the admin endpoint's open connections;
+	// default 32, far below the host's file-descriptor limit.
+	AdminMaxConnections int
+	// AllowedHosts are further Host header names the admin endpoint
+	// answers to (IP addresses and localhost always pass).
+	AllowedHosts []string
+	// AllowedOrigins are the web origins whose pages may call the admin
+	// endpoint cross-origin; none by default.
+	AllowedOrigins []string
+	// AllowUnauthenticated lets admin listen on a non-loopback address:
+	// the admin endpoint has no authentication.
+	AllowUnauthenticated bool
 }
 
 // Provider is a provider "NAME" block.

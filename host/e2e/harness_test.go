@@ -27,6 +27,7 @@ var pluginSources = map[string]string{
 	"http":        "./plugins/http",
 	"discord":     "./plugins/discord",
 	"telegram":    "./plugins/telegram",
+	"slack":       "./plugins/slack",
 	"matrix":      "./plugins/matrix",
 	"behave":      "./testdata/plugins/behave",
 	"exitnow":     "./testdata/plugins/exitnow",
@@ -85,6 +86,9 @@ type env struct {
 	// logLevel and gatewayExtra go into the gateway block writeConfig writes.
 	logLevel     string
 	gatewayExtra string
+	// nofile, if set, is the file-descriptor limit `gateway run` starts with
+	// (soft and hard), as `ulimit -n` sets it.
+	nofile int
 }
 
 func newEnv(t *testing.T) *env {
@@ -170,8 +174,18 @@ func (e *env) start(extra ...string) *host {
 // startWithEnv is start with extra environment variables.
 func (e *env) startWithEnv(environ []string, extra ...string) *host {
 	e.t.Helper()
-	h := &host{t: e.t, e: e, log: &fakekit.SyncBuffer{}}
-	p, err := e.Start(bins["gateway"], h.log, environ, extra...)
+	h := &host{t: e.t, e: e, log: &syncBuffer{}}
+	var p *gatewaytest.Process
+	var err error
+	if e.nofile > 0 {
+		args := append([]string{"-c", fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, e.nofile), bins["gateway"], "run", "-config", e.config}, extra...)
+		cmd := exec.Command("/bin/sh", args...)
+		cmd.Stdout, cmd.Stderr = h.log, h.log
+		cmd.Env = append(os.Environ(), environ...)
+		p, err = gatewaytest.StartProcess(cmd)
+	} else {
+		p, err = e.Start(bins["gateway"], h.log, environ, extra...)
+	}
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -238,6 +252,7 @@ func post(t testing.TB, addr, body string, header ...string) (int, map[string]an
 	if err != nil {
 		t.Fatal(err)
 	}
+	req.Header.Set("Content-Type", "application/json") // header may override it
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}

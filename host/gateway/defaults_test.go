@@ -3,6 +3,7 @@ package gateway
 import (
 	"testing"
 
+	"github.com/plughost/gateway/host/admin"
 	"github.com/plughost/gateway/host/agent"
 	"github.com/plughost/gateway/host/config"
 	"github.com/plughost/gateway/host/provider"
@@ -29,6 +30,7 @@ func TestPackageFallbacksAreTheConfigDefaults(t *testing.T) {
 		{"router max_concurrent", router.DefaultMaxConcurrent, config.DefaultMaxConcurrent},
 		{"router reply_timeout", router.DefaultReplyTimeout, config.DefaultReplyTimeout},
 		{"supervisor plugin_start_timeout", supervisor.DefaultStartTimeout, config.DefaultPluginStartTimeout},
+		{"admin admin_max_connections", admin.DefaultMaxConnections, config.DefaultAdminMaxConnections},
 	} {
 		if c.pkg != c.inConfig {
 			t.Errorf("%s: the package falls back to %v, the config's default is %v", c.name, c.pkg, c.inConfig)

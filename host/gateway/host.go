@@ -167,8 +167,8 @@ func Start(opts Options) (_ *Host, err error) {
 		logger = hclog.NewNullLogger()
 	}
 	h := &Host{logger: logger, cfg: cfg, started: time.Now(), reload: opts.Reload}
-	h.plugins = newDescriber(func(ctx context.Context, path string) (shared.Description, error) {
-		return supervisor.Inspect(ctx, path, logger.Named("describe"))
+	h.plugins = newDescriber(func(ctx context.Context, b supervisor.Binary) (shared.Description, error) {
+		return supervisor.Inspect(ctx, b, logger.Named("describe"))
 	})
 	var cleanup []func()
 	defer func() {
@@ -240,6 +240,10 @@ func Start(opts Options) (_ *Host, err error) {
 		Ready:    h.Ready,
 		Gatherer: reg,
 		Logger:   logger.Named("admin"),
+
+		MaxConnections: cfg.Gateway.AdminMaxConnections,
+		AllowedHosts:   cfg.Gateway.AllowedHosts,
+		AllowedOrigins: cfg.Gateway.AllowedOrigins,
 	})
 	if err != nil {
 		return nil, err

@@ -96,7 +96,7 @@ func NewOpenAI(p Config, opts *Options) (*OpenAI, error) {
 		return nil, fmt.Errorf("provider %q: base_url is required for type \"openai\"", p.Name)
 	}
 	if !strings.HasPrefix(p.BaseURL, "http://") && !strings.HasPrefix(p.BaseURL, "https://") {
-		return nil, fmt.Errorf("provider %q: base_url %q must start with http:// or https://", p.Name, p.BaseURL)
+		return nil, fmt.Errorf("provider %q: base_url %q must start with http:// or https://", p.Name, RedactURL(p.BaseURL))
 	}
 	maxConns := p.MaxConnections
 	if maxConns <= 0 {
@@ -132,7 +132,7 @@ func NewOpenAI(p Config, opts *Options) (*OpenAI, error) {
 	}
 	return &OpenAI{
 		name:       p.Name,
-		baseURL:    p.BaseURL,
+		baseURL:    RedactURL(p.BaseURL), // only ever printed
 		endpoint:   strings.TrimRight(p.BaseURL, "/") + "/chat/completions",
 		apiKey:     p.APIKey,
 		headers:    headers,
@@ -352,7 +352,7 @@ func (o *OpenAI) attempt(ctx context.Context, body []byte, stream bool, n int, h
 
 	resp, err := o.http.Do(hreq)
 	if err != nil {
-		return failed(err)
+		return failed(redactURLError(err))
 	}
 	if resp.StatusCode == http.StatusOK {
 		if stream {

@@ -31,7 +31,7 @@ type RedirectError struct {
 
 // Error names the URL to configure instead.
 func (e *RedirectError) Error() string {
-	return fmt.Sprintf("HTTP %d redirects %s to %s; requests are not redirected: set base_url to the final URL", e.Status, e.From, e.To)
+	return fmt.Sprintf("HTTP %d redirects %s to %s; requests are not redirected: set base_url to the final URL", e.Status, RedactURL(e.From), RedactURL(e.To))
 }
 
 // refuseRedirects is the provider's http.Client CheckRedirect: it follows

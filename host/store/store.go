@@ -24,6 +24,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -134,6 +135,10 @@ func Open(path string, opts *Options) (*Store, error) {
 		Timeout:        5 * time.Second,
 		NoFreelistSync: true,
 		FreelistType:   bolt.FreelistMapType,
+		// A link planted at the store's name is never followed.
+		OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
+			return os.OpenFile(name, flag|syscall.O_NOFOLLOW, perm)
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open session store %s: %w", path, err)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -272,7 +273,12 @@ func (p *platform) loop() {
 			up = now.Sub(upSince)
 		}
 		delay := retry.Failed(up)
-		if br.fail(now) {
+		// A start that failed because the host itself ran out of file
+		// descriptors or memory says nothing about the plugin: it backs
+		// off and retries, and never trips the breaker for good.
+		if hostExhausted(err) {
+			p.logger.Error("the host is out of resources to start the plugin; retrying after backoff", "error", err)
+		} else if br.fail(now) {
 			err = fmt.Errorf("crash loop: %d failures within %s, last: %w", br.limit, br.window, err)
 			p.logger.Error("platform failed; not restarting until the config changes", "error", err)
 			p.setState(StateFailed, err, p.clearProcess)
@@ -312,6 +318,13 @@ func (p *platform) parkFailed(ctx context.Context, err error) bool {
 		p.setState(StateStarting, nil)
 		return true
 	}
+}
+
+// hostExhausted reports whether err comes from the host running out of a
+// resource (descriptors, memory, processes) rather than from the plugin.
+func hostExhausted(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
+		errors.Is(err, syscall.ENOMEM) || errors.Is(err, syscall.EAGAIN)
 }
 
 // waitForBinary returns once the plugin binary exists and is stable, or
@@ -368,20 +381,16 @@ func (p *platform) runOnce(ctx context.Context) (time.Time, error) {
 	p.mu.Lock()
 	p.binary = id
 	p.mu.Unlock()
-	if err := checkBinary(p.spec.Dir, p.spec.Path); err != nil {
-		if isInsecure(err) {
-			return time.Time{}, &shared.FatalError{Code: "insecure_plugin", Message: err.Error(),
-				Hint: "make the binary and plugin_dir writable only by their owner (root or the gateway's user), inside plugin_dir"}
-		}
-		return time.Time{}, err
-	}
 	proc, err := startProcess(startOptions{
-		path:         p.spec.Path,
-		sha256:       p.spec.SHA256,
+		binary:       Binary{Path: p.spec.Path, Dir: p.spec.Dir, SHA256: p.spec.SHA256},
 		logLevel:     p.sup.logLevel(),
 		startTimeout: p.spec.StartTimeout,
 		logger:       p.sup.pluginLogger.Named(p.spec.Name),
 	})
+	if isInsecure(err) {
+		return time.Time{}, &shared.FatalError{Code: "insecure_plugin", Message: err.Error(),
+			Hint: "make the binary and plugin_dir writable only by their owner (root or the gateway's user), inside plugin_dir"}
+	}
 	if errors.Is(err, ErrChecksum) {
 		return time.Time{}, &shared.FatalError{Code: "checksum_mismatch", Message: err.Error(),
 			Hint: "install the binary the config names, or update the platform's sha256"}
