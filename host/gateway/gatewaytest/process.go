@@ -18,6 +18,12 @@ type Process struct {
 
 // StartProcess starts cmd and reaps it when it exits.
 func StartProcess(cmd *exec.Cmd) (*Process, error) {
+	if cmd.WaitDelay == 0 {
+		// A child of the process (a plugin the kernel has not killed yet)
+		// may hold its output pipe for a moment after it exits: the exit is
+		// what tests wait for, not the pipe.
+		cmd.WaitDelay = 3 * time.Second
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s: %w", cmd.Path, err)
 	}
