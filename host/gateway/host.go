@@ -96,6 +96,40 @@ func Run(ctx context.Context, opts Options) error {
 		watchdog = t.C
 		h.logger.Debug("systemd watchdog enabled", "interval", every)
 	}
+	// Reloads run aside, one at a time (SIGHUPs meanwhile coalesce into one
+	// more): describing plugin binaries takes seconds, and this loop must
+	// keep answering signals.
+	reloadCtx, cancelReloads := context.WithCancel(context.Background())
+	defer cancelReloads()
+	reloadReq := make(chan struct{}, 1)
+	reloadsDone := make(chan struct{})
+	go func() {
+		defer close(reloadsDone)
+		for {
+			select {
+			case <-reloadCtx.Done():
+				return
+			case <-reloadReq:
+			}
+			notify.reloading()
+			if err := h.reloadCtx(reloadCtx); err != nil {
+				h.logger.Error("reload failed; still running the previous config", "error", err)
+			}
+			notify.ready()
+		}
+	}()
+	// stopReloads cancels a reload in progress and waits for it a little:
+	// one that is applying ends within milliseconds; one still describing a
+	// plugin binary (a handshake ignores cancellation) gives up before it
+	// applies anything, so shutdown need not wait for it.
+	stopReloads := func() {
+		cancelReloads()
+		select {
+		case <-reloadsDone:
+		case <-time.After(reloadStopWait):
+			h.logger.Warn("a reload is still describing plugins; shutting down without it")
+		}
+	}
 	for {
 		select {
 		case <-watchdog:
@@ -106,23 +140,26 @@ func Run(ctx context.Context, opts Options) error {
 			}
 		case <-ctx.Done():
 			notify.stopping()
+			stopReloads()
 			return h.Shutdown(context.Background())
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				notify.reloading()
-				if err := h.Reload(); err != nil {
-					h.logger.Error("reload failed; still running the previous config", "error", err)
+				select {
+				case reloadReq <- struct{}{}:
+				default: // one is pending already: it reads the file as it is then
 				}
-				notify.ready()
 				continue
 			}
 			cancelReady()
 			notify.stopping()
 			h.logger.Info("shutting down", "signal", sig.String())
-			return h.shutdownBounded(sigs)
+			return h.shutdownBounded(sigs, stopReloads)
 		}
 	}
 }
+
+// reloadStopWait bounds how long shutdown waits for a cancelled reload.
+const reloadStopWait = 2 * time.Second
 
 // shutdownSlack is how much longer than shutdown_timeout a shutdown may
 // take in all (stopping plugins, closing agents, flushing the store) before
@@ -137,9 +174,12 @@ var ErrForcedStop = errors.New("stopped before the shutdown finished")
 // shutdownBounded runs Shutdown aside and returns when it is done, when a
 // second SIGTERM/SIGINT arrives, or when shutdown_timeout + shutdownSlack
 // has passed, whichever comes first: stopping is always bounded.
-func (h *Host) shutdownBounded(sigs chan os.Signal) error {
+func (h *Host) shutdownBounded(sigs chan os.Signal, stopReloads func()) error {
 	done := make(chan error, 1)
-	go func() { done <- h.Shutdown(context.Background()) }()
+	go func() {
+		stopReloads() // a reload in progress ends first (it is cancelled)
+		done <- h.Shutdown(context.Background())
+	}()
 	bound := h.Config().Gateway.ShutdownTimeout + shutdownSlack
 	hard := time.NewTimer(bound)
 	defer hard.Stop()
