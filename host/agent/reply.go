@@ -72,6 +72,7 @@ func (s *Service) Answer(ctx context.Context, key, text string) (Answer, error) 
 	if err := s.commit(ctx, t, content); err != nil {
 		return Answer{}, err
 	}
+	s.usage(ctx, key, resp.Usage)
 	return Answer{Text: content, Turn: TurnID{Epoch: t.epoch, Asked: t.asked}}, nil
 }
 
@@ -112,7 +113,7 @@ func (s *Service) ReplyStream(ctx context.Context, key, text string, onDelta fun
 	if err != nil {
 		return "", err
 	}
-	content, err := t.stream(ctx, s.maxReplyBytes(), onDelta)
+	content, usage, err := t.stream(ctx, s.maxReplyBytes(), onDelta)
 	s.cache.release(t.agent)
 	if err != nil {
 		s.cache.endTurn(t.key, t.agent, t.trusted, t.ver, turnNoWrite)
@@ -122,25 +123,38 @@ func (s *Service) ReplyStream(ctx context.Context, key, text string, onDelta fun
 	if err := s.commit(ctx, t, content); err != nil {
 		return "", err
 	}
+	s.usage(ctx, key, usage)
 	return content, nil
 }
 
+// usage hands a committed turn's token usage to Options.OnUsage.
+func (s *Service) usage(ctx context.Context, key string, u provider.Usage) {
+	if s.opts.OnUsage != nil {
+		s.opts.OnUsage(context.WithoutCancel(ctx), key, u)
+	}
+}
+
 // stream reads the provider's stream until it ends or holds more than limit
-// bytes (the rest would be cut anyway).
-func (t *turn) stream(ctx context.Context, limit int, onDelta func(string)) (string, error) {
+// bytes (the rest would be cut anyway), with the usage the provider
+// reported at its end (none when it was cut short).
+func (t *turn) stream(ctx context.Context, limit int, onDelta func(string)) (string, provider.Usage, error) {
+	var usage provider.Usage
 	st, err := t.agent.client.Stream(ctx, t.req)
 	if err != nil {
-		return "", err
+		return "", usage, err
 	}
 	defer st.Close()
 	var b strings.Builder
 	for {
 		c, err := st.Recv()
 		if err == io.EOF {
-			return b.String(), nil
+			return b.String(), usage, nil
 		}
 		if err != nil {
-			return "", err
+			return "", usage, err
+		}
+		if c.Usage != nil {
+			usage = *c.Usage
 		}
 		if c.Delta != "" {
 			b.WriteString(c.Delta)
@@ -148,7 +162,7 @@ func (t *turn) stream(ctx context.Context, limit int, onDelta func(string)) (str
 				onDelta(c.Delta)
 			}
 			if b.Len() > limit {
-				return b.String(), nil
+				return b.String(), usage, nil
 			}
 		}
 	}

@@ -59,6 +59,10 @@ type Options struct {
 	SweepInterval time.Duration
 	// Retry is the retry policy of OpenAI-compatible providers.
 	Retry provider.RetryPolicy
+	// OnUsage, if set, is called after each committed turn with the token
+	// usage its provider reported (zero when it reported none); ctx is the
+	// reply's context, carrying whatever its caller put there.
+	OnUsage func(ctx context.Context, key string, u provider.Usage)
 }
 
 // Service is the agent layer: agents cache + providers + session store. All

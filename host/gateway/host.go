@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/plughost/gateway/host/access"
 	"github.com/plughost/gateway/host/admin"
 	"github.com/plughost/gateway/host/agent"
 	"github.com/plughost/gateway/host/config"
@@ -48,6 +49,7 @@ type Host struct {
 	logger  hclog.Logger
 	lock    *pidlock.Lock
 	store   *store.Store
+	access  *access.Gate
 	agents  *agent.Service
 	router  *router.Router
 	sup     *supervisor.Supervisor
@@ -236,7 +238,13 @@ func Start(opts Options) (_ *Host, err error) {
 	}
 	cleanup = append(cleanup, func() { _ = h.store.Close() })
 
-	h.agents, err = agent.New(agentConfig(cfg), h.store, agent.Options{Logger: logger.Named("agent")})
+	h.access, err = newGate(h, h.store, logger)
+	if err != nil {
+		return nil, err
+	}
+	cleanup = append(cleanup, h.access.Close)
+
+	h.agents, err = agent.New(agentConfig(cfg), h.store, agent.Options{Logger: logger.Named("agent"), OnUsage: h.recordUsage})
 	if err != nil {
 		return nil, fmt.Errorf("starting the agent layer: %w", err)
 	}
@@ -253,6 +261,7 @@ func Start(opts Options) (_ *Host, err error) {
 	for _, c := range h.agents.Collectors() {
 		reg.MustRegister(c)
 	}
+	reg.MustRegister(h.access.Collectors()...)
 
 	// The supervisor hands messages to the router, which answers through
 	// the supervisor: messages flow only once platforms are applied below.
@@ -279,6 +288,7 @@ func Start(opts Options) (_ *Host, err error) {
 		Status:   func() any { return h.Status() },
 		Ready:    h.Ready,
 		Gatherer: reg,
+		Routes:   h.access.Routes,
 		Logger:   logger.Named("admin"),
 
 		MaxConnections: cfg.Gateway.AdminMaxConnections,
@@ -312,6 +322,9 @@ func (h *Host) handleMessage(platform string, m *shared.Message) {
 			"id", shared.LogValue(m.ID), "reason", err)
 		return
 	}
+	if !h.access.Admit(platform, m) {
+		return
+	}
 	h.router.Handle(platform, m)
 }
 
@@ -320,7 +333,8 @@ func (h *Host) applyPlatforms(cfg *config.Config) {
 	for _, p := range cfg.Platforms {
 		h.router.SetScope(p.Name, router.Scope(p.SessionScope))
 	}
-	h.sup.Apply(specs(cfg))
+	h.applyAccess(cfg)
+	h.sup.Apply(h.withPluginAllowed(specs(cfg)))
 }
 
 // Config returns the configuration in force.
@@ -338,6 +352,7 @@ func (h *Host) Shutdown(ctx context.Context) error {
 	graceCtx, cancel := context.WithTimeout(ctx, cfg.Gateway.ShutdownTimeout)
 	defer cancel()
 	h.router.Close(graceCtx)
+	h.access.Close()
 	h.stopWatch()
 	h.sup.Stop()
 	var errs []error

@@ -56,7 +56,18 @@ type Response struct {
 	Model string
 	// FinishReason is the provider's reason for stopping ("stop", "length" …).
 	FinishReason string
+	// Usage is the token usage the provider reported; zero when it did not.
+	Usage Usage
 }
+
+// Usage is the token usage a provider reports for one reply.
+type Usage struct {
+	PromptTokens     int64 `json:"prompt_tokens"`
+	CompletionTokens int64 `json:"completion_tokens"`
+}
+
+// Total returns prompt plus completion tokens.
+func (u Usage) Total() int64 { return u.PromptTokens + u.CompletionTokens }
 
 // Chunk is one piece of a streamed reply.
 type Chunk struct {
@@ -64,6 +75,10 @@ type Chunk struct {
 	Delta string
 	// FinishReason is set on the last chunk when the provider reports one.
 	FinishReason string
+	// Usage, when not nil, is the usage of the whole reply (OpenAI sends it
+	// in a chunk of its own at the end when asked with
+	// stream_options.include_usage).
+	Usage *Usage
 }
 
 // Stream is a reply arriving in pieces. Recv returns io.EOF after the last

@@ -390,6 +390,7 @@ func (r *Router) turn(ctx context.Context, j *job) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	stopTyping := r.typing(ctx, j)
+	ctx = WithOrigin(ctx, Origin{Platform: j.platform, UserID: j.msg.UserID, Direct: j.msg.Direct})
 	ans, err := r.opts.Agents.Reply(ctx, j.key, j.msg.Text)
 	stopTyping()
 	// The slot is for producing the reply, not for delivering it.
