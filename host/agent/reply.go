@@ -69,7 +69,7 @@ func (s *Service) Answer(ctx context.Context, key, text string) (Answer, error) 
 		return Answer{}, s.failed(ctx, t, err)
 	}
 	content := s.capReply(t, resp.Content)
-	if err := s.commit(ctx, t, content); err != nil {
+	if err := s.commit(ctx, t, content, resp.Turns...); err != nil {
 		return Answer{}, err
 	}
 	return Answer{Text: content, Turn: TurnID{Epoch: t.epoch, Asked: t.asked}}, nil
@@ -112,14 +112,23 @@ func (s *Service) ReplyStream(ctx context.Context, key, text string, onDelta fun
 	if err != nil {
 		return "", err
 	}
-	content, err := t.stream(ctx, s.maxReplyBytes(), onDelta)
+	var content string
+	var turns []provider.Message
+	if t.req.Tools != nil {
+		var resp *provider.Response
+		if resp, err = t.completeTools(ctx, onDelta); err == nil {
+			content, turns = resp.Content, resp.Turns
+		}
+	} else {
+		content, err = t.stream(ctx, s.maxReplyBytes(), onDelta)
+	}
 	s.cache.release(t.agent)
 	if err != nil {
 		s.cache.endTurn(t.key, t.agent, t.trusted, t.ver, turnNoWrite)
 		return "", s.failed(ctx, t, err)
 	}
 	content = s.capReply(t, content)
-	if err := s.commit(ctx, t, content); err != nil {
+	if err := s.commit(ctx, t, content, turns...); err != nil {
 		return "", err
 	}
 	return content, nil
@@ -167,7 +176,7 @@ func (s *Service) begin(key, text string) (*turn, error) {
 		return nil, err
 	}
 	if hit {
-		want, err := s.specFor(s.effectiveModel(sess.model))
+		want, err := s.specFor(key, s.effectiveModel(key, sess.model))
 		if err != nil {
 			s.cache.release(a)
 			s.cache.endTurn(key, a, true, ver, turnNoWrite)
@@ -192,7 +201,7 @@ func (s *Service) begin(key, text string) (*turn, error) {
 // acquires (or builds) the agent and caches the session on it.
 func (s *Service) load(key, text string, done uint64) (*turn, error) {
 	for attempt := 0; ; attempt++ {
-		limit := s.historyLimit()
+		limit := s.historyLimit(key)
 		stored, history, err := s.store.History(key, limit)
 		if err != nil {
 			if errors.Is(err, store.ErrClosed) {
@@ -203,7 +212,7 @@ func (s *Service) load(key, text string, done uint64) (*turn, error) {
 		if s.loaded != nil {
 			s.loaded(key)
 		}
-		want, err := s.specFor(s.effectiveModel(stored.Model))
+		want, err := s.specFor(key, s.effectiveModel(key, stored.Model))
 		if err != nil {
 			return nil, err
 		}
@@ -224,8 +233,9 @@ func (s *Service) load(key, text string, done uint64) (*turn, error) {
 		}
 		sess := session{epoch: stored.Epoch, model: stored.Model, tail: make([]provider.Message, len(history))}
 		for i, m := range history {
-			sess.tail[i] = provider.Message{Role: provider.Role(m.Role), Content: m.Content}
+			sess.tail[i] = fromStore(m)
 		}
+		sess.tail = trimOrphans(sess.tail)
 		var ver uint64
 		trusted := false
 		// A tail read with a smaller limit than the agent's may be short.
@@ -244,7 +254,9 @@ func (s *Service) newTurn(key, text string, a *Agent, want spec, sess session, t
 	}
 	req.Messages = append(req.Messages, sess.tail...)
 	req.Messages = append(req.Messages, provider.Message{Role: provider.RoleUser, Content: text})
-	return &turn{key: key, text: text, epoch: sess.epoch, spec: want, agent: a, req: req, asked: s.now(), trusted: trusted, ver: ver}
+	t := &turn{key: key, text: text, epoch: sess.epoch, spec: want, agent: a, req: req, asked: s.now(), trusted: trusted, ver: ver}
+	s.addTools(t)
+	return t
 }
 
 // failed classifies a provider failure: the caller's cancellation as is,
@@ -265,16 +277,21 @@ func (s *Service) failed(ctx context.Context, t *turn, err error) error {
 //
 // commit ends the turn: a committed turn is appended to the agent's cached
 // copy of the session, a failed commit drops that copy.
-func (s *Service) commit(ctx context.Context, t *turn, reply string) error {
-	err := s.store.AppendTurn(context.WithoutCancel(ctx), t.key, t.epoch,
-		store.Message{Role: string(provider.RoleUser), Content: t.text, Time: t.asked},
-		store.Message{Role: string(provider.RoleAssistant), Content: reply, Time: s.now()})
+func (s *Service) commit(ctx context.Context, t *turn, reply string, turns ...provider.Message) error {
+	rest, err := toStore(turns, func() store.Message { return store.Message{Time: s.now()} })
+	if err == nil {
+		rest = append(rest, store.Message{Role: string(provider.RoleAssistant), Content: reply, Time: s.now()})
+		err = s.store.AppendTurn(context.WithoutCancel(ctx), t.key, t.epoch,
+			store.Message{Role: string(provider.RoleUser), Content: t.text, Time: t.asked}, rest...)
+	}
 	if err != nil {
 		s.cache.endTurn(t.key, t.agent, t.trusted, t.ver, turnUnknown)
 	} else {
-		s.cache.endTurn(t.key, t.agent, t.trusted, t.ver, turnCommitted,
-			provider.Message{Role: provider.RoleUser, Content: t.text},
-			provider.Message{Role: provider.RoleAssistant, Content: reply})
+		msgs := make([]provider.Message, 0, len(turns)+2)
+		msgs = append(msgs, provider.Message{Role: provider.RoleUser, Content: t.text})
+		msgs = append(msgs, turns...)
+		msgs = append(msgs, provider.Message{Role: provider.RoleAssistant, Content: reply})
+		s.cache.endTurn(t.key, t.agent, t.trusted, t.ver, turnCommitted, msgs...)
 	}
 	if errors.Is(err, store.ErrClosed) {
 		return ErrClosed
