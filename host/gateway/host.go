@@ -24,6 +24,7 @@ import (
 	"github.com/plughost/gateway/host/router"
 	"github.com/plughost/gateway/host/store"
 	"github.com/plughost/gateway/host/supervisor"
+	"github.com/plughost/gateway/host/tools"
 	"github.com/plughost/gateway/host/version"
 	"github.com/plughost/gateway/shared"
 )
@@ -49,6 +50,7 @@ type Host struct {
 	lock    *pidlock.Lock
 	store   *store.Store
 	agents  *agent.Service
+	tools   *tools.Manager
 	router  *router.Router
 	sup     *supervisor.Supervisor
 	admin   *admin.Server
@@ -196,7 +198,13 @@ func Start(opts Options) (_ *Host, err error) {
 	}
 	cleanup = append(cleanup, func() { _ = h.store.Close() })
 
-	h.agents, err = agent.New(agentConfig(cfg), h.store, agent.Options{Logger: logger.Named("agent")})
+	// MCP servers start now and come up in the background: an agent whose
+	// server is not up yet is told its tools are unavailable.
+	h.tools = tools.New(logger)
+	h.tools.Apply(mcpConfigs(cfg))
+	cleanup = append(cleanup, h.tools.Close)
+
+	h.agents, err = agent.New(agentConfig(cfg), h.store, agent.Options{Logger: logger.Named("agent"), Tools: toolSource{h.tools}})
 	if err != nil {
 		return nil, fmt.Errorf("starting the agent layer: %w", err)
 	}
@@ -306,6 +314,7 @@ func (h *Host) Shutdown(ctx context.Context) error {
 	if err := h.agents.Close(closeCtx); err != nil {
 		errs = append(errs, fmt.Errorf("closing agents: %w", err))
 	}
+	h.tools.Close()
 	if err := h.store.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("closing the session store: %w", err))
 	}

@@ -52,6 +52,7 @@ func (h *Host) Reload() error {
 		h.reloadFailed(err)
 		return fmt.Errorf("applying agent settings: %w", err)
 	}
+	h.tools.Apply(mcpConfigs(cfg))
 	h.mu.Lock()
 	h.cfg = cfg
 	h.reloadErr = ""
