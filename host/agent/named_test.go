@@ -2,8 +2,12 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"strings"
 	"testing"
 
+	"github.com/plughost/gateway/host/provider"
 	"github.com/plughost/gateway/host/provider/providertest"
 )
 
@@ -64,4 +68,82 @@ func TestNamedAgentsRoutedAndReloadedAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	tr.closedOnce(t)
+}
+
+// downSource is a ToolSource whose only server is down.
+type downSource struct{}
+
+func (downSource) Toolbox([]string) (provider.Toolbox, []string) { return emptyBox{}, []string{"files"} }
+
+type emptyBox struct{}
+
+func (emptyBox) Functions() []provider.Function { return nil }
+func (emptyBox) Call(context.Context, string, json.RawMessage) (string, bool, error) {
+	return "error: not a tool you may use", true, errors.New("not allowed")
+}
+
+// A server that is down: the agent still answers, and the model is told
+// its tools are unavailable.
+func TestToolServerDownIsToldToTheModel(t *testing.T) {
+	srv := providertest.New(t)
+	srv.APIKey = testKey
+	cfg := openaiConfig(srv, 8, 8)
+	cfg.Tools = []string{"files.*"}
+	s := newTestService(t, cfg, Options{Tools: downSource{}})
+	if _, err := s.Reply(context.Background(), "web:a", "hi"); err != nil {
+		t.Fatalf("a down tool server failed the agent: %v", err)
+	}
+	msgs := srv.LastRequest().Messages
+	if len(msgs) != 3 || msgs[1].Role != "system" || !strings.Contains(msgs[1].Content, "files") || msgs[2].Content != "hi" {
+		t.Fatalf("messages = %+v; want the prompt, a note naming the down server, then the user's message", msgs)
+	}
+}
+
+// echoSource offers one tool, "echo".
+type echoSource struct{}
+
+func (echoSource) Toolbox([]string) (provider.Toolbox, []string) { return echoBox{}, nil }
+
+type echoBox struct{}
+
+func (echoBox) Functions() []provider.Function {
+	return []provider.Function{{Name: "t__echo", Parameters: json.RawMessage(`{"type":"object"}`)}}
+}
+func (echoBox) Call(_ context.Context, _ string, args json.RawMessage) (string, bool, error) {
+	return "echo " + string(args), false, nil
+}
+
+// Tool turns are history: the next turn sends the assistant's calls and
+// their results, the same from the agent's cached copy as from the store.
+func TestToolTurnsAreHistory(t *testing.T) {
+	srv := providertest.New(t)
+	srv.APIKey = testKey
+	srv.Calls = func(r *providertest.Request) []providertest.ToolCall {
+		if last := r.Messages[len(r.Messages)-1]; last.Role == "user" && last.Content == "use it" {
+			return []providertest.ToolCall{providertest.Call("c1", "t__echo", `{"a":1}`)}
+		}
+		return nil
+	}
+	cfg := openaiConfig(srv, 8, 8)
+	cfg.Tools = []string{"t.*"}
+	s := newTestService(t, cfg, Options{Tools: echoSource{}})
+	ctx := context.Background()
+	if _, err := s.Reply(ctx, "web:a", "use it"); err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string) {
+		t.Helper()
+		if _, err := s.Reply(ctx, "web:a", "next"); err != nil {
+			t.Fatal(err)
+		}
+		m := srv.LastRequest().Messages
+		// system, user, assistant(calls), tool, assistant, ..., user "next"
+		if m[2].Role != "assistant" || len(m[2].ToolCalls) != 1 || m[2].ToolCalls[0].ID != "c1" ||
+			m[3].Role != "tool" || m[3].ToolCallID != "c1" || m[3].Content != `echo {"a":1}` || m[4].Role != "assistant" {
+			t.Fatalf("%s: history sent = %+v", when, m)
+		}
+	}
+	check("cached copy")
+	s.cache.evictIf(ReasonReload, func(*Agent) bool { return true })
+	check("read from the store")
 }
