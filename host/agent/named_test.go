@@ -73,7 +73,9 @@ func TestNamedAgentsRoutedAndReloadedAlone(t *testing.T) {
 // downSource is a ToolSource whose only server is down.
 type downSource struct{}
 
-func (downSource) Toolbox([]string) (provider.Toolbox, []string) { return emptyBox{}, []string{"files"} }
+func (downSource) Toolbox([]string) (provider.Toolbox, []string) {
+	return emptyBox{}, []string{"files"}
+}
 
 type emptyBox struct{}
 
