@@ -171,7 +171,7 @@ func (s *Service) begin(key, text string) (*turn, error) {
 	if key == "" {
 		return nil, errors.New("reply: empty session key")
 	}
-	a, sess, ver, done, hit, err := s.cache.startTurn(key)
+	a, sess, ver, finished, hit, err := s.cache.startTurn(key)
 	if err != nil {
 		return nil, err
 	}
@@ -189,7 +189,7 @@ func (s *Service) begin(key, text string) (*turn, error) {
 		// session as on a miss; acquire evicts the stale agent.
 		s.cache.release(a)
 	}
-	t, err := s.load(key, text, done)
+	t, err := s.load(key, text, finished)
 	if err != nil {
 		s.cache.endTurn(key, nil, false, 0, turnNoWrite)
 		return nil, err
@@ -199,7 +199,7 @@ func (s *Service) begin(key, text string) (*turn, error) {
 
 // load is begin on a cache miss: it reads the session from the store,
 // acquires (or builds) the agent and caches the session on it.
-func (s *Service) load(key, text string, done uint64) (*turn, error) {
+func (s *Service) load(key, text string, finished uint64) (*turn, error) {
 	for attempt := 0; ; attempt++ {
 		limit := s.historyLimit(key)
 		stored, history, err := s.store.History(key, limit)
@@ -231,7 +231,7 @@ func (s *Service) load(key, text string, done uint64) (*turn, error) {
 		if len(history) > want.historyLimit {
 			history = history[len(history)-want.historyLimit:]
 		}
-		sess := session{epoch: stored.Epoch, model: stored.Model, tail: make([]provider.Message, len(history))}
+		sess := sessionCopy{epoch: stored.Epoch, model: stored.Model, tail: make([]provider.Message, len(history))}
 		for i, m := range history {
 			sess.tail[i] = fromStore(m)
 		}
@@ -240,14 +240,14 @@ func (s *Service) load(key, text string, done uint64) (*turn, error) {
 		trusted := false
 		// A tail read with a smaller limit than the agent's may be short.
 		if limit >= want.historyLimit {
-			ver, trusted = s.cache.install(a, sess, done)
+			ver, trusted = s.cache.install(a, sess, finished)
 		}
 		return s.newTurn(key, text, a, want, sess, trusted, ver), nil
 	}
 }
 
 // newTurn builds the provider request of a turn from its session.
-func (s *Service) newTurn(key, text string, a *Agent, want spec, sess session, trusted bool, ver uint64) *turn {
+func (s *Service) newTurn(key, text string, a *Agent, want spec, sess sessionCopy, trusted bool, ver uint64) *turn {
 	req := &provider.Request{Model: want.remoteModel, Messages: make([]provider.Message, 0, len(sess.tail)+2)}
 	if want.systemPrompt != "" {
 		req.Messages = append(req.Messages, provider.Message{Role: provider.RoleSystem, Content: want.systemPrompt})
@@ -270,8 +270,8 @@ func (s *Service) failed(ctx context.Context, t *turn, err error) error {
 	return userError(t.spec.remoteModel, err)
 }
 
-// commit makes the turn durable before the reply is handed back (invariant
-// 4). A /stop arriving now must not lose a reply the provider already gave,
+// commit makes the turn durable before the reply is handed back, so that a
+// crash after the reply loses nothing. A /stop arriving now must not lose a reply the provider already gave,
 // so the commit ignores ctx's cancellation. The epoch read at the start
 // sends a turn that raced a /new to the archive it belongs to.
 //

@@ -101,8 +101,8 @@ type Service struct {
 	closeErr  error
 }
 
-// SessionInfo describes a session for /status.
-type SessionInfo struct {
+// SessionStatus describes a session for /status.
+type SessionStatus struct {
 	Key string `json:"key"`
 	// Agent is the name of the agent serving the session.
 	Agent string `json:"agent"`
@@ -360,12 +360,12 @@ func (s *Service) modelsLocked() []string {
 }
 
 // Session describes the session for /status.
-func (s *Service) Session(key string) (SessionInfo, error) {
+func (s *Service) Session(key string) (SessionStatus, error) {
 	sess, err := s.store.Session(key)
 	if err != nil {
-		return SessionInfo{}, fmt.Errorf("session %s: %w", shared.LogValue(key), err)
+		return SessionStatus{}, fmt.Errorf("session %s: %w", shared.LogValue(key), err)
 	}
-	return SessionInfo{
+	return SessionStatus{
 		Key:      key,
 		Agent:    s.AgentOf(key),
 		Model:    s.effectiveModel(key, sess.Model),

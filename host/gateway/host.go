@@ -96,23 +96,40 @@ func Run(ctx context.Context, opts Options) error {
 		watchdog = t.C
 		h.logger.Debug("systemd watchdog enabled", "interval", every)
 	}
-	// Reloads run one at a time beside this loop, so that a slow reload
-	// (describing a replaced plugin binary, stopping a stuck platform)
-	// never keeps the loop from answering signals; SIGHUPs that arrive
-	// during a reload are coalesced into one more.
-	reloads := make(chan struct{}, 1)
+	// Reloads run aside, one at a time (SIGHUPs meanwhile coalesce into one
+	// more): describing plugin binaries takes seconds, and this loop must
+	// keep answering signals.
+	reloadCtx, cancelReloads := context.WithCancel(context.Background())
+	defer cancelReloads()
+	reloadReq := make(chan struct{}, 1)
 	reloadsDone := make(chan struct{})
 	go func() {
 		defer close(reloadsDone)
-		for range reloads {
+		for {
+			select {
+			case <-reloadCtx.Done():
+				return
+			case <-reloadReq:
+			}
 			notify.reloading()
-			if err := h.Reload(); err != nil {
+			if err := h.reloadCtx(reloadCtx); err != nil {
 				h.logger.Error("reload failed; still running the previous config", "error", err)
 			}
 			notify.ready()
 		}
 	}()
-	stopReloads := func() { close(reloads) }
+	// stopReloads cancels a reload in progress and waits for it a little:
+	// one that is applying ends within milliseconds; one still describing a
+	// plugin binary (a handshake ignores cancellation) gives up before it
+	// applies anything, so shutdown need not wait for it.
+	stopReloads := func() {
+		cancelReloads()
+		select {
+		case <-reloadsDone:
+		case <-time.After(reloadStopWait):
+			h.logger.Warn("a reload is still describing plugins; shutting down without it")
+		}
+	}
 	for {
 		select {
 		case <-watchdog:
@@ -122,27 +139,27 @@ func Run(ctx context.Context, opts Options) error {
 				h.logger.Error("host loops did not answer; withholding the watchdog ping")
 			}
 		case <-ctx.Done():
-			stopReloads()
-			<-reloadsDone
 			notify.stopping()
+			stopReloads()
 			return h.Shutdown(context.Background())
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
 				select {
-				case reloads <- struct{}{}:
-				default:
-					h.logger.Debug("a reload is already pending; this SIGHUP joins it")
+				case reloadReq <- struct{}{}:
+				default: // one is pending already: it reads the file as it is then
 				}
 				continue
 			}
-			stopReloads()
 			cancelReady()
 			notify.stopping()
 			h.logger.Info("shutting down", "signal", sig.String())
-			return h.shutdownBounded(sigs, reloadsDone)
+			return h.shutdownBounded(sigs, stopReloads)
 		}
 	}
 }
+
+// reloadStopWait bounds how long shutdown waits for a cancelled reload.
+const reloadStopWait = 2 * time.Second
 
 // shutdownSlack is how much longer than shutdown_timeout a shutdown may
 // take in all (stopping plugins, closing agents, flushing the store) before
@@ -154,14 +171,13 @@ const shutdownSlack = 8 * time.Second
 // exit now. Plugins die with the host (Pdeathsig); the store is crash-safe.
 var ErrForcedStop = errors.New("stopped before the shutdown finished")
 
-// shutdownBounded runs Shutdown aside (after a reload in progress) and
-// returns when it is done, when a
+// shutdownBounded runs Shutdown aside and returns when it is done, when a
 // second SIGTERM/SIGINT arrives, or when shutdown_timeout + shutdownSlack
 // has passed, whichever comes first: stopping is always bounded.
-func (h *Host) shutdownBounded(sigs chan os.Signal, reloadsDone <-chan struct{}) error {
+func (h *Host) shutdownBounded(sigs chan os.Signal, stopReloads func()) error {
 	done := make(chan error, 1)
 	go func() {
-		<-reloadsDone // a reload in progress finishes first (within the same bound)
+		stopReloads() // a reload in progress ends first (it is cancelled)
 		done <- h.Shutdown(context.Background())
 	}()
 	bound := h.Config().Gateway.ShutdownTimeout + shutdownSlack

@@ -1,15 +1,14 @@
 // Package provider talks to LLM providers: the embedded echo provider and any
 // OpenAI-compatible chat completions API.
 //
-// Connection ownership (the design call behind invariant 2, "no leaked
-// clients"): each configured provider owns exactly one http.Transport, shared
+// Connection ownership (so that no client leaks): each configured provider owns exactly one http.Transport, shared
 // by every agent that uses it, with MaxConnsPerHost = max_connections
 // (default 32). That is the idiomatic Go answer: a Transport is a connection
 // pool meant to be shared and reused, and a single pool makes the bound on
 // open connections a property of the provider rather than of how many agents
-// happen to exist. A pool per agent is exactly what leaked in the seed system:
-// every evicted agent's idle connections stayed open until the peer timed them
-// out, so open connections grew with churn instead of with load.
+// happen to exist. A pool per agent leaks: every evicted agent's idle
+// connections stay open until the peer times them out, so open connections
+// grow with churn instead of with load.
 //
 // Agents therefore do not own connections; they own a Client, a per-agent
 // handle that tracks the agent's in-flight requests. Closing a Client cancels

@@ -125,7 +125,7 @@ type Router struct {
 	sem    chan struct{}
 
 	mu       sync.Mutex
-	sessions map[string]*session
+	sessions map[string]*sessionQueue
 	scopes   map[string]Scope
 	closing  bool
 	// shutdown is set once Close stops waiting: every reply still to run
@@ -150,10 +150,10 @@ type job struct {
 	cmd, arg string
 }
 
-// session is the live routing state of one session key: the FIFO of
+// sessionQueue is the live routing state of one session key: the FIFO of
 // messages waiting and the reply in progress. It exists only while the
 // session has work.
-type session struct {
+type sessionQueue struct {
 	queue   []*job
 	running bool
 	current *job
@@ -201,7 +201,7 @@ func New(opts Options) *Router {
 		opts:            opts,
 		logger:          opts.Logger,
 		sem:             make(chan struct{}, opts.MaxConcurrent),
-		sessions:        map[string]*session{},
+		sessions:        map[string]*sessionQueue{},
 		scopes:          map[string]Scope{},
 		outboxes:        map[string]*outbox{},
 		deliveries:      deliveries,
@@ -282,7 +282,7 @@ func (r *Router) enqueue(j *job) {
 	}
 	s := r.sessions[j.key]
 	if s == nil {
-		s = &session{}
+		s = &sessionQueue{}
 		r.sessions[j.key] = s
 	}
 	if s.running && len(s.queue) >= r.opts.QueueLimit {
@@ -306,7 +306,7 @@ func (r *Router) enqueue(j *job) {
 
 // work runs the session's queued messages one at a time, in order, and
 // removes the session when its queue is empty.
-func (r *Router) work(key string, s *session) {
+func (r *Router) work(key string, s *sessionQueue) {
 	defer r.workers.Done()
 	for {
 		r.mu.Lock()

@@ -199,13 +199,6 @@ func (s *Server) Script(answers ...Scripted) {
 	s.mu.Unlock()
 }
 
-// Requests returns the requests received so far.
-func (s *Server) Requests() []*Request {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]*Request(nil), s.requests...)
-}
-
 // LastRequest returns the last request received, or nil.
 func (s *Server) LastRequest() *Request {
 	s.mu.Lock()
