@@ -199,6 +199,13 @@ func (s *Server) Script(answers ...Scripted) {
 	s.mu.Unlock()
 }
 
+// Requests returns the requests received so far, in order.
+func (s *Server) Requests() []*Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]*Request(nil), s.requests...)
+}
+
 // LastRequest returns the last request received, or nil.
 func (s *Server) LastRequest() *Request {
 	s.mu.Lock()
