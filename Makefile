@@ -48,6 +48,10 @@ test-deps:
 		echo "systemd-analyze not found: installing Debian's systemd"; \
 		(apt-get update -qq && apt-get install -y -qq systemd) || \
 		(sudo apt-get update -qq && sudo apt-get install -y -qq systemd); }
+	@command -v npx >/dev/null 2>&1 || { \
+		echo "npx not found (the MCP test against @modelcontextprotocol/server-everything): installing Debian's npm"; \
+		(apt-get update -qq && apt-get install -y -qq npm) || \
+		(sudo apt-get update -qq && sudo apt-get install -y -qq npm); }
 
 # FUZZTIME bounds each fuzz target, e.g. make fuzz FUZZTIME=5m. Inputs that
 # fail are written to the package's testdata/fuzz/FuzzXxx/: fix the bug and

@@ -43,11 +43,14 @@ type Agent struct {
 // interchangeable; a cached agent whose spec no longer matches the session's
 // is stale and is evicted.
 type spec struct {
-	ref          *providerRef // changes when the provider's settings change
-	model        string       // full PROVIDER/MODEL
-	remoteModel  string       // MODEL, as sent to the provider
-	systemPrompt string
-	historyLimit int
+	ref           *providerRef // changes when the provider's settings change
+	model         string       // full PROVIDER/MODEL
+	remoteModel   string       // MODEL, as sent to the provider
+	systemPrompt  string
+	historyLimit  int
+	agent         string // the agent's name
+	tools         string // its tool patterns, joined by NUL
+	maxToolRounds int
 }
 
 // Key returns the session key the agent serves.

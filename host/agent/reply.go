@@ -69,7 +69,7 @@ func (s *Service) Answer(ctx context.Context, key, text string) (Answer, error) 
 		return Answer{}, s.failed(ctx, t, err)
 	}
 	content := s.capReply(t, resp.Content)
-	if err := s.commit(ctx, t, content); err != nil {
+	if err := s.commit(ctx, t, content, resp.Turns...); err != nil {
 		return Answer{}, err
 	}
 	s.usage(ctx, key, resp.Usage)
@@ -113,14 +113,24 @@ func (s *Service) ReplyStream(ctx context.Context, key, text string, onDelta fun
 	if err != nil {
 		return "", err
 	}
-	content, usage, err := t.stream(ctx, s.maxReplyBytes(), onDelta)
+	var content string
+	var usage provider.Usage
+	var turns []provider.Message
+	if t.req.Tools != nil {
+		var resp *provider.Response
+		if resp, err = t.completeTools(ctx, onDelta); err == nil {
+			content, turns, usage = resp.Content, resp.Turns, resp.Usage
+		}
+	} else {
+		content, usage, err = t.stream(ctx, s.maxReplyBytes(), onDelta)
+	}
 	s.cache.release(t.agent)
 	if err != nil {
 		s.cache.endTurn(t.key, t.agent, t.trusted, t.ver, turnNoWrite)
 		return "", s.failed(ctx, t, err)
 	}
 	content = s.capReply(t, content)
-	if err := s.commit(ctx, t, content); err != nil {
+	if err := s.commit(ctx, t, content, turns...); err != nil {
 		return "", err
 	}
 	s.usage(ctx, key, usage)
@@ -181,7 +191,7 @@ func (s *Service) begin(key, text string) (*turn, error) {
 		return nil, err
 	}
 	if hit {
-		want, err := s.specFor(s.effectiveModel(sess.model))
+		want, err := s.specFor(key, s.effectiveModel(key, sess.model))
 		if err != nil {
 			s.cache.release(a)
 			s.cache.endTurn(key, a, true, ver, turnNoWrite)
@@ -206,7 +216,7 @@ func (s *Service) begin(key, text string) (*turn, error) {
 // acquires (or builds) the agent and caches the session on it.
 func (s *Service) load(key, text string, finished uint64) (*turn, error) {
 	for attempt := 0; ; attempt++ {
-		limit := s.historyLimit()
+		limit := s.historyLimit(key)
 		stored, history, err := s.store.History(key, limit)
 		if err != nil {
 			if errors.Is(err, store.ErrClosed) {
@@ -217,7 +227,7 @@ func (s *Service) load(key, text string, finished uint64) (*turn, error) {
 		if s.loaded != nil {
 			s.loaded(key)
 		}
-		want, err := s.specFor(s.effectiveModel(stored.Model))
+		want, err := s.specFor(key, s.effectiveModel(key, stored.Model))
 		if err != nil {
 			return nil, err
 		}
@@ -238,8 +248,9 @@ func (s *Service) load(key, text string, finished uint64) (*turn, error) {
 		}
 		sess := sessionCopy{epoch: stored.Epoch, model: stored.Model, tail: make([]provider.Message, len(history))}
 		for i, m := range history {
-			sess.tail[i] = provider.Message{Role: provider.Role(m.Role), Content: m.Content}
+			sess.tail[i] = fromStore(m)
 		}
+		sess.tail = trimOrphans(sess.tail)
 		var ver uint64
 		trusted := false
 		// A tail read with a smaller limit than the agent's may be short.
@@ -258,7 +269,9 @@ func (s *Service) newTurn(key, text string, a *Agent, want spec, sess sessionCop
 	}
 	req.Messages = append(req.Messages, sess.tail...)
 	req.Messages = append(req.Messages, provider.Message{Role: provider.RoleUser, Content: text})
-	return &turn{key: key, text: text, epoch: sess.epoch, spec: want, agent: a, req: req, asked: s.now(), trusted: trusted, ver: ver}
+	t := &turn{key: key, text: text, epoch: sess.epoch, spec: want, agent: a, req: req, asked: s.now(), trusted: trusted, ver: ver}
+	s.addTools(t)
+	return t
 }
 
 // failed classifies a provider failure: the caller's cancellation as is,
@@ -279,16 +292,21 @@ func (s *Service) failed(ctx context.Context, t *turn, err error) error {
 //
 // commit ends the turn: a committed turn is appended to the agent's cached
 // copy of the session, a failed commit drops that copy.
-func (s *Service) commit(ctx context.Context, t *turn, reply string) error {
-	err := s.store.AppendTurn(context.WithoutCancel(ctx), t.key, t.epoch,
-		store.Message{Role: string(provider.RoleUser), Content: t.text, Time: t.asked},
-		store.Message{Role: string(provider.RoleAssistant), Content: reply, Time: s.now()})
+func (s *Service) commit(ctx context.Context, t *turn, reply string, turns ...provider.Message) error {
+	rest, err := toStore(turns, func() store.Message { return store.Message{Time: s.now()} })
+	if err == nil {
+		rest = append(rest, store.Message{Role: string(provider.RoleAssistant), Content: reply, Time: s.now()})
+		err = s.store.AppendTurn(context.WithoutCancel(ctx), t.key, t.epoch,
+			store.Message{Role: string(provider.RoleUser), Content: t.text, Time: t.asked}, rest...)
+	}
 	if err != nil {
 		s.cache.endTurn(t.key, t.agent, t.trusted, t.ver, turnUnknown)
 	} else {
-		s.cache.endTurn(t.key, t.agent, t.trusted, t.ver, turnCommitted,
-			provider.Message{Role: provider.RoleUser, Content: t.text},
-			provider.Message{Role: provider.RoleAssistant, Content: reply})
+		msgs := make([]provider.Message, 0, len(turns)+2)
+		msgs = append(msgs, provider.Message{Role: provider.RoleUser, Content: t.text})
+		msgs = append(msgs, turns...)
+		msgs = append(msgs, provider.Message{Role: provider.RoleAssistant, Content: reply})
+		s.cache.endTurn(t.key, t.agent, t.trusted, t.ver, turnCommitted, msgs...)
 	}
 	if errors.Is(err, store.ErrClosed) {
 		return ErrClosed

@@ -164,5 +164,5 @@ func appendTail(tail []provider.Message, limit int, msgs ...provider.Message) []
 	if len(tail) > limit {
 		tail = tail[len(tail)-limit:]
 	}
-	return tail
+	return trimOrphans(tail)
 }

@@ -33,6 +33,8 @@ var pluginSources = map[string]string{
 	"exitnow":     "./testdata/plugins/exitnow",
 	"nohandshake": "./testdata/plugins/nohandshake",
 	"stdoutjunk":  "./testdata/plugins/stdoutjunk",
+	// Not a plugin: the MCP server the tools tests run (stdio).
+	"mcpserver": "./testdata/mcpserver",
 }
 
 func TestMain(m *testing.M) {

@@ -25,6 +25,7 @@ import (
 	"github.com/plughost/gateway/host/router"
 	"github.com/plughost/gateway/host/store"
 	"github.com/plughost/gateway/host/supervisor"
+	"github.com/plughost/gateway/host/tools"
 	"github.com/plughost/gateway/host/version"
 	"github.com/plughost/gateway/shared"
 )
@@ -51,6 +52,7 @@ type Host struct {
 	store   *store.Store
 	access  *access.Gate
 	agents  *agent.Service
+	tools   *tools.Manager
 	router  *router.Router
 	sup     *supervisor.Supervisor
 	admin   *admin.Server
@@ -244,7 +246,13 @@ func Start(opts Options) (_ *Host, err error) {
 	}
 	cleanup = append(cleanup, h.access.Close)
 
-	h.agents, err = agent.New(agentConfig(cfg), h.store, agent.Options{Logger: logger.Named("agent"), OnUsage: h.recordUsage})
+	// MCP servers start now and come up in the background: an agent whose
+	// server is not up yet is told its tools are unavailable.
+	h.tools = tools.New(logger)
+	h.tools.Apply(mcpConfigs(cfg))
+	cleanup = append(cleanup, h.tools.Close)
+
+	h.agents, err = agent.New(agentConfig(cfg), h.store, agent.Options{Logger: logger.Named("agent"), OnUsage: h.recordUsage, Tools: toolSource{h.tools}})
 	if err != nil {
 		return nil, fmt.Errorf("starting the agent layer: %w", err)
 	}
@@ -361,6 +369,7 @@ func (h *Host) Shutdown(ctx context.Context) error {
 	if err := h.agents.Close(closeCtx); err != nil {
 		errs = append(errs, fmt.Errorf("closing agents: %w", err))
 	}
+	h.tools.Close()
 	if err := h.store.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("closing the session store: %w", err))
 	}

@@ -59,6 +59,7 @@ func (h *Host) reloadCtx(ctx context.Context) error {
 		h.reloadFailed(err)
 		return fmt.Errorf("applying agent settings: %w", err)
 	}
+	h.tools.Apply(mcpConfigs(cfg))
 	h.mu.Lock()
 	h.cfg = cfg
 	h.reloadErr = ""

@@ -33,12 +33,33 @@ const (
 	RoleSystem    Role = "system"
 	RoleUser      Role = "user"
 	RoleAssistant Role = "assistant"
+	// RoleTool is a tool's result, answering one of the assistant's calls.
+	RoleTool Role = "tool"
 )
 
 // Message is one chat message.
 type Message struct {
 	Role    Role   `json:"role"`
 	Content string `json:"content"`
+	// ToolCalls are the tools an assistant message asks to run.
+	ToolCalls []ToolCall `json:"tool_calls,omitempty"`
+	// ToolCallID names the call a tool message answers.
+	ToolCallID string `json:"tool_call_id,omitempty"`
+}
+
+// ToolCall is one tool call of an assistant message, as the chat
+// completions API writes it.
+type ToolCall struct {
+	ID       string           `json:"id"`
+	Type     string           `json:"type"` // "function"
+	Function ToolCallFunction `json:"function"`
+}
+
+// ToolCallFunction is the function a tool call names, with its arguments
+// (a JSON object, as a string).
+type ToolCallFunction struct {
+	Name      string `json:"name"`
+	Arguments string `json:"arguments"`
 }
 
 // Request is one chat completion request.
@@ -47,11 +68,29 @@ type Request struct {
 	Model string
 	// Messages are sent in order: system prompt, history, the new user message.
 	Messages []Message
+	// Tools are the functions the model may call; nil offers none.
+	Tools Toolbox
+	// MaxToolRounds bounds the rounds of tool calls in one reply;
+	// DefaultMaxToolRounds if 0.
+	MaxToolRounds int
+	// OnToolCall, when set, is told each tool call before it runs (so the
+	// user can see that a tool is working).
+	OnToolCall func(function string)
+
+	offered    []chatTool // the tools field of this request (tool loop)
+	toolChoice string     // "none" on the tool loop's last round
 }
 
 // Response is a completed reply.
 type Response struct {
 	Content string
+	// Turns are the messages of the tool rounds before the reply (assistant
+	// messages with tool calls, then the tool results), in order, for the
+	// transcript.
+	Turns []Message
+	// ToolCalls are the calls the reply asks for (one round of the tool
+	// loop; empty in a finished reply).
+	ToolCalls []ToolCall
 	// Model is the model that answered, as reported by the provider.
 	Model string
 	// FinishReason is the provider's reason for stopping ("stop", "length" …).

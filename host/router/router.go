@@ -46,6 +46,8 @@ type Answer struct {
 
 // SessionStatus is what /status shows about a session.
 type SessionStatus struct {
+	// Agent is the name of the agent serving the session.
+	Agent    string
 	Model    string
 	Messages int
 }

@@ -19,8 +19,37 @@ import (
 
 // Message is a chat message as received.
 type Message struct {
-	Role    string `json:"role"`
-	Content string `json:"content"`
+	Role       string     `json:"role"`
+	Content    string     `json:"content"`
+	ToolCalls  []ToolCall `json:"tool_calls,omitempty"`
+	ToolCallID string     `json:"tool_call_id,omitempty"`
+}
+
+// ToolCall is a tool call, as an assistant message carries it.
+type ToolCall struct {
+	ID       string `json:"id"`
+	Type     string `json:"type"`
+	Function struct {
+		Name      string `json:"name"`
+		Arguments string `json:"arguments"`
+	} `json:"function"`
+}
+
+// Call builds a function tool call.
+func Call(id, name, arguments string) ToolCall {
+	c := ToolCall{ID: id, Type: "function"}
+	c.Function.Name, c.Function.Arguments = name, arguments
+	return c
+}
+
+// Tool is one entry of a request's tools.
+type Tool struct {
+	Type     string `json:"type"`
+	Function struct {
+		Name        string          `json:"name"`
+		Description string          `json:"description"`
+		Parameters  json.RawMessage `json:"parameters"`
+	} `json:"function"`
 }
 
 // Request is a chat completions request as received.
@@ -30,6 +59,9 @@ type Request struct {
 	Stream   bool      `json:"stream"`
 	// StreamOptions is the request's stream_options, nil when absent.
 	StreamOptions *StreamOptions `json:"stream_options"`
+	Tools         []Tool         `json:"tools"`
+	// ToolChoice is "none" when the client forbids tool calls.
+	ToolChoice string `json:"tool_choice"`
 	// Authorization is the request's Authorization header.
 	Authorization string `json:"-"`
 	// Header is the full request header.
@@ -39,6 +71,25 @@ type Request struct {
 // StreamOptions is a request's stream_options.
 type StreamOptions struct {
 	IncludeUsage bool `json:"include_usage"`
+}
+
+// ToolNames lists the names of the functions offered, in order.
+func (r *Request) ToolNames() []string {
+	var out []string
+	for _, t := range r.Tools {
+		out = append(out, t.Function.Name)
+	}
+	return out
+}
+
+// System returns the content of the first system message.
+func (r *Request) System() string {
+	for _, m := range r.Messages {
+		if m.Role == "system" {
+			return m.Content
+		}
+	}
+	return ""
 }
 
 // LastUser returns the content of the last user message.
@@ -81,6 +132,9 @@ type Server struct {
 	// chunk of a streamed one when the request asked with
 	// stream_options.include_usage, as OpenAI does.
 	Usage func(r *Request, reply string) (prompt, completion int)
+	// Calls, when set and returning calls, makes the answer ask for those
+	// tool calls (finish_reason "tool_calls") instead of a reply.
+	Calls func(*Request) []ToolCall
 	// Hold, when set, is called before answering; it may block (a slow reply)
 	// and should return when ctx ends (the client went away).
 	Hold func(ctx context.Context, r *Request)
@@ -155,6 +209,13 @@ func (s *Server) Script(answers ...Scripted) {
 	s.mu.Lock()
 	s.script = append(s.script, answers...)
 	s.mu.Unlock()
+}
+
+// Requests returns the requests received so far, in order.
+func (s *Server) Requests() []*Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]*Request(nil), s.requests...)
 }
 
 // LastRequest returns the last request received, or nil.
@@ -246,6 +307,17 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 	if s.Hold != nil {
 		s.Hold(r.Context(), &req)
 		if r.Context().Err() != nil {
+			return
+		}
+	}
+	if s.Calls != nil && !req.Stream {
+		if calls := s.Calls(&req); len(calls) > 0 {
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(map[string]any{
+				"id": "chatcmpl-test", "object": "chat.completion", "created": time.Now().Unix(), "model": req.Model,
+				"choices": []any{map[string]any{"index": 0, "finish_reason": "tool_calls",
+					"message": map[string]any{"role": "assistant", "content": nil, "tool_calls": calls}}},
+			})
 			return
 		}
 	}
