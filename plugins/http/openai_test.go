@@ -15,11 +15,12 @@ import (
 // The OpenAI-compatible API, checked with the official Go client.
 
 // oaClient is the official client pointed at the plugin.
-func oaClient(h *harness, opts ...option.RequestOption) openai.Client {
-	return openai.NewClient(append([]option.RequestOption{
+func oaClient(h *harness, opts ...option.RequestOption) *openai.Client {
+	c := openai.NewClient(append([]option.RequestOption{
 		option.WithBaseURL("http://" + h.addr + "/v1/"), option.WithAPIKey("unused"),
 		option.WithMaxRetries(0), option.WithHTTPClient(h.http),
 	}, opts...)...)
+	return &c
 }
 
 // answer waits for the next message and replies to it with text.
@@ -37,7 +38,7 @@ type completion struct {
 	err error
 }
 
-func complete(c openai.Client, params openai.ChatCompletionNewParams, opts ...option.RequestOption) <-chan completion {
+func complete(c *openai.Client, params openai.ChatCompletionNewParams, opts ...option.RequestOption) <-chan completion {
 	out := make(chan completion, 1)
 	go func() {
 		res, err := c.Chat.Completions.New(context.Background(), params, opts...)

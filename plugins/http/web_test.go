@@ -53,12 +53,12 @@ func TestWebPageInChromium(t *testing.T) {
 
 	url := "http://" + h.addr + "/"
 	const evil = `<img src=x onerror="document.title='pwned'">`
-	if err := chromedp.Run(ctx, chromedp.Navigate(url), chromedp.WaitVisible("#input", chromedp.ByID)); err != nil {
+	if err := chromedp.Do(ctx, chromedp.Navigate(url), chromedp.WaitVisible("#input")); err != nil {
 		t.Fatalf("opening the page: %v", err)
 	}
 	sendText := func(text string) {
 		t.Helper()
-		if err := chromedp.Run(ctx, chromedp.SetValue("#input", text, chromedp.ByID), chromedp.Click("#send", chromedp.ByID)); err != nil {
+		if err := chromedp.Do(ctx, chromedp.SetValue("#input", text), chromedp.Click("#send")); err != nil {
 			t.Fatalf("sending %q: %v", text, err)
 		}
 	}
@@ -73,14 +73,21 @@ func TestWebPageInChromium(t *testing.T) {
 	}
 	check := func(when string) {
 		t.Helper()
+		err := chromedp.Do(ctx, chromedp.WaitVisible(`#log .assistant pre code`))
 		var log, code, title string
 		var imgs int
-		err := chromedp.Run(ctx,
-			chromedp.WaitVisible(`#log .assistant pre code`, chromedp.ByQuery),
-			chromedp.Text("#log", &log, chromedp.ByID),
-			chromedp.Text(`#log .assistant pre code`, &code, chromedp.ByQuery),
-			chromedp.Evaluate(`document.querySelectorAll("#log img").length`, &imgs),
-			chromedp.Title(&title))
+		if err == nil {
+			log, err = chromedp.Run(ctx, chromedp.Text("#log"))
+		}
+		if err == nil {
+			code, err = chromedp.Run(ctx, chromedp.Text(`#log .assistant pre code`))
+		}
+		if err == nil {
+			imgs, err = chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#log img").length`))
+		}
+		if err == nil {
+			title, err = chromedp.Run(ctx, chromedp.Title())
+		}
 		if err != nil {
 			t.Fatalf("%s: reading the page: %v", when, err)
 		}
@@ -92,13 +99,13 @@ func TestWebPageInChromium(t *testing.T) {
 		}
 	}
 	check("after the reply")
-	if err := chromedp.Run(ctx, chromedp.Reload(), chromedp.WaitVisible("#input", chromedp.ByID)); err != nil {
+	if err := chromedp.Do(ctx, chromedp.Reload(), chromedp.WaitVisible("#input")); err != nil {
 		t.Fatalf("reloading: %v", err)
 	}
 	check("after a reload")
 
-	var shot []byte
-	if err := chromedp.Run(ctx, chromedp.FullScreenshot(&shot, 90)); err != nil {
+	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+	if err != nil {
 		t.Fatalf("screenshot: %v", err)
 	}
 	// testdata/out is ignored by git (plugins/http/.gitignore).
