@@ -13,7 +13,8 @@ PLUGINS   := $(notdir $(wildcard plugins/*))
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT    ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS   := -X github.com/plughost/gateway/host/version.Version=$(VERSION) \
-             -X github.com/plughost/gateway/host/version.Commit=$(COMMIT)
+             -X github.com/plughost/gateway/host/version.Commit=$(COMMIT) \
+             -X github.com/plughost/gateway/shared.Version=$(VERSION)
 
 PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.5.1

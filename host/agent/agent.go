@@ -15,8 +15,8 @@ import (
 
 // Agent is the live object of one session: its model, its provider client
 // and a cached copy of its session. The transcript lives in the store, the
-// source of truth (invariant 4: a rebuilt agent continues where an evicted
-// one stopped); the copy saves a store read per turn and is kept equal to
+// source of truth (a rebuilt agent continues where an evicted one
+// stopped); the copy saves a store read per turn and is kept equal to
 // the store as the session type describes.
 type Agent struct {
 	key    string
@@ -31,7 +31,7 @@ type Agent struct {
 	evicted  bool
 	reason   Reason
 	idle     chan struct{} // made at eviction when in use; closed when the last user releases
-	sess     session       // the session's copy, meaningful only when sessOK
+	sess     sessionCopy   // the session's copy, meaningful only when sessOK
 	sessOK   bool          // sess equals the store (see session)
 	sessVer  uint64        // incremented at every change of sess
 

@@ -72,6 +72,7 @@ func (s *Service) Answer(ctx context.Context, key, text string) (Answer, error) 
 	if err := s.commit(ctx, t, content); err != nil {
 		return Answer{}, err
 	}
+	s.usage(ctx, key, resp.Usage)
 	return Answer{Text: content, Turn: TurnID{Epoch: t.epoch, Asked: t.asked}}, nil
 }
 
@@ -112,7 +113,7 @@ func (s *Service) ReplyStream(ctx context.Context, key, text string, onDelta fun
 	if err != nil {
 		return "", err
 	}
-	content, err := t.stream(ctx, s.maxReplyBytes(), onDelta)
+	content, usage, err := t.stream(ctx, s.maxReplyBytes(), onDelta)
 	s.cache.release(t.agent)
 	if err != nil {
 		s.cache.endTurn(t.key, t.agent, t.trusted, t.ver, turnNoWrite)
@@ -122,25 +123,38 @@ func (s *Service) ReplyStream(ctx context.Context, key, text string, onDelta fun
 	if err := s.commit(ctx, t, content); err != nil {
 		return "", err
 	}
+	s.usage(ctx, key, usage)
 	return content, nil
 }
 
+// usage hands a committed turn's token usage to Options.OnUsage.
+func (s *Service) usage(ctx context.Context, key string, u provider.Usage) {
+	if s.opts.OnUsage != nil {
+		s.opts.OnUsage(context.WithoutCancel(ctx), key, u)
+	}
+}
+
 // stream reads the provider's stream until it ends or holds more than limit
-// bytes (the rest would be cut anyway).
-func (t *turn) stream(ctx context.Context, limit int, onDelta func(string)) (string, error) {
+// bytes (the rest would be cut anyway), with the usage the provider
+// reported at its end (none when it was cut short).
+func (t *turn) stream(ctx context.Context, limit int, onDelta func(string)) (string, provider.Usage, error) {
+	var usage provider.Usage
 	st, err := t.agent.client.Stream(ctx, t.req)
 	if err != nil {
-		return "", err
+		return "", usage, err
 	}
 	defer st.Close()
 	var b strings.Builder
 	for {
 		c, err := st.Recv()
 		if err == io.EOF {
-			return b.String(), nil
+			return b.String(), usage, nil
 		}
 		if err != nil {
-			return "", err
+			return "", usage, err
+		}
+		if c.Usage != nil {
+			usage = *c.Usage
 		}
 		if c.Delta != "" {
 			b.WriteString(c.Delta)
@@ -148,7 +162,7 @@ func (t *turn) stream(ctx context.Context, limit int, onDelta func(string)) (str
 				onDelta(c.Delta)
 			}
 			if b.Len() > limit {
-				return b.String(), nil
+				return b.String(), usage, nil
 			}
 		}
 	}
@@ -162,7 +176,7 @@ func (s *Service) begin(key, text string) (*turn, error) {
 	if key == "" {
 		return nil, errors.New("reply: empty session key")
 	}
-	a, sess, ver, done, hit, err := s.cache.startTurn(key)
+	a, sess, ver, finished, hit, err := s.cache.startTurn(key)
 	if err != nil {
 		return nil, err
 	}
@@ -180,7 +194,7 @@ func (s *Service) begin(key, text string) (*turn, error) {
 		// session as on a miss; acquire evicts the stale agent.
 		s.cache.release(a)
 	}
-	t, err := s.load(key, text, done)
+	t, err := s.load(key, text, finished)
 	if err != nil {
 		s.cache.endTurn(key, nil, false, 0, turnNoWrite)
 		return nil, err
@@ -190,7 +204,7 @@ func (s *Service) begin(key, text string) (*turn, error) {
 
 // load is begin on a cache miss: it reads the session from the store,
 // acquires (or builds) the agent and caches the session on it.
-func (s *Service) load(key, text string, done uint64) (*turn, error) {
+func (s *Service) load(key, text string, finished uint64) (*turn, error) {
 	for attempt := 0; ; attempt++ {
 		limit := s.historyLimit()
 		stored, history, err := s.store.History(key, limit)
@@ -222,7 +236,7 @@ func (s *Service) load(key, text string, done uint64) (*turn, error) {
 		if len(history) > want.historyLimit {
 			history = history[len(history)-want.historyLimit:]
 		}
-		sess := session{epoch: stored.Epoch, model: stored.Model, tail: make([]provider.Message, len(history))}
+		sess := sessionCopy{epoch: stored.Epoch, model: stored.Model, tail: make([]provider.Message, len(history))}
 		for i, m := range history {
 			sess.tail[i] = provider.Message{Role: provider.Role(m.Role), Content: m.Content}
 		}
@@ -230,14 +244,14 @@ func (s *Service) load(key, text string, done uint64) (*turn, error) {
 		trusted := false
 		// A tail read with a smaller limit than the agent's may be short.
 		if limit >= want.historyLimit {
-			ver, trusted = s.cache.install(a, sess, done)
+			ver, trusted = s.cache.install(a, sess, finished)
 		}
 		return s.newTurn(key, text, a, want, sess, trusted, ver), nil
 	}
 }
 
 // newTurn builds the provider request of a turn from its session.
-func (s *Service) newTurn(key, text string, a *Agent, want spec, sess session, trusted bool, ver uint64) *turn {
+func (s *Service) newTurn(key, text string, a *Agent, want spec, sess sessionCopy, trusted bool, ver uint64) *turn {
 	req := &provider.Request{Model: want.remoteModel, Messages: make([]provider.Message, 0, len(sess.tail)+2)}
 	if want.systemPrompt != "" {
 		req.Messages = append(req.Messages, provider.Message{Role: provider.RoleSystem, Content: want.systemPrompt})
@@ -258,8 +272,8 @@ func (s *Service) failed(ctx context.Context, t *turn, err error) error {
 	return userError(t.spec.remoteModel, err)
 }
 
-// commit makes the turn durable before the reply is handed back (invariant
-// 4). A /stop arriving now must not lose a reply the provider already gave,
+// commit makes the turn durable before the reply is handed back, so that a
+// crash after the reply loses nothing. A /stop arriving now must not lose a reply the provider already gave,
 // so the commit ignores ctx's cancellation. The epoch read at the start
 // sends a turn that raced a /new to the archive it belongs to.
 //

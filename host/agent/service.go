@@ -59,6 +59,10 @@ type Options struct {
 	SweepInterval time.Duration
 	// Retry is the retry policy of OpenAI-compatible providers.
 	Retry provider.RetryPolicy
+	// OnUsage, if set, is called after each committed turn with the token
+	// usage its provider reported (zero when it reported none); ctx is the
+	// reply's context, carrying whatever its caller put there.
+	OnUsage func(ctx context.Context, key string, u provider.Usage)
 }
 
 // Service is the agent layer: agents cache + providers + session store. All
@@ -90,8 +94,8 @@ type Service struct {
 	closeErr  error
 }
 
-// SessionInfo describes a session for /status.
-type SessionInfo struct {
+// SessionStatus describes a session for /status.
+type SessionStatus struct {
 	Key string `json:"key"`
 	// Model is the effective PROVIDER/MODEL.
 	Model string `json:"model"`
@@ -344,12 +348,12 @@ func (s *Service) modelsLocked() []string {
 }
 
 // Session describes the session for /status.
-func (s *Service) Session(key string) (SessionInfo, error) {
+func (s *Service) Session(key string) (SessionStatus, error) {
 	sess, err := s.store.Session(key)
 	if err != nil {
-		return SessionInfo{}, fmt.Errorf("session %s: %w", shared.LogValue(key), err)
+		return SessionStatus{}, fmt.Errorf("session %s: %w", shared.LogValue(key), err)
 	}
-	return SessionInfo{
+	return SessionStatus{
 		Key:      key,
 		Model:    s.effectiveModel(sess.Model),
 		Messages: sess.Messages,

@@ -21,7 +21,7 @@ func checkCopies(t *testing.T, s *Service) int {
 	type cached struct {
 		key   string
 		limit int
-		sess  session
+		sess  sessionCopy
 	}
 	var copies []cached
 	for k, a := range s.cache.byKey {

@@ -66,7 +66,7 @@ var agentSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 	{Name: "model"}, {Name: "system_prompt"}, {Name: "history_limit"},
 	{Name: "max_concurrent"}, {Name: "queue_limit"}, {Name: "reply_timeout"},
 	{Name: "max_reply_bytes"},
-}}
+}, Blocks: []hcl.BlockHeaderSchema{{Type: "limits"}}}
 
 // decode decodes the agent block over the defaults in a and returns the
 // range to report a bad model at.
@@ -84,6 +84,9 @@ func (a *Agent) decode(d *decoder, block *hcl.Block) hcl.Range {
 	if a.MaxReplyBytes > MaxReplyBytesLimit {
 		d.errorf(attrs["max_reply_bytes"].Range, "max_reply_bytes too large",
 			"max_reply_bytes is at most %d (4 MiB, within the plugin protocol's message size), not %d.", MaxReplyBytesLimit, a.MaxReplyBytes)
+	}
+	if lb := d.onlyBlock(content.Blocks, "limits", "the agent block"); lb != nil {
+		a.Limits.decode(d, lb.Body)
 	}
 	if m, ok := attrs["model"]; ok {
 		return m.Range
@@ -161,7 +164,7 @@ var platformSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
 		{Name: "plugin"}, {Name: "enabled"}, {Name: "session_scope"}, {Name: "sha256"},
 	},
-	Blocks: []hcl.BlockHeaderSchema{{Type: "config"}, {Type: "restart"}},
+	Blocks: []hcl.BlockHeaderSchema{{Type: "config"}, {Type: "restart"}, {Type: "access"}},
 }
 
 var restartSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
@@ -199,8 +202,17 @@ func decodePlatform(d *decoder, b *hcl.Block) *Platform {
 		}
 	}
 
+	if ab := d.onlyBlock(content.Blocks, "access", "a platform"); ab != nil {
+		p.Access.decode(d, ab.Body)
+	}
+	if p.Access.DM == "" {
+		p.Access.DM = DMDefault(p.Plugin)
+	}
 	var config, restart *hcl.Block
 	for _, blk := range content.Blocks {
+		if blk.Type == "access" {
+			continue
+		}
 		prev := &config
 		if blk.Type == "restart" {
 			prev = &restart

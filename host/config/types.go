@@ -80,6 +80,8 @@ type Agent struct {
 	// is cut at a line or word boundary and ends with a note. Default
 	// DefaultMaxReplyBytes, at most MaxReplyBytesLimit.
 	MaxReplyBytes int
+	// Limits are the per-user limits of the agent's limits block.
+	Limits Limits
 }
 
 // MaxReplyBytesLimit is the largest max_reply_bytes: a reply, with the
@@ -104,6 +106,9 @@ type Platform struct {
 	// SHA256 is the expected hex checksum of the plugin binary; empty for none.
 	SHA256  string
 	Restart Restart
+	// Access is the platform's access block; DM is always set (its
+	// default is DMDefault(Plugin)).
+	Access Access
 
 	// Body is the platform's config {} block, decoded later against the
 	// schema its plugin describes (DecodePlatformConfig). Nil when absent.

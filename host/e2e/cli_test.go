@@ -28,6 +28,10 @@ func TestPluginsListsBinaries(t *testing.T) {
 		for _, l := range lines[1:] {
 			if strings.HasPrefix(l, want) {
 				found = true
+				// The plugin's version comes from the build (-X), as the host's.
+				if f := strings.Fields(l); want != "junk " && (len(f) < 3 || f[2] != "test") {
+					t.Errorf("plugin line %q does not show the version the build stamped (test)", l)
+				}
 			}
 		}
 		if !found {

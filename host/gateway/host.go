@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/plughost/gateway/host/access"
 	"github.com/plughost/gateway/host/admin"
 	"github.com/plughost/gateway/host/agent"
 	"github.com/plughost/gateway/host/config"
@@ -48,6 +49,7 @@ type Host struct {
 	logger  hclog.Logger
 	lock    *pidlock.Lock
 	store   *store.Store
+	access  *access.Gate
 	agents  *agent.Service
 	router  *router.Router
 	sup     *supervisor.Supervisor
@@ -94,6 +96,40 @@ func Run(ctx context.Context, opts Options) error {
 		watchdog = t.C
 		h.logger.Debug("systemd watchdog enabled", "interval", every)
 	}
+	// Reloads run aside, one at a time (SIGHUPs meanwhile coalesce into one
+	// more): describing plugin binaries takes seconds, and this loop must
+	// keep answering signals.
+	reloadCtx, cancelReloads := context.WithCancel(context.Background())
+	defer cancelReloads()
+	reloadReq := make(chan struct{}, 1)
+	reloadsDone := make(chan struct{})
+	go func() {
+		defer close(reloadsDone)
+		for {
+			select {
+			case <-reloadCtx.Done():
+				return
+			case <-reloadReq:
+			}
+			notify.reloading()
+			if err := h.reloadCtx(reloadCtx); err != nil {
+				h.logger.Error("reload failed; still running the previous config", "error", err)
+			}
+			notify.ready()
+		}
+	}()
+	// stopReloads cancels a reload in progress and waits for it a little:
+	// one that is applying ends within milliseconds; one still describing a
+	// plugin binary (a handshake ignores cancellation) gives up before it
+	// applies anything, so shutdown need not wait for it.
+	stopReloads := func() {
+		cancelReloads()
+		select {
+		case <-reloadsDone:
+		case <-time.After(reloadStopWait):
+			h.logger.Warn("a reload is still describing plugins; shutting down without it")
+		}
+	}
 	for {
 		select {
 		case <-watchdog:
@@ -104,23 +140,26 @@ func Run(ctx context.Context, opts Options) error {
 			}
 		case <-ctx.Done():
 			notify.stopping()
+			stopReloads()
 			return h.Shutdown(context.Background())
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				notify.reloading()
-				if err := h.Reload(); err != nil {
-					h.logger.Error("reload failed; still running the previous config", "error", err)
+				select {
+				case reloadReq <- struct{}{}:
+				default: // one is pending already: it reads the file as it is then
 				}
-				notify.ready()
 				continue
 			}
 			cancelReady()
 			notify.stopping()
 			h.logger.Info("shutting down", "signal", sig.String())
-			return h.shutdownBounded(sigs)
+			return h.shutdownBounded(sigs, stopReloads)
 		}
 	}
 }
+
+// reloadStopWait bounds how long shutdown waits for a cancelled reload.
+const reloadStopWait = 2 * time.Second
 
 // shutdownSlack is how much longer than shutdown_timeout a shutdown may
 // take in all (stopping plugins, closing agents, flushing the store) before
@@ -135,9 +174,12 @@ var ErrForcedStop = errors.New("stopped before the shutdown finished")
 // shutdownBounded runs Shutdown aside and returns when it is done, when a
 // second SIGTERM/SIGINT arrives, or when shutdown_timeout + shutdownSlack
 // has passed, whichever comes first: stopping is always bounded.
-func (h *Host) shutdownBounded(sigs chan os.Signal) error {
+func (h *Host) shutdownBounded(sigs chan os.Signal, stopReloads func()) error {
 	done := make(chan error, 1)
-	go func() { done <- h.Shutdown(context.Background()) }()
+	go func() {
+		stopReloads() // a reload in progress ends first (it is cancelled)
+		done <- h.Shutdown(context.Background())
+	}()
 	bound := h.Config().Gateway.ShutdownTimeout + shutdownSlack
 	hard := time.NewTimer(bound)
 	defer hard.Stop()
@@ -196,7 +238,13 @@ func Start(opts Options) (_ *Host, err error) {
 	}
 	cleanup = append(cleanup, func() { _ = h.store.Close() })
 
-	h.agents, err = agent.New(agentConfig(cfg), h.store, agent.Options{Logger: logger.Named("agent")})
+	h.access, err = newGate(h, h.store, logger)
+	if err != nil {
+		return nil, err
+	}
+	cleanup = append(cleanup, h.access.Close)
+
+	h.agents, err = agent.New(agentConfig(cfg), h.store, agent.Options{Logger: logger.Named("agent"), OnUsage: h.recordUsage})
 	if err != nil {
 		return nil, fmt.Errorf("starting the agent layer: %w", err)
 	}
@@ -213,6 +261,7 @@ func Start(opts Options) (_ *Host, err error) {
 	for _, c := range h.agents.Collectors() {
 		reg.MustRegister(c)
 	}
+	reg.MustRegister(h.access.Collectors()...)
 
 	// The supervisor hands messages to the router, which answers through
 	// the supervisor: messages flow only once platforms are applied below.
@@ -239,6 +288,7 @@ func Start(opts Options) (_ *Host, err error) {
 		Status:   func() any { return h.Status() },
 		Ready:    h.Ready,
 		Gatherer: reg,
+		Routes:   h.access.Routes,
 		Logger:   logger.Named("admin"),
 
 		MaxConnections: cfg.Gateway.AdminMaxConnections,
@@ -272,6 +322,9 @@ func (h *Host) handleMessage(platform string, m *shared.Message) {
 			"id", shared.LogValue(m.ID), "reason", err)
 		return
 	}
+	if !h.access.Admit(platform, m) {
+		return
+	}
 	h.router.Handle(platform, m)
 }
 
@@ -280,7 +333,8 @@ func (h *Host) applyPlatforms(cfg *config.Config) {
 	for _, p := range cfg.Platforms {
 		h.router.SetScope(p.Name, router.Scope(p.SessionScope))
 	}
-	h.sup.Apply(specs(cfg))
+	h.applyAccess(cfg)
+	h.sup.Apply(h.withPluginAllowed(specs(cfg)))
 }
 
 // Config returns the configuration in force.
@@ -298,6 +352,7 @@ func (h *Host) Shutdown(ctx context.Context) error {
 	graceCtx, cancel := context.WithTimeout(ctx, cfg.Gateway.ShutdownTimeout)
 	defer cancel()
 	h.router.Close(graceCtx)
+	h.access.Close()
 	h.stopWatch()
 	h.sup.Stop()
 	var errs []error

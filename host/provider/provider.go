@@ -1,15 +1,14 @@
 // Package provider talks to LLM providers: the embedded echo provider and any
 // OpenAI-compatible chat completions API.
 //
-// Connection ownership (the design call behind invariant 2, "no leaked
-// clients"): each configured provider owns exactly one http.Transport, shared
+// Connection ownership (so that no client leaks): each configured provider owns exactly one http.Transport, shared
 // by every agent that uses it, with MaxConnsPerHost = max_connections
 // (default 32). That is the idiomatic Go answer: a Transport is a connection
 // pool meant to be shared and reused, and a single pool makes the bound on
 // open connections a property of the provider rather than of how many agents
-// happen to exist. A pool per agent is exactly what leaked in the seed system:
-// every evicted agent's idle connections stayed open until the peer timed them
-// out, so open connections grew with churn instead of with load.
+// happen to exist. A pool per agent leaks: every evicted agent's idle
+// connections stay open until the peer times them out, so open connections
+// grow with churn instead of with load.
 //
 // Agents therefore do not own connections; they own a Client, a per-agent
 // handle that tracks the agent's in-flight requests. Closing a Client cancels
@@ -57,7 +56,18 @@ type Response struct {
 	Model string
 	// FinishReason is the provider's reason for stopping ("stop", "length" …).
 	FinishReason string
+	// Usage is the token usage the provider reported; zero when it did not.
+	Usage Usage
 }
+
+// Usage is the token usage a provider reports for one reply.
+type Usage struct {
+	PromptTokens     int64 `json:"prompt_tokens"`
+	CompletionTokens int64 `json:"completion_tokens"`
+}
+
+// Total returns prompt plus completion tokens.
+func (u Usage) Total() int64 { return u.PromptTokens + u.CompletionTokens }
 
 // Chunk is one piece of a streamed reply.
 type Chunk struct {
@@ -65,6 +75,10 @@ type Chunk struct {
 	Delta string
 	// FinishReason is set on the last chunk when the provider reports one.
 	FinishReason string
+	// Usage, when not nil, is the usage of the whole reply (OpenAI sends it
+	// in a chunk of its own at the end when asked with
+	// stream_options.include_usage).
+	Usage *Usage
 }
 
 // Stream is a reply arriving in pieces. Recv returns io.EOF after the last

@@ -20,9 +20,6 @@ import (
 	"github.com/plughost/gateway/shared/webguard"
 )
 
-// version is the plugin's version, set at build time.
-var version = "dev"
-
 // The defaults of the config block, written once: the schema hands them
 // to the host, which applies them; Configure falls back to them only for
 // a config with no JSON at all (tests).
@@ -105,7 +102,7 @@ func newAdapter() *adapter {
 func (a *adapter) Describe(context.Context) (shared.Description, error) {
 	return shared.Description{
 		Name:        "http",
-		Version:     version,
+		Version:     shared.Version,
 		Description: "HTTP API: POST /v1/messages {session, text} answers with the agent's reply",
 		Schema: []shared.Attribute{
 			{Name: "listen", Type: shared.TypeString, Default: defaultListen,

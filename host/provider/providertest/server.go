@@ -28,10 +28,17 @@ type Request struct {
 	Model    string    `json:"model"`
 	Messages []Message `json:"messages"`
 	Stream   bool      `json:"stream"`
+	// StreamOptions is the request's stream_options, nil when absent.
+	StreamOptions *StreamOptions `json:"stream_options"`
 	// Authorization is the request's Authorization header.
 	Authorization string `json:"-"`
 	// Header is the full request header.
 	Header http.Header `json:"-"`
+}
+
+// StreamOptions is a request's stream_options.
+type StreamOptions struct {
+	IncludeUsage bool `json:"include_usage"`
 }
 
 // LastUser returns the content of the last user message.
@@ -69,6 +76,11 @@ type Server struct {
 	Models []string
 	// Reply computes the answer; default "reply to: " + the last user message.
 	Reply func(*Request) string
+	// Usage computes the token usage reported with each reply; default
+	// CountWords. It is reported in every non-streamed reply, and in a last
+	// chunk of a streamed one when the request asked with
+	// stream_options.include_usage, as OpenAI does.
+	Usage func(r *Request, reply string) (prompt, completion int)
 	// Hold, when set, is called before answering; it may block (a slow reply)
 	// and should return when ctx ends (the client went away).
 	Hold func(ctx context.Context, r *Request)
@@ -143,13 +155,6 @@ func (s *Server) Script(answers ...Scripted) {
 	s.mu.Lock()
 	s.script = append(s.script, answers...)
 	s.mu.Unlock()
-}
-
-// Requests returns the requests received so far.
-func (s *Server) Requests() []*Request {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]*Request(nil), s.requests...)
 }
 
 // LastRequest returns the last request received, or nil.
@@ -248,8 +253,9 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 	if s.Reply != nil {
 		reply = s.Reply(&req)
 	}
+	usage := s.usage(&req, reply)
 	if req.Stream {
-		s.stream(w, &req, reply)
+		s.stream(w, &req, reply, usage)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -257,11 +263,32 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 		"id": "chatcmpl-test", "object": "chat.completion", "created": time.Now().Unix(), "model": req.Model,
 		"choices": []any{map[string]any{"index": 0, "finish_reason": "stop",
 			"message": map[string]any{"role": "assistant", "content": reply}}},
+		"usage": usage,
 	})
 }
 
-// stream answers with server-sent events, one word per chunk.
-func (s *Server) stream(w http.ResponseWriter, req *Request, reply string) {
+// usage is the "usage" object of a reply.
+func (s *Server) usage(req *Request, reply string) map[string]int {
+	count := s.Usage
+	if count == nil {
+		count = CountWords
+	}
+	p, c := count(req, reply)
+	return map[string]int{"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
+}
+
+// CountWords is the default token count: the words of every request
+// message (prompt) and of the reply (completion).
+func CountWords(r *Request, reply string) (prompt, completion int) {
+	for _, m := range r.Messages {
+		prompt += len(strings.Fields(m.Content))
+	}
+	return prompt, len(strings.Fields(reply))
+}
+
+// stream answers with server-sent events, one word per chunk, then the
+// usage chunk when asked for.
+func (s *Server) stream(w http.ResponseWriter, req *Request, reply string, usage map[string]int) {
 	w.Header().Set("Content-Type", "text/event-stream")
 	fl, _ := w.(http.Flusher)
 	send := func(delta map[string]any, finish any) {
@@ -279,6 +306,11 @@ func (s *Server) stream(w http.ResponseWriter, req *Request, reply string) {
 		send(map[string]any{"content": wd}, nil)
 	}
 	send(map[string]any{}, "stop")
+	if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
+		b, _ := json.Marshal(map[string]any{"id": "chatcmpl-test", "object": "chat.completion.chunk", "model": req.Model,
+			"choices": []any{}, "usage": usage})
+		fmt.Fprintf(w, "data: %s\n\n", b)
+	}
 	fmt.Fprint(w, "data: [DONE]\n\n")
 	if fl != nil {
 		fl.Flush()
