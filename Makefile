@@ -42,7 +42,8 @@ vet:
 test: vet test-deps
 	$(GO) test -race -count=1 -timeout 15m ./...
 
-# System tools the tests use: systemd-analyze checks the generated unit.
+# System tools the tests use: systemd-analyze checks the generated unit;
+# chromium runs the HTTP plugin's web page test.
 test-deps:
 	@command -v systemd-analyze >/dev/null 2>&1 || { \
 		echo "systemd-analyze not found: installing Debian's systemd"; \
@@ -52,6 +53,10 @@ test-deps:
 		echo "npx not found (the MCP test against @modelcontextprotocol/server-everything): installing Debian's npm"; \
 		(apt-get update -qq && apt-get install -y -qq npm) || \
 		(sudo apt-get update -qq && sudo apt-get install -y -qq npm); }
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "chromium not found: installing Debian's chromium (the web page's browser test)"; \
+		(apt-get update -qq && apt-get install -y -qq chromium) || \
+		(sudo apt-get update -qq && sudo apt-get install -y -qq chromium); }
 
 # FUZZTIME bounds each fuzz target, e.g. make fuzz FUZZTIME=5m. Inputs that
 # fail are written to the package's testdata/fuzz/FuzzXxx/: fix the bug and

@@ -39,6 +39,7 @@ type settings struct {
 	AllowedHosts         []string `json:"allowed_hosts"`
 	AllowedOrigins       []string `json:"allowed_origins"`
 	AllowUnauthenticated bool     `json:"allow_unauthenticated"`
+	WebUI                bool     `json:"web_ui"`
 }
 
 // defaultMaxConnections bounds the connections the listener holds at once
@@ -120,6 +121,8 @@ func (a *adapter) Describe(context.Context) (shared.Description, error) {
 				Description: "origins (https://app.example.com) whose web pages may call the API cross-origin"},
 			{Name: "allow_unauthenticated", Type: shared.TypeBool, Default: false,
 				Description: "serve a non-loopback listen address without auth_token (anyone who can reach it may chat)"},
+			{Name: "web_ui", Type: shared.TypeBool, Default: true,
+				Description: "serve the web chat page on GET /"},
 		},
 	}, nil
 }
@@ -131,7 +134,7 @@ func (a *adapter) Configure(_ context.Context, cfg shared.Config) error {
 	}
 	// A second Configure starts from scratch.
 	a.cfg = settings{Listen: defaultListen, MaxBody: defaultMaxBody, Timeout: defaultTimeout.String(),
-		MaxConnections: defaultMaxConnections}
+		MaxConnections: defaultMaxConnections, WebUI: true}
 	if err := cfg.Decode(&a.cfg); err != nil {
 		return kit.InvalidConfig(err.Error(), "")
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -33,6 +34,10 @@ func (a *adapter) routes() http.Handler {
 		w.Header().Set("Allow", "POST")
 		writeError(w, http.StatusMethodNotAllowed, "use POST")
 	})
+	a.openAIRoutes(mux)
+	if a.cfg.WebUI {
+		mux.HandleFunc("GET /{$}", a.handleIndex)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		if !a.connected() {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not connected"})
@@ -71,33 +76,53 @@ func (a *adapter) handleMessage(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	ctx := r.Context()
+	rep, err := a.converse(r.Context(), req.Session, req.Text)
+	switch {
+	case err == nil:
+		writeReply(w, req.Session, rep)
+	case errors.Is(err, errTimeout):
+		writeJSON(w, http.StatusGatewayTimeout, messageResponse{Session: req.Session, Error: "no reply within " + a.timeout.String()})
+	case errors.Is(err, errNotConnected), errors.Is(err, errHostStalled), errors.Is(err, errDisconnected):
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+	}
+	// otherwise the client went away
+}
+
+// errTimeout and errDisconnected end a converse that got no reply.
+var (
+	errTimeout      = errors.New("no reply within the timeout")
+	errDisconnected = errors.New("the gateway host disconnected before it replied")
+)
+
+// converse hands text for session to the host and waits for the reply, up
+// to the configured timeout for the whole exchange. Its errors are
+// errNotConnected, errHostStalled, errTimeout, errDisconnected, or the
+// context's when the client went away.
+func (a *adapter) converse(ctx context.Context, session, text string) (shared.Reply, error) {
 	// One deadline for the whole request: handing the message to the host
 	// and waiting for its reply.
 	timer := time.NewTimer(a.timeout)
 	defer timer.Stop()
-	id, replies, link, err := a.submit(ctx, req.Session, req.Text, timer.C)
+	id, replies, link, err := a.submit(ctx, session, text, timer.C)
 	if err != nil {
-		if errors.Is(err, errNotConnected) || errors.Is(err, errHostStalled) {
-			writeError(w, http.StatusServiceUnavailable, err.Error())
-		}
-		return // otherwise the client went away
+		return shared.Reply{}, err
 	}
 	select {
 	case rep := <-replies:
-		writeReply(w, req.Session, rep)
+		return rep, nil
 	case <-timer.C:
 		a.forget(id)
-		writeJSON(w, http.StatusGatewayTimeout, messageResponse{Session: req.Session, Error: "no reply within " + a.timeout.String()})
+		return shared.Reply{}, errTimeout
 	case <-ctx.Done():
 		a.forget(id)
+		return shared.Reply{}, ctx.Err()
 	case <-link.done:
 		a.forget(id)
 		select {
 		case rep := <-replies: // it came just in time: the host sent it
-			writeReply(w, req.Session, rep)
+			return rep, nil
 		default:
-			writeError(w, http.StatusServiceUnavailable, "the gateway host disconnected before it replied")
+			return shared.Reply{}, errDisconnected
 		}
 	}
 }

@@ -212,3 +212,6 @@ func waitClosed(t *testing.T, addr string) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// timeAfterWait fires after waitTimeout.
+func timeAfterWait() <-chan time.Time { return time.After(waitTimeout) }
