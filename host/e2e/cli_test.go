@@ -76,7 +76,7 @@ cache {
 func TestRunMissingConfigFile(t *testing.T) {
 	e := newEnv(t)
 	h := e.start() // the config file was never written
-	if code := h.waitExit(10 * time.Second); code != 1 || !strings.Contains(h.log.String(), e.config) {
+	if code := h.waitExit(10 * time.Second); code != 1 || !strings.Contains(h.log.String(), e.Config) {
 		t.Fatalf("exit %d, log:\n%s", code, h.log.String())
 	}
 }

@@ -83,7 +83,6 @@ type env struct {
 	*gatewaytest.Install
 	dir       string
 	pluginDir string
-	config    string
 	admin     string
 	// logLevel and gatewayExtra go into the gateway block writeConfig writes.
 	logLevel     string
@@ -99,7 +98,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, Install: in, dir: in.Dir, pluginDir: in.PluginDir, config: in.Config, admin: in.Admin}
+	return &env{t: t, Install: in, dir: in.Dir, pluginDir: in.PluginDir, admin: in.Admin}
 }
 
 // install puts the plugin built as name into the plugin dir as
@@ -141,7 +140,7 @@ func (e *env) writeConfig(body string) {
 // gw runs `gateway ARGS -config CONFIG` to completion.
 func (e *env) gw(args ...string) (stdout, stderr string, code int) {
 	e.t.Helper()
-	cmd := exec.Command(bins["gateway"], append(args, "-config", e.config)...)
+	cmd := exec.Command(bins["gateway"], append(args, "-config", e.Config)...)
 	var o, s bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &s
 	err := cmd.Run()
@@ -180,7 +179,7 @@ func (e *env) startWithEnv(environ []string, extra ...string) *host {
 	var p *gatewaytest.Process
 	var err error
 	if e.nofile > 0 {
-		args := append([]string{"-c", fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, e.nofile), bins["gateway"], "run", "-config", e.config}, extra...)
+		args := append([]string{"-c", fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, e.nofile), bins["gateway"], "run", "-config", e.Config}, extra...)
 		cmd := exec.Command("/bin/sh", args...)
 		cmd.Stdout, cmd.Stderr = h.log, h.log
 		cmd.Env = append(os.Environ(), environ...)
