@@ -221,6 +221,18 @@ func TestFrozenPlatformDoesNotStarveAnother(t *testing.T) {
 		}()
 	}
 	eventually(t, 10*time.Second, "the web turns to reach the provider", func() bool { return ai.Served() >= 1 })
+	// Every request must be in the host before the plugin freezes: one the
+	// plugin had not forwarded yet would never reach the provider.
+	webIn := regexp.MustCompile(`(?m)^gateway_messages_in_total\{platform="web"\} ([0-9.e+]+)$`)
+	eventually(t, 20*time.Second, "all web messages to reach the host", func() bool {
+		_, body := get(t, "http://"+e.admin+"/metrics")
+		m := webIn.FindStringSubmatch(body)
+		if m == nil {
+			return false
+		}
+		v, _ := strconv.ParseFloat(m[1], 64)
+		return v >= n
+	})
 	sigstop(t, webSt.PID)
 	// Every web turn is produced; its reply now waits on the frozen plugin.
 	eventually(t, 30*time.Second, "every web turn to be produced", func() bool { return ai.Served() >= n })
