@@ -83,7 +83,7 @@ type Service struct {
 	log   hclog.Logger
 	now   func() time.Time
 	opts  Options
-	store *store.Store
+	store store.Backend
 	cache *cache
 	errs  *errorCounts
 
@@ -122,7 +122,7 @@ type SessionStatus struct {
 
 // New builds the configured providers and starts the agent layer on st,
 // the session store the caller opened (and closes after Close).
-func New(cfg Config, st *store.Store, opts Options) (*Service, error) {
+func New(cfg Config, st store.Backend, opts Options) (*Service, error) {
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
 	}

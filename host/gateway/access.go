@@ -24,7 +24,7 @@ func (s sendVia) Send(ctx context.Context, platform string, r shared.Reply) ([]s
 
 var _ access.Sender = sendVia{}
 
-func newGate(h *Host, st *store.Store, logger hclog.Logger) (*access.Gate, error) {
+func newGate(h *Host, st store.Backend, logger hclog.Logger) (*access.Gate, error) {
 	return access.New(access.Options{Store: st, Sender: sendVia{h}, Logger: logger.Named("access")})
 }
 

@@ -49,7 +49,7 @@ type Options struct {
 type Host struct {
 	logger  hclog.Logger
 	lock    *pidlock.Lock
-	store   *store.Store
+	store   store.Backend
 	access  *access.Gate
 	agents  *agent.Service
 	tools   *tools.Manager
