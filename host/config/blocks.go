@@ -165,7 +165,7 @@ func decodeProvider(d *decoder, b *hcl.Block) *Provider {
 var platformSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
 		{Name: "plugin"}, {Name: "enabled"}, {Name: "session_scope"}, {Name: "sha256"},
-		{Name: "agent"},
+		{Name: "agent"}, {Name: "shards"}, {Name: "placement"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{{Type: "config"}, {Type: "restart"}, {Type: "access"}},
 }
@@ -186,6 +186,8 @@ func decodePlatform(d *decoder, b *hcl.Block) *Platform {
 		Agent:        DefaultAgentName,
 		Restart:      DefaultRestart,
 		DeclRange:    b.DefRange,
+		Shards:       1,
+		Placement:    PlacementOne,
 	}
 	content, diags := b.Body.Content(platformSchema)
 	d.diags = append(d.diags, diags...)
@@ -198,6 +200,15 @@ func decodePlatform(d *decoder, b *hcl.Block) *Platform {
 	}
 	d.boolean(attrs, "enabled", &p.Enabled)
 	d.oneOf(attrs, "session_scope", &p.SessionScope, "conversation", "user")
+	d.integer(attrs, "shards", 1, &p.Shards)
+	if a := attrs["shards"]; a != nil && p.Shards > MaxShards {
+		d.errorf(a.Range, "Too many shards", "shards is at most %d, not %d.", MaxShards, p.Shards)
+	}
+	d.oneOf(attrs, "placement", &p.Placement, PlacementOne, PlacementAll)
+	if a := attrs["placement"]; a != nil && p.Placement == PlacementAll && p.Shards > 1 {
+		d.errorf(a.Range, "Shards run on one host each",
+			"placement = \"all\" runs the platform on every host, so each of its %d shards would answer every message several times: use placement = \"one\" (the default) with shards.", p.Shards)
+	}
 	p.Agent = DefaultAgentName
 	if attr := d.str(attrs, "agent", &p.Agent); attr != nil {
 		p.AgentRange = attr.Range

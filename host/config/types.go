@@ -26,6 +26,10 @@ type Config struct {
 	MCP       []*MCP // mcp blocks, in file order; names are unique
 	Cache     Cache
 	Platforms []*Platform // in file order; names are unique
+	// Store is the store block; Type defaults to "bolt".
+	Store Store
+	// Cluster is the cluster block; nil when absent (one host).
+	Cluster *Cluster
 
 	// evalCtx holds the expression functions (env, …) that platform config
 	// blocks are evaluated with later, by DecodePlatformConfig.
@@ -123,6 +127,12 @@ type Platform struct {
 	// SHA256 is the expected hex checksum of the plugin binary; empty for none.
 	SHA256  string
 	Restart Restart
+	// Shards is how many shards the platform runs, each its own plugin
+	// process told "shard i of Shards" (Discord); default 1.
+	Shards int
+	// Placement is "one" (default: one host of the cluster runs each shard)
+	// or "all" (every host runs it).
+	Placement string
 	// Access is the platform's access block; DM is always set (its
 	// default is DMDefault(Plugin)).
 	Access Access
