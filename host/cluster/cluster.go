@@ -169,7 +169,8 @@ func Start(ctx context.Context, opts Options) (*Manager, error) {
 func (m *Manager) HostName() string { return m.opts.HostName }
 
 // SetUnits sets the units this host may run (placement "one", enabled);
-// units held that are no longer named are let go at once.
+// units held that are no longer named are let go at once. OnChange is not
+// called for those: the caller applies the units it named next.
 func (m *Manager) SetUnits(units []string) {
 	m.mu.Lock()
 	m.wanted = slices.Clone(units)
@@ -182,8 +183,9 @@ func (m *Manager) SetUnits(units []string) {
 	}
 	m.mu.Unlock()
 	if len(dropped) > 0 {
-		m.expire(context.Background(), dropped)
-		m.changed()
+		ctx, cancel := context.WithTimeout(context.Background(), m.period)
+		m.expire(ctx, dropped)
+		cancel()
 	}
 	select {
 	case m.wake <- struct{}{}:

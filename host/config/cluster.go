@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -113,6 +114,12 @@ func (c *Config) checkCluster(d *decoder) {
 		d.errorf(c.Cluster.Range, "Cluster needs a shared store",
 			"Hosts of a cluster share their sessions and leases through PostgreSQL: add store { type = \"postgres\", dsn = env(\"GATEWAY_DATABASE_URL\") }, or remove the cluster block.")
 	}
+}
+
+// PlatformOfUnit returns the platform a unit (Units) belongs to.
+func PlatformOfUnit(unit string) string {
+	name, _, _ := strings.Cut(unit, "#")
+	return name
 }
 
 // Units returns the platform's units: its name, or NAME#i for each shard

@@ -52,7 +52,7 @@ func (h *Host) applyAccess(cfg *config.Config) {
 // there are allowed already and skip pairing.
 func (h *Host) withPluginAllowed(specs []supervisor.Spec) []supervisor.Spec {
 	for i := range specs {
-		name, decode := specs[i].Name, specs[i].Decode
+		name, decode := config.PlatformOfUnit(specs[i].Name), specs[i].Decode
 		specs[i].Decode = func(schema []shared.Attribute) (json.RawMessage, error) {
 			raw, err := decode(schema)
 			if err == nil {

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -20,6 +19,7 @@ import (
 	"github.com/plughost/gateway/host/access"
 	"github.com/plughost/gateway/host/admin"
 	"github.com/plughost/gateway/host/agent"
+	"github.com/plughost/gateway/host/cluster"
 	"github.com/plughost/gateway/host/config"
 	"github.com/plughost/gateway/host/pidlock"
 	"github.com/plughost/gateway/host/router"
@@ -50,6 +50,7 @@ type Host struct {
 	logger  hclog.Logger
 	lock    *pidlock.Lock
 	store   store.Backend
+	cluster *cluster.Manager
 	access  *access.Gate
 	agents  *agent.Service
 	tools   *tools.Manager
@@ -63,6 +64,9 @@ type Host struct {
 	stopWatch context.CancelFunc
 	// plugins describes plugin binaries for reload's schema check.
 	plugins *describer
+
+	// applyMu serialises handing units to the supervisor.
+	applyMu sync.Mutex
 
 	mu        sync.Mutex
 	cfg       *config.Config
@@ -234,7 +238,7 @@ func Start(opts Options) (_ *Host, err error) {
 	cleanup = append(cleanup, func() { _ = h.lock.Release() })
 
 	// The lock created the state directory.
-	h.store, err = store.Open(filepath.Join(cfg.Gateway.StateDir, store.FileName), &store.Options{Logger: logger.Named("agent").Named("store")})
+	h.store, err = openStore(cfg, logger)
 	if err != nil {
 		return nil, fmt.Errorf("opening the session store: %w", err)
 	}
@@ -282,7 +286,7 @@ func Start(opts Options) (_ *Host, err error) {
 	})
 	h.router = router.New(router.Options{
 		Agents:        agentsView{h.agents},
-		Sender:        h.sup,
+		Sender:        unitSender{h},
 		Logger:        logger.Named("router"),
 		MaxConcurrent: cfg.Agent.MaxConcurrent,
 		QueueLimit:    cfg.Agent.QueueLimit,
@@ -315,6 +319,15 @@ func Start(opts Options) (_ *Host, err error) {
 	}
 	cleanup = append(cleanup, stopWatch)
 
+	// Leases are taken once everything that runs a platform is up.
+	if err := h.startCluster(cfg); err != nil {
+		return nil, err
+	}
+	cleanup = append(cleanup, func() {
+		if h.cluster != nil {
+			h.cluster.Close()
+		}
+	})
 	h.applyPlatforms(cfg)
 	logger.Info("gateway started", "pid", os.Getpid(), "version", version.Version,
 		"config", cfg.Path, "admin", h.admin.Addr().String(), "platforms", len(cfg.Platforms))
@@ -330,6 +343,8 @@ func (h *Host) handleMessage(platform string, m *shared.Message) {
 			"id", shared.LogValue(m.ID), "reason", err)
 		return
 	}
+	// A shard's messages are its platform's.
+	platform = config.PlatformOfUnit(platform)
 	if !h.access.Admit(platform, m) {
 		return
 	}
@@ -342,7 +357,7 @@ func (h *Host) applyPlatforms(cfg *config.Config) {
 		h.router.SetScope(p.Name, router.Scope(p.SessionScope))
 	}
 	h.applyAccess(cfg)
-	h.sup.Apply(h.withPluginAllowed(specs(cfg)))
+	h.applyUnits(cfg)
 }
 
 // Config returns the configuration in force.
@@ -363,6 +378,10 @@ func (h *Host) Shutdown(ctx context.Context) error {
 	h.access.Close()
 	h.stopWatch()
 	h.sup.Stop()
+	if h.cluster != nil {
+		// The plugins are stopped: hand the leases over now.
+		h.cluster.Close()
+	}
 	var errs []error
 	closeCtx, cancelClose := context.WithTimeout(ctx, 10*time.Second)
 	defer cancelClose()

@@ -39,7 +39,7 @@ func (h *Host) Status() Status {
 		UptimeS:     int64(time.Since(h.started).Seconds()),
 		StartedAt:   h.started.UTC(),
 		Config:      cfgPath,
-		Platforms:   h.sup.Statuses(),
+		Platforms:   h.platformStatuses(),
 		Cache:       h.agents.Stats(),
 		Store:       h.agents.StoreHealth(),
 		MCP:         h.tools.Status(),
@@ -54,8 +54,8 @@ func (h *Host) Ready() (bool, string) {
 	if st := h.agents.StoreHealth(); st.State != store.StateOK {
 		notReady = append(notReady, fmt.Sprintf("the session store cannot write (%s)", st.LastError))
 	}
-	for _, st := range h.sup.Statuses() {
-		if st.State != supervisor.StateRunning && st.State != supervisor.StateDisabled {
+	for _, st := range h.platformStatuses() {
+		if st.State != supervisor.StateRunning && st.State != supervisor.StateDisabled && st.State != supervisor.StateStandby {
 			notReady = append(notReady, fmt.Sprintf("%s is %s", st.Name, st.State))
 		}
 	}

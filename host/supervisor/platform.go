@@ -33,6 +33,9 @@ type Spec struct {
 	// Fingerprint identifies the spec's effective settings: a platform
 	// whose fingerprint is unchanged is left alone by Apply.
 	Fingerprint string
+	// Shard and ShardCount are handed to the plugin in Configure: it runs
+	// shard Shard of ShardCount (0 of 0: unsharded).
+	Shard, ShardCount int
 }
 
 // RestartPolicy is how a platform's plugin is restarted after transient
@@ -414,7 +417,7 @@ func (p *platform) runOnce(ctx context.Context) (time.Time, error) {
 			Hint: "fix the platform's config block; `gateway validate` shows every problem"}
 	}
 	callCtx, cancelCall = context.WithTimeout(ctx, 30*time.Second)
-	err = proc.conn.ConfigureWithLevel(callCtx, shared.Config{Raw: raw}, p.sup.logLevel())
+	err = proc.conn.ConfigureWithLevel(callCtx, shared.Config{Raw: raw, Shard: p.spec.Shard, ShardCount: p.spec.ShardCount}, p.sup.logLevel())
 	cancelCall()
 	if err != nil {
 		return time.Time{}, fmt.Errorf("configure: %w", err)

@@ -1,0 +1,156 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/plughost/gateway/host/cluster"
+	"github.com/plughost/gateway/host/config"
+	"github.com/plughost/gateway/host/store"
+	"github.com/plughost/gateway/host/store/pgstore"
+	"github.com/plughost/gateway/host/supervisor"
+	"github.com/plughost/gateway/shared"
+)
+
+// openStore opens the store block's store: the bbolt file in state_dir, or
+// PostgreSQL (migrated to this build's schema).
+func openStore(cfg *config.Config, logger hclog.Logger) (store.Backend, error) {
+	logger = logger.Named("agent").Named("store")
+	if cfg.Store.Type == config.StorePostgres {
+		return pgstore.Open(context.Background(), cfg.Store.DSN, &pgstore.Options{Logger: logger})
+	}
+	return store.Open(filepath.Join(cfg.Gateway.StateDir, store.FileName), &store.Options{Logger: logger})
+}
+
+// startCluster joins the cluster block's cluster, if any.
+func (h *Host) startCluster(cfg *config.Config) error {
+	if cfg.Cluster == nil {
+		return nil
+	}
+	m, err := cluster.Start(context.Background(), cluster.Options{
+		DSN: cfg.Store.DSN, Cluster: cfg.Cluster.Name, TTL: cfg.Cluster.LeaseTTL,
+		Logger:   h.logger.Named("cluster"),
+		OnChange: func() { h.applyUnits(h.Config()) },
+	})
+	if err != nil {
+		return err
+	}
+	h.cluster = m
+	return nil
+}
+
+// leased reports whether p's units run only where this host holds their lease.
+func (h *Host) leased(p *config.Platform) bool {
+	return h.cluster != nil && p.Placement == config.PlacementOne && p.Enabled
+}
+
+// applyUnits hands the supervisor the units this host runs: every unit of
+// a platform that is not leased, and the leased ones it holds. Units are
+// applied one change at a time (a reload, a lease won or lost).
+func (h *Host) applyUnits(cfg *config.Config) {
+	h.applyMu.Lock()
+	defer h.applyMu.Unlock()
+	all := h.withPluginAllowed(specs(cfg))
+	if h.cluster == nil {
+		h.sup.Apply(all)
+		return
+	}
+	var wanted []string
+	for _, p := range cfg.Platforms {
+		if h.leased(p) {
+			wanted = append(wanted, p.Units()...)
+		}
+	}
+	h.cluster.SetUnits(wanted)
+	run := make([]supervisor.Spec, 0, len(all))
+	for _, s := range all {
+		if !slices.Contains(wanted, s.Name) || h.cluster.Held(s.Name) {
+			run = append(run, s)
+		}
+	}
+	h.sup.Apply(run)
+}
+
+// platformStatuses is every unit's status in config order: the
+// supervisor's, or standby for a leased unit another host runs.
+func (h *Host) platformStatuses() []supervisor.Status {
+	running := h.sup.Statuses()
+	if h.cluster == nil {
+		return running
+	}
+	byName := make(map[string]supervisor.Status, len(running))
+	for _, st := range running {
+		byName[st.Name] = st
+	}
+	cfg := h.Config()
+	out := make([]supervisor.Status, 0, len(running))
+	for _, p := range cfg.Platforms {
+		for _, unit := range p.Units() {
+			if st, ok := byName[unit]; ok {
+				out = append(out, st)
+				continue
+			}
+			if h.leased(p) {
+				l := h.cluster.Lease(unit)
+				out = append(out, supervisor.Status{Name: unit, Plugin: p.Plugin, State: supervisor.StateStandby, HeldBy: l.Holder})
+			}
+		}
+	}
+	return out
+}
+
+// unitSender sends a reply of platform NAME through the unit that runs it
+// here: NAME itself, or one of its shards this host runs (any shard can
+// send; Discord's REST API is not sharded).
+type unitSender struct{ h *Host }
+
+var _ interface {
+	Send(context.Context, string, shared.Reply) ([]string, error)
+	Typing(context.Context, string, shared.Conversation) error
+} = unitSender{}
+
+func (u unitSender) units(platform string) []string {
+	if p := u.h.Config().PlatformByName(platform); p != nil && p.Shards > 1 {
+		return p.Units()
+	}
+	return []string{platform}
+}
+
+// Send implements router.Sender.
+func (u unitSender) Send(ctx context.Context, platform string, r shared.Reply) ([]string, error) {
+	var err error
+	for _, unit := range u.units(platform) {
+		var ids []string
+		if ids, err = u.h.sup.Send(ctx, unit, r); !notHere(err) {
+			return ids, err
+		}
+	}
+	return nil, fmt.Errorf("%s: %w", platform, errUnitErr(err))
+}
+
+// Typing implements router.Sender.
+func (u unitSender) Typing(ctx context.Context, platform string, conv shared.Conversation) error {
+	var err error
+	for _, unit := range u.units(platform) {
+		if err = u.h.sup.Typing(ctx, unit, conv); !notHere(err) {
+			return err
+		}
+	}
+	return errUnitErr(err)
+}
+
+func notHere(err error) bool {
+	return errors.Is(err, supervisor.ErrUnknownPlatform) || errors.Is(err, supervisor.ErrNotConnected)
+}
+
+func errUnitErr(err error) error {
+	if err == nil {
+		return supervisor.ErrNotConnected
+	}
+	return err
+}
