@@ -45,6 +45,8 @@ type settings struct {
 	typing         bool
 	replyToMessage bool
 	identifyBudget int
+	// shard of shardCount: the host's platform shards (1 when unsharded).
+	shard, shardCount int
 }
 
 // rawConfig mirrors the JSON the host sends; pointers tell unset from false.
@@ -80,6 +82,7 @@ func parseSettings(cfg shared.Config) (settings, error) {
 		replyToMessage: boolOr(raw.ReplyToMessage, true),
 		identifyBudget: 20,
 	}
+	s.shard, s.shardCount = cfg.Sharded()
 	s.token = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(raw.Token), "Bot "))
 	if s.token == "" {
 		return settings{}, kit.InvalidConfig("token is empty",

@@ -87,6 +87,8 @@ type identifyData struct {
 	Token      string             `json:"token"`
 	Intents    discordgo.Intent   `json:"intents"`
 	Properties identifyProperties `json:"properties"`
+	// Shard is [shard, shard_count] when the platform has several shards.
+	Shard *[2]int `json:"shard,omitempty"`
 }
 
 type identifyProperties struct {
@@ -244,12 +246,17 @@ func (a *Adapter) identifyOrResume(c *conn) error {
 	if err := a.budget.take(time.Now()); err != nil {
 		return err
 	}
-	a.log.Info("identifying to the Discord gateway", "identifies_this_hour", a.budget.used(time.Now()))
-	return c.write(map[string]any{"op": opIdentify, "d": identifyData{
+	a.log.Info("identifying to the Discord gateway", "identifies_this_hour", a.budget.used(time.Now()),
+		"shard", a.cfg.shard, "shard_count", a.cfg.shardCount)
+	id := identifyData{
 		Token:      token,
 		Intents:    intents,
 		Properties: identifyProperties{OS: runtime.GOOS, Browser: "plughost-gateway", Device: "plughost-gateway"},
-	}})
+	}
+	if a.cfg.shardCount > 1 {
+		id.Shard = &[2]int{a.cfg.shard, a.cfg.shardCount}
+	}
+	return c.write(map[string]any{"op": opIdentify, "d": id})
 }
 
 func (a *Adapter) onReady(rs *resumeState, data json.RawMessage) {

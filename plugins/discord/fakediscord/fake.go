@@ -76,12 +76,16 @@ type Server struct {
 	sessions             map[string]*session
 	conns                map[*gwConn]struct{}
 	upgrader             websocket.Upgrader
+	identified           []Identify
+	maxLive              int
 }
 
 // session is a gateway session that can be resumed.
 type session struct {
 	id      string
 	seq     int64
+	// shard of shards, from IDENTIFY (0 of 1 when the bot did not shard).
+	shard, shards int
 	pending [][]byte // dispatches queued while no connection was live
 }
 
