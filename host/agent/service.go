@@ -74,6 +74,10 @@ type Options struct {
 	OnUsage func(ctx context.Context, key string, u provider.Usage)
 	// Tools gives agents their MCP tools; nil offers none.
 	Tools ToolSource
+	// SharedStore: other hosts write the same sessions (a PostgreSQL store
+	// in a cluster), so a cached copy of a session may be stale: every
+	// turn reads its session from the store.
+	SharedStore bool
 }
 
 // Service is the agent layer: agents cache + providers + session store. All

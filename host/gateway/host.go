@@ -256,7 +256,8 @@ func Start(opts Options) (_ *Host, err error) {
 	h.tools.Apply(mcpConfigs(cfg))
 	cleanup = append(cleanup, h.tools.Close)
 
-	h.agents, err = agent.New(agentConfig(cfg), h.store, agent.Options{Logger: logger.Named("agent"), OnUsage: h.recordUsage, Tools: toolSource{h.tools}})
+	h.agents, err = agent.New(agentConfig(cfg), h.store, agent.Options{Logger: logger.Named("agent"), OnUsage: h.recordUsage, Tools: toolSource{h.tools},
+		SharedStore: cfg.Store.Type == config.StorePostgres})
 	if err != nil {
 		return nil, fmt.Errorf("starting the agent layer: %w", err)
 	}

@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -194,6 +195,19 @@ func (s *Server) DSN(db string) string {
 // gets its own.
 func (s *Server) NewDatabase(tb testing.TB) string {
 	tb.Helper()
+	return s.DSN(s.CreateDatabase(tb))
+}
+
+// DSNVia is the DSN of database db through a TCP address (a test proxy in
+// front of SocketPath).
+func (s *Server) DSNVia(addr, db string) string {
+	host, port, _ := strings.Cut(addr, ":")
+	return fmt.Sprintf("host=%s port=%s user=postgres dbname=%s sslmode=disable connect_timeout=2", host, port, db)
+}
+
+// CreateDatabase creates an empty database and returns its name.
+func (s *Server) CreateDatabase(tb testing.TB) string {
+	tb.Helper()
 	name := fmt.Sprintf("test_%d", s.dbs.Add(1))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -205,7 +219,7 @@ func (s *Server) NewDatabase(tb testing.TB) string {
 	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
 		tb.Fatalf("pgtest: creating database: %v", err)
 	}
-	return s.DSN(name)
+	return name
 }
 
 // Main runs a package's tests with a server in *srv, stopped after them,

@@ -1,0 +1,275 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/bwmarrin/discordgo"
+
+	"github.com/plughost/gateway/host/supervisor"
+	"github.com/plughost/gateway/plugins/discord/fakediscord"
+)
+
+// leaseTTL is the clusters' lease_ttl here: short, so failover is quick.
+const leaseTTL = 2 * time.Second
+
+// clusterBlocks is the store and cluster blocks of a host of cluster name
+// on dsn.
+func clusterBlocks(dsn, name string) string {
+	return fmt.Sprintf(`
+store {
+  type = "postgres"
+  dsn  = %q
+}
+cluster {
+  name      = %q
+  lease_ttl = %q
+}
+`, dsn, name, leaseTTL)
+}
+
+// hostName is how a cluster names the host process pid.
+func hostName(pid int) string {
+	h, _ := os.Hostname()
+	return fmt.Sprintf("%s:%d", h, pid)
+}
+
+// clusterHost is one host of a test cluster.
+type clusterHost struct {
+	e *env
+	h *host
+}
+
+// startCluster starts n hosts, each its own install, with body after the
+// store and cluster blocks.
+func startCluster(t *testing.T, n int, dsn func(i int) string, body func(i int) string, plugins ...string) []*clusterHost {
+	t.Helper()
+	out := make([]*clusterHost, n)
+	for i := range out {
+		e := newEnv(t)
+		for _, p := range plugins {
+			e.install(p, p)
+		}
+		e.writeConfig(clusterBlocks(dsn(i), "test") + body(i))
+		out[i] = &clusterHost{e: e}
+	}
+	for _, c := range out {
+		c.h = c.e.start()
+	}
+	return out
+}
+
+// unitStates returns each host's state of unit ("" when the host does not
+// answer).
+func unitStates(hosts []*clusterHost, unit string) []platformStatus {
+	out := make([]platformStatus, len(hosts))
+	for i, c := range hosts {
+		if !c.h.Alive() {
+			continue
+		}
+		if st, ok := c.e.status(); ok {
+			out[i], _ = st.platform(unit)
+		}
+	}
+	return out
+}
+
+// owner waits until exactly one live host runs unit and every other live
+// host shows it as standby held by that one; it returns the owner.
+func owner(t *testing.T, hosts []*clusterHost, unit string, within time.Duration) *clusterHost {
+	t.Helper()
+	var found *clusterHost
+	eventually(t, within, "one host running "+unit+", the others standby naming it", func() bool {
+		found = nil
+		states := unitStates(hosts, unit)
+		for i, st := range states {
+			if hosts[i].h.Alive() && st.State == supervisor.StateRunning {
+				if found != nil {
+					return false
+				}
+				found = hosts[i]
+			}
+		}
+		if found == nil {
+			return false
+		}
+		for i, st := range states {
+			if hosts[i] != found && hosts[i].h.Alive() &&
+				(st.State != supervisor.StateStandby || st.HeldBy != hostName(found.h.PID())) {
+				return false
+			}
+		}
+		return true
+	})
+	return found
+}
+
+// replies counts the posted messages with content want.
+func replies(fake *fakediscord.Server, want string) int {
+	n := 0
+	for _, m := range fake.Messages() {
+		if m.Content == want {
+			n++
+		}
+	}
+	return n
+}
+
+// Three hosts, one Discord bot: exactly one runs it, the others show
+// "standby (held by HOST)"; SIGKILL of that one → another runs it within
+// lease_ttl and its start, and every message is answered once.
+func TestClusterOneOwnerAndFailover(t *testing.T) {
+	fake := fakediscord.New(t)
+	dsn := postgres(t).NewDatabase(t)
+	hosts := startCluster(t, 3, func(int) string { return dsn }, func(int) string {
+		return discordPlatform(fake, fakediscord.DefaultToken)
+	}, "discord")
+	first := owner(t, hosts, "discord", 30*time.Second)
+
+	// gateway status prints who runs it.
+	for _, c := range hosts {
+		if c == first {
+			continue
+		}
+		out, _, code := c.e.gw("status")
+		if want := "standby (held by " + hostName(first.h.PID()) + ")"; code != 0 || !strings.Contains(out, want) {
+			t.Fatalf("gateway status (exit %d) does not say %q:\n%s", code, want, out)
+		}
+		break
+	}
+	fake.InjectMessage(mention("C1", "before"))
+	waitPosted(t, fake, "C1", "echo: before")
+
+	first.h.Kill() // SIGKILL: no hand-over, the lease must expire
+	killed := time.Now()
+	var rest []*clusterHost
+	for _, c := range hosts {
+		if c != first {
+			rest = append(rest, c)
+		}
+	}
+	next := owner(t, rest, "discord", leaseTTL+30*time.Second)
+	t.Logf("failover: %s from SIGKILL to the next host running the platform (lease_ttl %s)",
+		time.Since(killed).Round(10*time.Millisecond), leaseTTL)
+	if next == first {
+		t.Fatal("the killed host still owns the platform")
+	}
+
+	for i := range 5 {
+		fake.InjectMessage(mention("C2", fmt.Sprint("after ", i)))
+	}
+	for i := range 5 {
+		waitPosted(t, fake, "C2", fmt.Sprint("echo: after ", i))
+	}
+	// Nothing is answered twice, and the bot never had two gateway
+	// connections at once.
+	time.Sleep(leaseTTL) // a second owner, if there were one, would answer by now
+	for _, want := range []string{"echo: before", "echo: after 0", "echo: after 4"} {
+		if n := replies(fake, want); n != 1 {
+			t.Errorf("%q posted %d times, want once", want, n)
+		}
+	}
+	if n := fake.MaxLive(); n != 1 {
+		t.Errorf("the bot had %d gateway connections at once, want 1", n)
+	}
+}
+
+// A host cut off from PostgreSQL (its packets dropped, no reset) stops the
+// platform it leased before the lease can be taken: the bot never has two
+// gateway connections at once, and another host takes over.
+func TestClusterCutOffHostStopsFirst(t *testing.T) {
+	fake := fakediscord.New(t)
+	pg := postgres(t)
+	db := pg.CreateDatabase(t)
+	proxies := []*pgProxy{newPGProxy(t, pg.SocketPath()), newPGProxy(t, pg.SocketPath())}
+	hosts := startCluster(t, 2, func(i int) string { return pg.DSNVia(proxies[i].Addr(), db) }, func(int) string {
+		return discordPlatform(fake, fakediscord.DefaultToken)
+	}, "discord")
+	first := owner(t, hosts, "discord", 30*time.Second)
+	var other *clusterHost
+	var cut *pgProxy
+	for i, c := range hosts {
+		if c == first {
+			cut = proxies[i]
+		} else {
+			other = c
+		}
+	}
+	cut.Cut()
+	cutAt := time.Now()
+	other.e.waitPlatform("discord", leaseTTL+30*time.Second, inState("running"))
+	t.Logf("cut off: the other host runs the platform %s after the cut", time.Since(cutAt).Round(10*time.Millisecond))
+	first.e.waitPlatform("discord", 10*time.Second, inState("standby"))
+	if n := fake.MaxLive(); n != 1 {
+		t.Fatalf("the bot had %d gateway connections at once, want 1: the cut-off host did not stop in time", n)
+	}
+	fake.InjectMessage(mention("C1", "after the cut"))
+	waitPosted(t, fake, "C1", "echo: after the cut")
+	first.h.Kill() // its store cannot flush: no need to wait for it
+}
+
+// The HTTP platform with placement = "all" runs on every host; a
+// conversation continued on another host sees its whole history.
+func TestClusterConversationAcrossHosts(t *testing.T) {
+	ai := newFakeOpenAI(t)
+	dsn := postgres(t).NewDatabase(t)
+	addrs := []string{freeAddr(t), freeAddr(t)}
+	hosts := startCluster(t, 2, func(int) string { return dsn }, func(i int) string {
+		return fmt.Sprintf(`
+provider "openai" {
+  type     = "openai"
+  base_url = %q
+  api_key  = "sk-test-key"
+}
+agent {
+  model = "openai/test-model"
+}
+`, ai.URL) + strings.Replace(httpPlatform("web", addrs[i], ""), `plugin = "http"`, "plugin = \"http\"\n  placement = \"all\"", 1)
+	}, "http")
+	for _, c := range hosts {
+		c.e.waitPlatform("web", 30*time.Second, inState("running"))
+	}
+	for i, text := range []string{"one", "two", "three", "four"} {
+		code, out := post(t, addrs[i%2], fmt.Sprintf(`{"session": "alice", "text": %q}`, text))
+		if want := fmt.Sprintf("turns=%d last=%s", i+1, text); code != 200 || out["reply"] != want {
+			t.Fatalf("turn %d on host %d: %d %v, want %q", i+1, i%2, code, out, want)
+		}
+	}
+	// /new on one host starts a fresh session on both.
+	if code, _ := post(t, addrs[1], `{"session": "alice", "text": "/new"}`); code != 200 {
+		t.Fatalf("/new: %d", code)
+	}
+	if code, out := post(t, addrs[0], `{"session": "alice", "text": "fresh"}`); code != 200 || out["reply"] != "turns=1 last=fresh" {
+		t.Fatalf("after /new on the other host: %d %v", code, out)
+	}
+}
+
+// Without a store block the host keeps its sessions in state_dir's bbolt
+// file, as before, and no platform is ever standby.
+func TestClusterBoltDefaultUnchanged(t *testing.T) {
+	e := newEnv(t)
+	e.install("http", "http")
+	web := freeAddr(t)
+	e.writeConfig(httpPlatform("web", web, ""))
+	e.start()
+	e.waitPlatform("web", 20*time.Second, inState("running"))
+	if code, out := post(t, web, `{"session": "s", "text": "hi"}`); code != 200 || out["reply"] != "echo: hi" {
+		t.Fatalf("reply: %d %v", code, out)
+	}
+	if _, err := os.Stat(e.dir + "/state/sessions.db"); err != nil {
+		t.Fatalf("the bolt store is not in state_dir: %v", err)
+	}
+	st, _ := e.status()
+	for _, p := range st.Platforms {
+		if p.State == supervisor.StateStandby {
+			t.Fatalf("standby without a cluster: %+v", p)
+		}
+	}
+}
+
+var _ = discordgo.Message{}
+var _ = syscall.SIGKILL
