@@ -82,11 +82,11 @@ type Server struct {
 
 // session is a gateway session that can be resumed.
 type session struct {
-	id      string
-	seq     int64
+	id  string
+	seq int64
 	// shard of shards, from IDENTIFY (0 of 1 when the bot did not shard).
 	shard, shards int
-	pending [][]byte // dispatches queued while no connection was live
+	pending       [][]byte // dispatches queued while no connection was live
 }
 
 // Counters in the fake's stats (GET /_fake/stats).
