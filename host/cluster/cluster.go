@@ -508,3 +508,25 @@ func (m *Manager) letOneGo() bool {
 	m.log.Info("handing a platform to a host with fewer; stopping it here", "unit", u)
 	return true
 }
+
+// IdentifyInterval is how far apart a bot's shards of one bucket identify:
+// Discord allows max_concurrency identifies per 5 s, one per bucket
+// (shard % max_concurrency).
+const IdentifyInterval = 5 * time.Second
+
+// IdentifySlot reserves the next identify slot of bucket for platform,
+// shared by every host of the cluster, and returns how long to wait for it
+// (zero when it is now). Slots of one bucket are IdentifyInterval apart.
+func (m *Manager) IdentifySlot(ctx context.Context, platform string, bucket int) (time.Duration, error) {
+	var wait time.Duration
+	err := m.pool.QueryRow(ctx, `INSERT INTO cluster_identify (cluster, platform, bucket, next_at)
+		VALUES ($1, $2, $3, now() + $4::interval)
+		ON CONFLICT (cluster, platform, bucket) DO UPDATE
+			SET next_at = greatest(cluster_identify.next_at, now()) + $4::interval
+		RETURNING greatest(next_at - $4::interval - now(), '0'::interval)`,
+		m.opts.Cluster, platform, bucket, IdentifyInterval).Scan(&wait)
+	if err != nil {
+		return 0, fmt.Errorf("reserving an identify slot: %w", err)
+	}
+	return wait, nil
+}

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -271,5 +270,52 @@ func TestClusterBoltDefaultUnchanged(t *testing.T) {
 	}
 }
 
-var _ = discordgo.Message{}
-var _ = syscall.SIGKILL
+// shardMessage is a mention in a guild whose events Discord sends to
+// shard (guild >> 22) % shards.
+func shardMessage(guild uint64, channel, text string) *discordgo.Message {
+	m := mention(channel, text)
+	m.GuildID = fmt.Sprint(guild << 22)
+	return m
+}
+
+// shards = 2 on two hosts: each host runs one shard (no host takes both),
+// each plugin identifies with its own shard, 5 s apart (one identify
+// bucket), and each shard answers its guilds once.
+func TestClusterShardsSpreadAcrossHosts(t *testing.T) {
+	fake := fakediscord.New(t)
+	dsn := postgres(t).NewDatabase(t)
+	hosts := startCluster(t, 2, func(int) string { return dsn }, func(int) string {
+		return strings.Replace(discordPlatform(fake, fakediscord.DefaultToken), `plugin = "discord"`, "plugin = \"discord\"\n  shards = 2", 1)
+	}, "discord")
+	var holders [2]*clusterHost
+	for i := range 2 {
+		holders[i] = owner(t, hosts, fmt.Sprintf("discord#%d", i), 60*time.Second)
+	}
+	if holders[0] == holders[1] {
+		t.Fatal("one host runs both shards while another is up")
+	}
+	ids := fake.Identified()
+	if len(ids) < 2 {
+		t.Fatalf("identifies = %+v", ids)
+	}
+	seen := map[[2]int]bool{}
+	for _, id := range ids {
+		seen[[2]int{id.Shard, id.Shards}] = true
+	}
+	if !seen[[2]int{0, 2}] || !seen[[2]int{1, 2}] {
+		t.Fatalf("identified shards = %+v, want 0 of 2 and 1 of 2", ids)
+	}
+	for i := 1; i < len(ids); i++ {
+		if gap := ids[i].At.Sub(ids[i-1].At); gap < 4900*time.Millisecond {
+			t.Fatalf("identifies %s apart, want at least 5s (one bucket): %+v", gap, ids)
+		}
+	}
+	fake.InjectMessage(shardMessage(2, "C0", "to shard 0"))
+	fake.InjectMessage(shardMessage(1, "C1", "to shard 1"))
+	waitPosted(t, fake, "C0", "echo: to shard 0")
+	waitPosted(t, fake, "C1", "echo: to shard 1")
+	time.Sleep(leaseTTL)
+	if replies(fake, "echo: to shard 0") != 1 || replies(fake, "echo: to shard 1") != 1 {
+		t.Fatalf("posted: %+v", fake.Messages())
+	}
+}

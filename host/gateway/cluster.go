@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -56,6 +57,11 @@ func (h *Host) applyUnits(cfg *config.Config) {
 	h.applyMu.Lock()
 	defer h.applyMu.Unlock()
 	all := h.withPluginAllowed(specs(cfg))
+	for i := range all {
+		if all[i].ShardCount > 1 {
+			all[i].BeforeStart = h.identifyTurn(config.PlatformOfUnit(all[i].Name))
+		}
+	}
 	if h.cluster == nil {
 		h.sup.Apply(all)
 		return
@@ -153,4 +159,47 @@ func errUnitErr(err error) error {
 		return supervisor.ErrNotConnected
 	}
 	return err
+}
+
+// identifyTurn makes a shard's plugin wait for its identify slot before it
+// starts: Discord allows one identify per max_concurrency bucket every 5 s,
+// across every host running the bot. The host does not know the bot's
+// max_concurrency, so it takes it as 1 (one bucket), which every bot's
+// limit allows; with a cluster the slots are reserved in PostgreSQL, shared
+// by its hosts, else in this host.
+func (h *Host) identifyTurn(platform string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		var wait time.Duration
+		if h.cluster != nil {
+			var err error
+			if wait, err = h.cluster.IdentifySlot(ctx, platform, 0); err != nil {
+				return err
+			}
+		} else {
+			h.identifyMu.Lock()
+			now := time.Now()
+			next := h.identifyNext[platform]
+			if next.Before(now) {
+				next = now
+			}
+			wait = next.Sub(now)
+			if h.identifyNext == nil {
+				h.identifyNext = map[string]time.Time{}
+			}
+			h.identifyNext[platform] = next.Add(cluster.IdentifyInterval)
+			h.identifyMu.Unlock()
+		}
+		if wait <= 0 {
+			return nil
+		}
+		h.logger.Debug("waiting for the shard's identify slot", "platform", platform, "wait", wait)
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }

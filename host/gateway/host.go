@@ -67,6 +67,10 @@ type Host struct {
 
 	// applyMu serialises handing units to the supervisor.
 	applyMu sync.Mutex
+	// identifyNext is each sharded platform's next identify slot, without
+	// a cluster.
+	identifyMu   sync.Mutex
+	identifyNext map[string]time.Time
 
 	mu        sync.Mutex
 	cfg       *config.Config

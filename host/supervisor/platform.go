@@ -36,6 +36,10 @@ type Spec struct {
 	// Shard and ShardCount are handed to the plugin in Configure: it runs
 	// shard Shard of ShardCount (0 of 0: unsharded).
 	Shard, ShardCount int
+	// BeforeStart, if set, runs before each start of the plugin and may
+	// wait (a shard waits for its identify slot); an error other than ctx's
+	// is logged and the plugin starts anyway.
+	BeforeStart func(ctx context.Context) error
 }
 
 // RestartPolicy is how a platform's plugin is restarted after transient
@@ -248,6 +252,14 @@ func (p *platform) loop() {
 		if !p.waitForBinary(ctx) {
 			p.setState(StateStopped, nil)
 			return
+		}
+		if p.spec.BeforeStart != nil {
+			if err := p.spec.BeforeStart(ctx); ctx.Err() != nil {
+				p.setState(StateStopped, nil)
+				return
+			} else if err != nil {
+				p.logger.Warn("starting the plugin without waiting its turn", "error", err)
+			}
 		}
 		upSince, err := p.runOnce(ctx)
 		if ctx.Err() != nil {

@@ -61,6 +61,14 @@ var migrations = []string{
 		expires     timestamptz NOT NULL,
 		PRIMARY KEY (cluster, unit)
 	);`,
+	// 2: identify slots of sharded platforms, shared by a cluster's hosts.
+	`CREATE TABLE cluster_identify (
+		cluster  text NOT NULL,
+		platform text NOT NULL,
+		bucket   int NOT NULL,
+		next_at  timestamptz NOT NULL,
+		PRIMARY KEY (cluster, platform, bucket)
+	);`,
 }
 
 // SchemaVersion is the schema this build migrates to.
