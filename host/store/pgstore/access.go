@@ -226,10 +226,7 @@ func (s *Store) RecordUsage(ctx context.Context, r store.UsageRecord) error {
 	if err != nil {
 		return fmt.Errorf("record usage: %w", err)
 	}
-	return s.write(ctx, func(ctx context.Context, tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, "INSERT INTO usage (at_ns, body) VALUES ($1, $2)", r.Time.UnixNano(), string(v))
-		return err
-	})
+	return s.writeStmt(ctx, nil, "INSERT INTO usage (at_ns, body) VALUES ($1, $2)", r.Time.UnixNano(), string(v))
 }
 
 // Usage calls fn with every usage record from since on, oldest first.

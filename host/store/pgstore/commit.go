@@ -9,9 +9,15 @@ import (
 	"github.com/plughost/gateway/host/store"
 )
 
-// op is one queued write.
+// op is one queued write: a function run in the batch's transaction, or
+// one statement, sent with the statements queued next to it in one round
+// trip (pipelined).
 type op struct {
 	fn   func(context.Context, pgx.Tx) error
+	sql  string
+	args []any
+	// scan checks a statement's result row; nil runs it as Exec.
+	scan func(pgx.Row) error
 	err  error
 	done chan struct{}
 }
@@ -19,7 +25,15 @@ type op struct {
 // write queues fn for the committer and waits until it has committed. If
 // ctx ends first, write returns ctx's error; fn may still commit.
 func (s *Store) write(ctx context.Context, fn func(context.Context, pgx.Tx) error) error {
-	o := &op{fn: fn, done: make(chan struct{})}
+	return s.queue(ctx, &op{fn: fn, done: make(chan struct{})})
+}
+
+// writeStmt is write for one statement; scan, if set, checks its row.
+func (s *Store) writeStmt(ctx context.Context, scan func(pgx.Row) error, sql string, args ...any) error {
+	return s.queue(ctx, &op{sql: sql, args: args, scan: scan, done: make(chan struct{})})
+}
+
+func (s *Store) queue(ctx context.Context, o *op) error {
 	s.mu.RLock()
 	if s.closed {
 		s.mu.RUnlock()
@@ -95,12 +109,38 @@ func (s *Store) runTx(batch []*op) (failed *op, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 	defer cancel()
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		for _, o := range batch {
-			if err := o.fn(ctx, tx); err != nil {
-				failed = o
-				o.err = err
-				return errBatch
+		for i := 0; i < len(batch); {
+			if o := batch[i]; o.fn != nil {
+				if err := o.fn(ctx, tx); err != nil {
+					failed, o.err = o, err
+					return errBatch
+				}
+				i++
+				continue
 			}
+			j := i
+			b := &pgx.Batch{}
+			for ; j < len(batch) && batch[j].fn == nil; j++ {
+				b.Queue(batch[j].sql, batch[j].args...)
+			}
+			br := tx.SendBatch(ctx, b)
+			for _, o := range batch[i:j] {
+				var err error
+				if o.scan != nil {
+					err = o.scan(br.QueryRow())
+				} else {
+					_, err = br.Exec()
+				}
+				if err != nil {
+					_ = br.Close()
+					failed, o.err = o, err
+					return errBatch
+				}
+			}
+			if err := br.Close(); err != nil {
+				return err
+			}
+			i = j
 		}
 		return nil
 	})

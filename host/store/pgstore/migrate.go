@@ -18,7 +18,10 @@ var migrations = []string{
 		created  timestamptz NOT NULL,
 		updated  timestamptz NOT NULL,
 		epoch    bigint NOT NULL DEFAULT 0,
-		messages bigint NOT NULL DEFAULT 0
+		messages bigint NOT NULL DEFAULT 0,
+		-- next_seq numbers the session's messages, across epochs: taken
+		-- under the session row's lock, so concurrent writers never collide.
+		next_seq bigint NOT NULL DEFAULT 0
 	);
 	CREATE TABLE messages (
 		key   text NOT NULL,

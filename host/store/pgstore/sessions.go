@@ -128,15 +128,6 @@ func checkKey(what, key string) error {
 	return nil
 }
 
-// lockSession creates the session row if needed and locks it for the
-// transaction, returning its epoch.
-func lockSession(ctx context.Context, tx pgx.Tx, key string, now time.Time) (uint64, error) {
-	var epoch int64
-	err := tx.QueryRow(ctx, `INSERT INTO sessions (key, created, updated) VALUES ($1, $2, $2)
-		ON CONFLICT (key) DO UPDATE SET updated = excluded.updated RETURNING epoch`, key, now).Scan(&epoch)
-	return uint64(epoch), err
-}
-
 // AppendTurn durably appends a user message and what followed it to the
 // transcript of epoch; it returns once the turn has committed. A turn whose
 // epoch was archived meanwhile goes to that archive.
@@ -152,28 +143,35 @@ func (s *Store) AppendTurn(ctx context.Context, key string, epoch uint64, user s
 		}
 		bodies = append(bodies, string(raw))
 	}
-	return s.write(ctx, func(ctx context.Context, tx pgx.Tx) error {
-		cur, err := lockSession(ctx, tx, key, s.now())
+	// One statement: the session row (created at epoch 0 only) is locked,
+	// counted and its next_seq advanced, and the messages take the numbers
+	// it handed out, so writers of one session on several hosts never
+	// collide. A turn for an epoch newer than the session's changes nothing
+	// and returns no row.
+	return s.writeStmt(ctx, func(row pgx.Row) error {
+		var cur int64
+		err := row.Scan(&cur)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return &refusal{fmt.Errorf("append turn to %s: epoch %d is newer than the session's", shared.LogValue(key), epoch)}
+		}
 		if err != nil {
 			return fmt.Errorf("append turn to %s: %w", shared.LogValue(key), err)
-		}
-		if epoch > cur {
-			return &refusal{fmt.Errorf("append turn to %s: epoch %d is newer than the session's %d", shared.LogValue(key), epoch, cur)}
-		}
-		_, err = tx.Exec(ctx, `INSERT INTO messages (key, epoch, seq, body)
-			SELECT $1, $2, b.base + u.ord - 1, u.body
-			FROM (SELECT coalesce(max(seq) + 1, 0) AS base FROM messages WHERE key = $1 AND epoch = $2) b,
-			     unnest($3::text[]) WITH ORDINALITY AS u(body, ord)`, key, int64(epoch), bodies)
-		if err != nil {
-			return fmt.Errorf("append turn to %s: %w", shared.LogValue(key), err)
-		}
-		if epoch == cur {
-			if _, err := tx.Exec(ctx, "UPDATE sessions SET messages = messages + $2 WHERE key = $1", key, len(bodies)); err != nil {
-				return fmt.Errorf("append turn to %s: %w", shared.LogValue(key), err)
-			}
 		}
 		return nil
-	})
+	}, `WITH s AS (
+		INSERT INTO sessions AS x (key, created, updated, messages, next_seq)
+		SELECT $1, $2, $2, $5, $5 WHERE $3 = 0 OR EXISTS (SELECT 1 FROM sessions WHERE key = $1)
+		ON CONFLICT (key) DO UPDATE SET updated = excluded.updated,
+			messages = x.messages + CASE WHEN x.epoch = $3 THEN $5 ELSE 0 END,
+			next_seq = x.next_seq + $5
+		WHERE x.epoch >= $3
+		RETURNING x.epoch, x.next_seq
+	), ins AS (
+		INSERT INTO messages (key, epoch, seq, body)
+		SELECT $1, $3, s.next_seq - $5 + u.ord - 1, u.body
+		FROM s, unnest($4::text[]) WITH ORDINALITY AS u(body, ord)
+	)
+	SELECT epoch FROM s`, key, s.now(), int64(epoch), bodies, int64(len(bodies)))
 }
 
 // undeliveredScan bounds how far back MarkUndelivered looks for the turn.
@@ -243,11 +241,8 @@ func (s *Store) SetModel(ctx context.Context, key, model string) error {
 	if err := checkKey("update session", key); err != nil {
 		return err
 	}
-	return s.write(ctx, func(ctx context.Context, tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO sessions (key, created, updated, model) VALUES ($1, $2, $2, $3)
-			ON CONFLICT (key) DO UPDATE SET updated = excluded.updated, model = excluded.model`, key, s.now(), model)
-		return err
-	})
+	return s.writeStmt(ctx, nil, `INSERT INTO sessions (key, created, updated, model) VALUES ($1, $2, $2, $3)
+		ON CONFLICT (key) DO UPDATE SET updated = excluded.updated, model = excluded.model`, key, s.now(), model)
 }
 
 // Reset archives the current transcript and starts an empty one (/new).
@@ -255,9 +250,6 @@ func (s *Store) Reset(ctx context.Context, key string) error {
 	if err := checkKey("update session", key); err != nil {
 		return err
 	}
-	return s.write(ctx, func(ctx context.Context, tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO sessions (key, created, updated, epoch) VALUES ($1, $2, $2, 1)
-			ON CONFLICT (key) DO UPDATE SET updated = excluded.updated, epoch = sessions.epoch + 1, messages = 0`, key, s.now())
-		return err
-	})
+	return s.writeStmt(ctx, nil, `INSERT INTO sessions (key, created, updated, epoch) VALUES ($1, $2, $2, 1)
+		ON CONFLICT (key) DO UPDATE SET updated = excluded.updated, epoch = sessions.epoch + 1, messages = 0`, key, s.now())
 }

@@ -11,6 +11,7 @@ package pgtest
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -225,9 +226,15 @@ func (s *Server) CreateDatabase(tb testing.TB) string {
 // Main runs a package's tests with a server in *srv, stopped after them,
 // then checks for leaked goroutines (goleak, the server's own watcher
 // aside): call it from TestMain. A server that cannot start fails the run;
-// it is never skipped.
+// it is never skipped. When benchmarks run (-test.bench), the server is
+// durable (fsync on), as in production.
 func Main(m *testing.M, srv **Server, opts ...goleak.Option) {
-	s, err := Start(Options{})
+	flag.Parse()
+	durable := false
+	if f := flag.Lookup("test.bench"); f != nil && f.Value.String() != "" {
+		durable = true
+	}
+	s, err := Start(Options{Durable: durable})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "pgtest:", err)
 		os.Exit(1)
