@@ -271,15 +271,26 @@ func (m *Manager) loop() {
 	// see each other before they take their shares.
 	first := true
 	for {
+		// Between rounds too, a lease whose time ran out is given up at
+		// once, not at the next round.
+		guard := time.NewTimer(time.Until(m.deadline()))
 		select {
 		case <-m.quit:
+			guard.Stop()
 			return
+		case <-guard.C:
+			if m.dropExpired() {
+				m.changed()
+			}
+			continue
 		case <-t.C:
 		case <-m.wake:
 			if first {
+				guard.Stop()
 				continue
 			}
 		}
+		guard.Stop()
 		first = false
 		m.round()
 	}

@@ -128,6 +128,9 @@ func TestClusterOneOwnerAndFailover(t *testing.T) {
 		return discordPlatform(fake, fakediscord.DefaultToken)
 	}, "discord")
 	first := owner(t, hosts, "discord", 30*time.Second)
+	if st, _ := first.e.status(); st.Cluster == nil || st.Cluster.Name != "test" || st.Cluster.Host != hostName(first.h.PID()) {
+		t.Fatalf("status cluster = %+v", st.Cluster)
+	}
 
 	// gateway status prints who runs it.
 	for _, c := range hosts {
@@ -317,5 +320,22 @@ func TestClusterShardsSpreadAcrossHosts(t *testing.T) {
 	time.Sleep(leaseTTL)
 	if replies(fake, "echo: to shard 0") != 1 || replies(fake, "echo: to shard 1") != 1 {
 		t.Fatalf("posted: %+v", fake.Messages())
+	}
+}
+
+// A host whose PostgreSQL cannot be reached does not start: it exits at
+// once with a one-line reason naming the server, never the password.
+func TestClusterUnreachableDatabaseFailsStart(t *testing.T) {
+	e := newEnv(t)
+	dead := freeAddr(t) // nothing listens there
+	host, port, _ := strings.Cut(dead, ":")
+	e.writeConfig(clusterBlocks(fmt.Sprintf("postgres://gateway:s3cret-pw@%s:%s/gateway?connect_timeout=2", host, port), "test"))
+	h := e.start()
+	if code := h.waitExit(30 * time.Second); code == 0 {
+		t.Fatal("the host started without its database")
+	}
+	out := h.log.String()
+	if !strings.Contains(out, "opening the session store: connecting to PostgreSQL") || strings.Contains(out, "s3cret-pw") {
+		t.Fatalf("log does not explain, or leaks the password:\n%s", out)
 	}
 }

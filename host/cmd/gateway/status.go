@@ -83,6 +83,9 @@ func printStatus(w io.Writer, doc gateway.Status) {
 	if doc.ReloadError != "" {
 		fmt.Fprintf(w, "last reload failed: %s\n", doc.ReloadError)
 	}
+	if doc.Cluster != nil {
+		fmt.Fprintf(w, "cluster: %s, this host %s (lease_ttl %s)\n", doc.Cluster.Name, doc.Cluster.Host, doc.Cluster.LeaseTTL)
+	}
 	fmt.Fprintf(w, "agents:  %d cached (max %d), %d evicted, %d closed\n\n", doc.Cache.Agents, doc.Cache.MaxAgents, doc.Cache.Evictions, doc.Cache.Closed)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PLATFORM\tPLUGIN\tSTATE\tRESTARTS\tPID\tERROR")
