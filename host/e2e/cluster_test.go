@@ -122,6 +122,7 @@ func replies(fake *fakediscord.Server, want string) int {
 // "standby (held by HOST)"; SIGKILL of that one → another runs it within
 // lease_ttl and its start, and every message is answered once.
 func TestClusterOneOwnerAndFailover(t *testing.T) {
+	t.Parallel()
 	fake := fakediscord.New(t)
 	dsn := postgres(t).NewDatabase(t)
 	hosts := startCluster(t, 3, func(int) string { return dsn }, func(int) string {
@@ -183,6 +184,9 @@ func TestClusterOneOwnerAndFailover(t *testing.T) {
 // A host cut off from PostgreSQL (its packets dropped, no reset) stops the
 // platform it leased before the lease can be taken: the bot never has two
 // gateway connections at once, and another host takes over.
+//
+// Not parallel: the host has lease_ttl/2 (1 s here) to stop its plugin, and
+// the test keeps the machine as quiet as the rest of the suite allows.
 func TestClusterCutOffHostStopsFirst(t *testing.T) {
 	fake := fakediscord.New(t)
 	pg := postgres(t)
@@ -217,6 +221,7 @@ func TestClusterCutOffHostStopsFirst(t *testing.T) {
 // The HTTP platform with placement = "all" runs on every host; a
 // conversation continued on another host sees its whole history.
 func TestClusterConversationAcrossHosts(t *testing.T) {
+	t.Parallel()
 	ai := newFakeOpenAI(t)
 	dsn := postgres(t).NewDatabase(t)
 	addrs := []string{freeAddr(t), freeAddr(t)}
@@ -253,6 +258,7 @@ agent {
 // Without a store block the host keeps its sessions in state_dir's bbolt
 // file, as before, and no platform is ever standby.
 func TestClusterBoltDefaultUnchanged(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.install("http", "http")
 	web := freeAddr(t)
@@ -285,6 +291,7 @@ func shardMessage(guild uint64, channel, text string) *discordgo.Message {
 // each plugin identifies with its own shard, 5 s apart (one identify
 // bucket), and each shard answers its guilds once.
 func TestClusterShardsSpreadAcrossHosts(t *testing.T) {
+	t.Parallel()
 	fake := fakediscord.New(t)
 	dsn := postgres(t).NewDatabase(t)
 	hosts := startCluster(t, 2, func(int) string { return dsn }, func(int) string {
@@ -326,6 +333,7 @@ func TestClusterShardsSpreadAcrossHosts(t *testing.T) {
 // A host whose PostgreSQL cannot be reached does not start: it exits at
 // once with a one-line reason naming the server, never the password.
 func TestClusterUnreachableDatabaseFailsStart(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	dead := freeAddr(t) // nothing listens there
 	host, port, _ := strings.Cut(dead, ":")

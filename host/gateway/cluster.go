@@ -36,7 +36,11 @@ func (h *Host) startCluster(cfg *config.Config) error {
 	m, err := cluster.Start(context.Background(), cluster.Options{
 		DSN: cfg.Store.DSN, Cluster: cfg.Cluster.Name, TTL: cfg.Cluster.LeaseTTL,
 		Logger:   h.logger.Named("cluster"),
-		OnChange: func() { h.applyUnits(h.Config()) },
+		OnChange: func() {
+			if h.applied.Load() {
+				h.applyUnits(h.Config())
+			}
+		},
 	})
 	if err != nil {
 		return err
@@ -56,6 +60,7 @@ func (h *Host) leased(p *config.Platform) bool {
 func (h *Host) applyUnits(cfg *config.Config) {
 	h.applyMu.Lock()
 	defer h.applyMu.Unlock()
+	h.applied.Store(true)
 	all := h.withPluginAllowed(specs(cfg))
 	for i := range all {
 		if all[i].ShardCount > 1 {

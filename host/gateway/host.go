@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -65,8 +66,10 @@ type Host struct {
 	// plugins describes plugin binaries for reload's schema check.
 	plugins *describer
 
-	// applyMu serialises handing units to the supervisor.
+	// applyMu serialises handing units to the supervisor; applied is set
+	// once the platforms were first applied (lease changes wait for it).
 	applyMu sync.Mutex
+	applied atomic.Bool
 	// identifyNext is each sharded platform's next identify slot, without
 	// a cluster.
 	identifyMu   sync.Mutex
@@ -300,6 +303,17 @@ func Start(opts Options) (_ *Host, err error) {
 	})
 	cleanup = append(cleanup, h.sup.Stop)
 
+	// The cluster is joined before anything reads h.cluster (the admin
+	// endpoint); leases it takes are applied once applyPlatforms has run.
+	if err := h.startCluster(cfg); err != nil {
+		return nil, err
+	}
+	cleanup = append(cleanup, func() {
+		if h.cluster != nil {
+			h.cluster.Close()
+		}
+	})
+
 	h.admin, err = admin.Listen(admin.Options{
 		Addr:     cfg.Gateway.Admin,
 		Status:   func() any { return h.Status() },
@@ -324,15 +338,6 @@ func Start(opts Options) (_ *Host, err error) {
 	}
 	cleanup = append(cleanup, stopWatch)
 
-	// Leases are taken once everything that runs a platform is up.
-	if err := h.startCluster(cfg); err != nil {
-		return nil, err
-	}
-	cleanup = append(cleanup, func() {
-		if h.cluster != nil {
-			h.cluster.Close()
-		}
-	})
 	h.applyPlatforms(cfg)
 	logger.Info("gateway started", "pid", os.Getpid(), "version", version.Version,
 		"config", cfg.Path, "admin", h.admin.Addr().String(), "platforms", len(cfg.Platforms))
