@@ -520,10 +520,13 @@ func (m *Manager) letOneGo() bool {
 	return true
 }
 
-// IdentifyInterval is how far apart a bot's shards of one bucket identify:
+// IdentifyInterval is how far apart a bot's shards of one bucket start:
 // Discord allows max_concurrency identifies per 5 s, one per bucket
-// (shard % max_concurrency).
-const IdentifyInterval = 5 * time.Second
+// (shard % max_concurrency). A slot is taken when the plugin starts, and
+// the plugin identifies once it is up, so slots are a second more apart
+// than Discord asks: plugin starts that vary by up to a second keep the
+// identifies 5 s apart.
+const IdentifyInterval = 6 * time.Second
 
 // IdentifySlot reserves the next identify slot of bucket for platform,
 // shared by every host of the cluster, and returns how long to wait for it
