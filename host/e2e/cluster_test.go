@@ -9,6 +9,7 @@ import (
 
 	"github.com/bwmarrin/discordgo"
 
+	"github.com/plughost/gateway/host/store/pgtest"
 	"github.com/plughost/gateway/host/supervisor"
 	"github.com/plughost/gateway/plugins/discord/fakediscord"
 )
@@ -191,13 +192,13 @@ func TestClusterCutOffHostStopsFirst(t *testing.T) {
 	fake := fakediscord.New(t)
 	pg := postgres(t)
 	db := pg.CreateDatabase(t)
-	proxies := []*pgProxy{newPGProxy(t, pg.SocketPath()), newPGProxy(t, pg.SocketPath())}
+	proxies := []*pgtest.Proxy{pgtest.NewProxy(t, pg.SocketPath()), pgtest.NewProxy(t, pg.SocketPath())}
 	hosts := startCluster(t, 2, func(i int) string { return pg.DSNVia(proxies[i].Addr(), db) }, func(int) string {
 		return discordPlatform(fake, fakediscord.DefaultToken)
 	}, "discord")
 	first := owner(t, hosts, "discord", 30*time.Second)
 	var other *clusterHost
-	var cut *pgProxy
+	var cut *pgtest.Proxy
 	for i, c := range hosts {
 		if c == first {
 			cut = proxies[i]
