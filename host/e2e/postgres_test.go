@@ -31,4 +31,3 @@ func stopPostgres() {
 		pgServer.Stop()
 	}
 }
-

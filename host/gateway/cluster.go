@@ -35,7 +35,7 @@ func (h *Host) startCluster(cfg *config.Config) error {
 	}
 	m, err := cluster.Start(context.Background(), cluster.Options{
 		DSN: cfg.Store.DSN, Cluster: cfg.Cluster.Name, TTL: cfg.Cluster.LeaseTTL,
-		Logger:   h.logger.Named("cluster"),
+		Logger: h.logger.Named("cluster"),
 		OnChange: func() {
 			if h.applied.Load() {
 				h.applyUnits(h.Config())
