@@ -434,6 +434,13 @@ func TestFakePlatformRunDefaultsToConnected(t *testing.T) {
 	if ev := nextEvent(t, events); ev.Health == nil || ev.Health.State != shared.Connected {
 		t.Fatalf("event = %+v, want Connected", ev)
 	}
+	ids, err := c.Send(context.Background(), shared.Reply{Text: "x"})
+	if err != nil || len(ids) != 0 {
+		t.Errorf("Send = %v, %v", ids, err)
+	}
+	if err := c.Typing(context.Background(), shared.Conversation{}); err != nil {
+		t.Errorf("Typing = %v", err)
+	}
 	cancel()
 	if err := waitRun(t, done); err != nil {
 		t.Errorf("Run = %v, want nil", err)
@@ -442,12 +449,8 @@ func TestFakePlatformRunDefaultsToConnected(t *testing.T) {
 	if err != nil || d.Name != "fake" {
 		t.Errorf("Describe = %+v, %v", d, err)
 	}
-	ids, err := c.Send(context.Background(), shared.Reply{Text: "x"})
-	if err != nil || len(ids) != 0 {
-		t.Errorf("Send = %v, %v", ids, err)
-	}
-	if err := c.Typing(context.Background(), shared.Conversation{}); err != nil {
-		t.Errorf("Typing = %v", err)
+	if _, err := c.Send(context.Background(), shared.Reply{Text: "x"}); !errors.Is(err, shared.ErrStreamClosed) {
+		t.Errorf("Send after Run = %v, want ErrStreamClosed", err)
 	}
 	if err := c.Stop(context.Background()); err != nil {
 		t.Errorf("Stop = %v", err)
@@ -462,6 +465,7 @@ func TestSendRoundTripsReplyAndIDs(t *testing.T) {
 			return []string{"m1", "m2", "m3"}, nil
 		},
 	})
+	connect(t, c)
 	want := shared.Reply{ConversationID: "c", ThreadID: "t", ReplyToID: "in-1", Text: "hello\nworld ✓", Kind: shared.KindNotice}
 	ids, err := c.Send(context.Background(), want)
 	if err != nil {
@@ -485,6 +489,7 @@ func TestSendFatalArrivesAsFatalError(t *testing.T) {
 	c := shared.TestPlatform(t, &shared.FakePlatform{
 		SendFunc: func(context.Context, shared.Reply) ([]string, error) { return []string{"partial"}, want },
 	})
+	connect(t, c)
 	ids, err := c.Send(context.Background(), shared.Reply{Text: "x"})
 	var fatal *shared.FatalError
 	if !errors.As(err, &fatal) || *fatal != *want {
@@ -499,6 +504,7 @@ func TestSendPlainErrorIsNotFatal(t *testing.T) {
 	c := shared.TestPlatform(t, &shared.FakePlatform{
 		SendFunc: func(context.Context, shared.Reply) ([]string, error) { return nil, errors.New("rate limited") },
 	})
+	connect(t, c)
 	_, err := c.Send(context.Background(), shared.Reply{})
 	var fatal *shared.FatalError
 	if err == nil || errors.As(err, &fatal) {
@@ -506,10 +512,10 @@ func TestSendPlainErrorIsNotFatal(t *testing.T) {
 	}
 }
 
-func TestTypingPassesConversation(t *testing.T) {
+func TestTypingPassesConversationV1(t *testing.T) {
 	var got shared.Conversation
 	fail := false
-	c := shared.TestPlatform(t, &shared.FakePlatform{
+	c := shared.TestPlatformV1(t, &shared.FakePlatform{
 		TypingFunc: func(_ context.Context, conv shared.Conversation) error {
 			got = conv
 			if fail {

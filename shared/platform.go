@@ -134,6 +134,9 @@ type Event struct {
 	// Taken, when set (by Deliver), is told once whether the host took
 	// Message; see Ack. It never crosses the wire.
 	Taken chan<- error
+	// ack is the host side's Taken: set by the protocol 2 client on a
+	// message its plugin waits for, it sends the acknowledgement back.
+	ack func(error)
 }
 
 // Message is one inbound chat message.

@@ -8,15 +8,25 @@ import (
 	"github.com/hashicorp/go-plugin"
 )
 
-// TestPlatform serves impl in-process over a real gRPC connection and returns
-// the host's client for it, so plugin authors test their plugin through the
-// wire contract without starting a process. Everything is closed at the end
-// of the test.
-func TestPlatform(t testing.TB, impl Platform) *GRPCClient {
+// TestPlatform serves impl in-process over a real gRPC connection with
+// protocol 2 and returns the host's client for it, so plugin authors test
+// their plugin through the wire contract without starting a process.
+// Everything is closed at the end of the test. The test plays the host: it
+// acknowledges each message it takes from Run with Event.Ack.
+func TestPlatform(t testing.TB, impl Platform) *GRPCClientV2 {
 	t.Helper()
-	client, server := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{
-		PluginName: &GRPCPlugin{Impl: impl, Logger: hclog.NewNullLogger()},
-	})
+	return testPlatform(t, &GRPCPluginV2{GRPCPlugin{Impl: impl, Logger: hclog.NewNullLogger()}}).(*GRPCClientV2)
+}
+
+// TestPlatformV1 is TestPlatform with protocol 1.
+func TestPlatformV1(t testing.TB, impl Platform) *GRPCClient {
+	t.Helper()
+	return testPlatform(t, &GRPCPlugin{Impl: impl, Logger: hclog.NewNullLogger()}).(*GRPCClient)
+}
+
+func testPlatform(t testing.TB, p plugin.Plugin) any {
+	t.Helper()
+	client, server := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{PluginName: p})
 	t.Cleanup(func() {
 		// Stop the server first: client.Close asks the server to stop
 		// itself over the controller service, and a second, concurrent
@@ -28,7 +38,7 @@ func TestPlatform(t testing.TB, impl Platform) *GRPCClient {
 	if err != nil {
 		t.Fatalf("dispensing platform plugin: %v", err)
 	}
-	return raw.(*GRPCClient)
+	return raw
 }
 
 // FakePlatform is a Platform whose methods call its function fields, for

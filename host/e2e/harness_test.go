@@ -28,7 +28,13 @@ var pluginSources = map[string]string{
 	"exitnow":     "./testdata/plugins/exitnow",
 	"nohandshake": "./testdata/plugins/nohandshake",
 	"stdoutjunk":  "./testdata/plugins/stdoutjunk",
+	// httpv1 is the HTTP plugin speaking protocol 1 only, as a binary
+	// built before protocol 2 does.
+	"httpv1": "./plugins/http",
 }
+
+// pluginTags are the build tags of the plugins that need some.
+var pluginTags = map[string]string{"httpv1": "gateway_protocol1"}
 
 func TestMain(m *testing.M) {
 	os.Exit(runMain(m))
@@ -72,6 +78,9 @@ func buildAll(dir string) error {
 			args := []string{"build", "-o", out}
 			if raceEnabled {
 				args = append(args, "-race")
+			}
+			if tags := pluginTags[name]; tags != "" {
+				args = append(args, "-tags", tags)
 			}
 			cmd := exec.Command("go", append(args, src)...)
 			cmd.Dir = root

@@ -21,6 +21,7 @@ import (
 	"github.com/plughost/gateway/host/config"
 	"github.com/plughost/gateway/host/pidlock"
 	"github.com/plughost/gateway/host/router"
+	"github.com/plughost/gateway/host/store"
 	"github.com/plughost/gateway/host/supervisor"
 	"github.com/plughost/gateway/host/version"
 	"github.com/plughost/gateway/shared"
@@ -174,6 +175,7 @@ func Start(opts Options) (_ *Host, err error) {
 		Logger:        logger.Named("supervisor"),
 		PluginLogger:  logger.ResetNamed("plugin"),
 		Handler:       h.handleMessage,
+		Inbox:         h.agents.Store(),
 		OnStateChange: h.metrics.stateChanged,
 		LogLevel:      cfg.Gateway.LogLevel,
 	})
@@ -212,6 +214,8 @@ func Start(opts Options) (_ *Host, err error) {
 		"config", cfg.Path, "admin", h.admin.Addr().String(), "platforms", len(cfg.Platforms))
 	return h, nil
 }
+
+var _ supervisor.Inbox = (*store.Store)(nil)
 
 func (h *Host) handleMessage(platform string, m *shared.Message) {
 	h.metrics.messageIn(platform)

@@ -71,6 +71,9 @@ type Options struct {
 	MaxBatch int
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// TakenRetention is how long taken message ids are remembered for
+	// dedupe; default DefaultTakenRetention.
+	TakenRetention time.Duration
 }
 
 // Store is an open session store. It is safe for concurrent use.
@@ -79,6 +82,8 @@ type Store struct {
 	log      hclog.Logger
 	now      func() time.Time
 	maxBatch int
+	// retention is how long taken message ids are kept (see Take).
+	retention time.Duration
 
 	ops  chan *op
 	quit chan struct{}
@@ -120,7 +125,7 @@ func Open(path string, opts *Options) (*Store, error) {
 		return nil, fmt.Errorf("open session store %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketSessions, bucketMessages} {
+		for _, b := range [][]byte{bucketSessions, bucketMessages, bucketTaken, bucketTakenAge, bucketCursors} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -148,6 +153,14 @@ func Open(path string, opts *Options) (*Store, error) {
 	}
 	if s.maxBatch <= 0 {
 		s.maxBatch = 512
+	}
+	s.retention = opts.TakenRetention
+	if s.retention <= 0 {
+		s.retention = DefaultTakenRetention
+	}
+	if err := db.Update(s.pruneTaken); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("prune taken message ids in %s: %w", path, err)
 	}
 	go s.commitLoop()
 	return s, nil

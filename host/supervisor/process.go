@@ -44,7 +44,7 @@ func pluginEnv() []string {
 // process is one started plugin process and the host's client for it.
 type process struct {
 	client *plugin.Client
-	conn   *shared.GRPCClient
+	conn   shared.PluginConn
 	pid    int
 }
 
@@ -106,7 +106,7 @@ func startProcess(opts startOptions) (*process, error) {
 		client.Kill()
 		return nil, fmt.Errorf("plugin %s: %w", opts.path, err)
 	}
-	conn, ok := raw.(*shared.GRPCClient)
+	conn, ok := raw.(shared.PluginConn)
 	if !ok {
 		client.Kill()
 		return nil, fmt.Errorf("plugin %s: unexpected client type %T", opts.path, raw)

@@ -22,6 +22,18 @@ var ErrUnknownPlatform = errors.New("unknown platform")
 // loop and must return quickly.
 type Handler func(platform string, msg *shared.Message)
 
+// Inbox records the messages a plugin waits for (shared.Deliver) before
+// the host acknowledges them, and keeps each platform's cursor; the session
+// store is one.
+type Inbox interface {
+	// Take records message id of conversation conv from platform and the
+	// platform's cursor after it, then calls done (quickly, on any
+	// goroutine) once that is durable; dup reports an id taken before.
+	Take(platform, conv, id, cursor string, done func(dup bool, err error))
+	// Cursor returns the platform's last recorded cursor, "" if none.
+	Cursor(platform string) (string, error)
+}
+
 // Options configure a Supervisor.
 type Options struct {
 	// Logger is the host's logger; platforms log under "supervisor.NAME".
@@ -30,6 +42,9 @@ type Options struct {
 	PluginLogger hclog.Logger
 	// Handler receives inbound messages.
 	Handler Handler
+	// Inbox, if set, records messages before they are acknowledged and
+	// handed to Handler, drops those taken before, and keeps cursors.
+	Inbox Inbox
 	// OnStateChange, if set, is called after a platform changes state.
 	OnStateChange func(Status)
 	// LogLevel is the plugins' log level.
@@ -41,6 +56,7 @@ type Supervisor struct {
 	logger       hclog.Logger
 	pluginLogger hclog.Logger
 	handler      Handler
+	inbox        Inbox
 	onState      func(Status)
 
 	ctx    context.Context
@@ -65,6 +81,7 @@ func New(opts Options) *Supervisor {
 		logger:       opts.Logger,
 		pluginLogger: opts.PluginLogger,
 		handler:      opts.Handler,
+		inbox:        opts.Inbox,
 		onState:      opts.OnStateChange,
 		ctx:          ctx,
 		cancel:       cancel,
@@ -183,7 +200,7 @@ func (s *Supervisor) Specs() []Spec {
 	return out
 }
 
-func (s *Supervisor) lookup(name string) (*shared.GRPCClient, error) {
+func (s *Supervisor) lookup(name string) (shared.PluginConn, error) {
 	s.mu.Lock()
 	p := s.platforms[name]
 	s.mu.Unlock()
@@ -237,6 +254,43 @@ func (s *Supervisor) logLevel() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.level
+}
+
+// take hands an inbound message on. One the plugin waits for (given with
+// shared.Deliver), or one that moves the platform's cursor, is recorded in
+// the inbox first, without blocking the platform's event loop: the record
+// commits with others, then the plugin gets its acknowledgement and the
+// message goes to the handler, unless it was taken before (the platform
+// delivered it again because its plugin died before confirming it): then it
+// is acknowledged again and dropped.
+func (s *Supervisor) take(p *platform, ev shared.Event) {
+	m := ev.Message
+	if s.inbox == nil || m.ID == "" || (!ev.WantsAck() && m.Cursor == "") {
+		s.deliver(p.spec.Name, m)
+		ev.Ack(nil)
+		return
+	}
+	s.inbox.Take(p.spec.Name, m.ConversationID, m.ID, m.Cursor, func(dup bool, err error) {
+		if err != nil {
+			p.logger.Error("could not record an inbound message; the plugin will not confirm it", "id", m.ID, "error", err)
+			ev.Ack(err)
+			return
+		}
+		ev.Ack(nil)
+		if dup {
+			p.logger.Debug("dropped a message taken before (delivered again)", "id", m.ID, "conversation", m.ConversationID)
+			return
+		}
+		s.deliver(p.spec.Name, m)
+	})
+}
+
+// cursor returns the platform's last recorded cursor.
+func (s *Supervisor) cursor(name string) (string, error) {
+	if s.inbox == nil {
+		return "", nil
+	}
+	return s.inbox.Cursor(name)
 }
 
 func (s *Supervisor) deliver(name string, m *shared.Message) {

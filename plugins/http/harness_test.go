@@ -32,7 +32,7 @@ func freeAddr(t *testing.T) string {
 // running, as the host sees it.
 type harness struct {
 	t       *testing.T
-	client  *shared.GRPCClient
+	client  shared.PluginConn
 	addr    string
 	events  chan shared.Event
 	cancel  context.CancelFunc
