@@ -128,16 +128,17 @@ func (p *process) stop(grace time.Duration) {
 }
 
 // Inspect starts the plugin binary at path just long enough to ask it to
-// describe itself, for `gateway plugins` and `gateway validate`.
-func Inspect(ctx context.Context, path string, logger hclog.Logger) (shared.Description, error) {
+// describe itself, for `gateway plugins` and `gateway validate`. It also
+// returns the protocol version the plugin negotiated.
+func Inspect(ctx context.Context, path string, logger hclog.Logger) (shared.Description, int, error) {
 	p, err := startProcess(startOptions{path: path, logger: logger, logLevel: "warn"})
 	if err != nil {
-		return shared.Description{}, err
+		return shared.Description{}, 0, err
 	}
 	defer p.stop(time.Second)
 	d, err := p.conn.Describe(ctx)
 	if err != nil {
-		return shared.Description{}, fmt.Errorf("plugin %s: describe: %w", path, err)
+		return shared.Description{}, 0, fmt.Errorf("plugin %s: describe: %w", path, err)
 	}
-	return d, nil
+	return d, p.conn.Protocol(), nil
 }

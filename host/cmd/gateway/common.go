@@ -98,8 +98,8 @@ func newLogger(g config.Gateway, out io.Writer) hclog.Logger {
 const inspectTimeout = 15 * time.Second
 
 // inspect starts the plugin at path just long enough to ask it to describe
-// itself (`validate`, `plugins`).
-func inspect(path string) (shared.Description, error) {
+// itself (`validate`, `plugins`), and the protocol version it speaks.
+func inspect(path string) (shared.Description, int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), inspectTimeout)
 	defer cancel()
 	return supervisor.Inspect(ctx, path, hclog.NewNullLogger())

@@ -8,8 +8,6 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
-
-	"github.com/plughost/gateway/shared"
 )
 
 const pluginPrefix = "gateway-plugin-"
@@ -48,12 +46,12 @@ func pluginsCmd(args []string, stdout, stderr io.Writer) error {
 		if used == "" {
 			used = "-"
 		}
-		desc, err := inspect(filepath.Join(dir, file))
+		desc, protocol, err := inspect(filepath.Join(dir, file))
 		if err != nil {
 			fmt.Fprintf(tw, "%s\t-\t-\t-\t%s\tnot a working plugin: %s\n", name, used, firstLine(err.Error()))
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", name, desc.Name, desc.Version, shared.ProtocolVersion, used, desc.Description)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", name, desc.Name, desc.Version, protocol, used, desc.Description)
 	}
 	return tw.Flush()
 }

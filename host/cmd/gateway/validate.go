@@ -49,7 +49,7 @@ func checkPlatforms(cfg *config.Config) hcl.Diagnostics {
 			})
 			continue
 		}
-		desc, err := inspect(path)
+		desc, _, err := inspect(path)
 		if err != nil {
 			diags = append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError,
