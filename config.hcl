@@ -53,3 +53,16 @@ platform "discord" {
     max_backoff     = "2m"
   }
 }
+
+platform "matrix" {
+  plugin  = "matrix"
+  enabled = env("MATRIX_TOKEN", "") != ""
+  config {
+    homeserver      = env("MATRIX_HOMESERVER", "https://matrix.example.org")
+    access_token    = env("MATRIX_TOKEN", "")
+    require_mention = true  # in rooms with more than two members: answer only mentions
+    auto_join       = true  # accept invites (only from allowed_users when that is set)
+    allowed_users   = []    # user ids (@alice:example.org); empty allows all
+    allowed_rooms   = []    # room ids; empty allows all
+  }
+}

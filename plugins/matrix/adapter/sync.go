@@ -1,0 +1,216 @@
+package adapter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
+
+	"github.com/plughost/gateway/shared"
+)
+
+// firstSyncFilter keeps the very first /sync small: it only learns where
+// "now" is. Messages from before the bot first started are history, not
+// questions, and are never answered.
+const firstSyncFilter = `{"room":{"timeline":{"limit":1},"state":{"lazy_load_members":true}},"presence":{"types":[]},"account_data":{"types":[]}}`
+
+// syncFilter asks for what the adapter reads and nothing else.
+const syncFilter = `{"presence":{"types":[]},"account_data":{"types":[]},"room":{"account_data":{"types":[]},"ephemeral":{"types":[]}}}`
+
+// Run checks the token (whoami), then follows /sync until ctx is cancelled,
+// Stop is called, or something fatal happens. Transient failures (network,
+// 5xx, rate limits) are reported as Degraded and retried after a capped,
+// jittered backoff; a rejected token ends Run with a *shared.FatalError.
+func (a *Adapter) Run(ctx context.Context, events chan<- shared.Event) error {
+	ctx, err := a.startRun(ctx)
+	if err != nil {
+		return err
+	}
+	defer a.endRun()
+	err = a.loop(ctx, events)
+	var fatal *shared.FatalError
+	if errors.As(err, &fatal) || errors.As(context.Cause(ctx), &fatal) {
+		a.log.Error("giving up: "+fatal.Message, "code", fatal.Code, "hint", fatal.Hint)
+		return fatal
+	}
+	if ctx.Err() != nil {
+		a.log.Info("stopping the Matrix sync loop")
+		return nil
+	}
+	return err
+}
+
+func (a *Adapter) startRun(parent context.Context) (context.Context, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch {
+	case a.client == nil:
+		return nil, errors.New("matrix plugin: Run called before Configure")
+	case a.running:
+		return nil, errors.New("matrix plugin: Run is already running")
+	}
+	ctx, cancel := context.WithCancelCause(parent)
+	if a.stopped {
+		cancel(errStopped)
+	}
+	a.running, a.cancelRun, a.runDone = true, cancel, make(chan struct{})
+	return ctx, nil
+}
+
+func (a *Adapter) endRun() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.cancelRun(errStopped)
+	close(a.runDone)
+	a.running, a.cancelRun = false, nil
+}
+
+// loop logs in (whoami) and follows /sync. It returns a *shared.FatalError,
+// or ctx's error once Run is ending.
+func (a *Adapter) loop(ctx context.Context, events chan<- shared.Event) error {
+	_, client, err := a.configured()
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	since := a.cursor
+	a.mu.Unlock()
+	attempt := 0
+	loggedIn, connected := false, false
+	// retry reports a transient failure and waits before the next try; it
+	// returns false when Run is ending.
+	retry := func(what string, err error) bool {
+		wait, limited := rateLimited(err)
+		if !limited {
+			wait = backoff(attempt, a.tune.backoffBase, a.tune.backoffMax)
+			attempt++
+		}
+		reason := fmt.Sprintf("%s: %v", what, err)
+		if limited {
+			reason = fmt.Sprintf("rate limited by the homeserver for %s (%s)", wait.Round(time.Millisecond), what)
+		}
+		a.log.Warn("Matrix homeserver unreachable; retrying", "error", reason, "retry_in", wait)
+		connected = false
+		if !emit(ctx, events, shared.Event{Health: &shared.Health{State: shared.Degraded, Message: reason}}) {
+			return false
+		}
+		return sleep(ctx, wait)
+	}
+	for ctx.Err() == nil {
+		if !loggedIn {
+			if err := a.login(ctx, client); err != nil {
+				if fe := asFatal(err); fe != nil {
+					return fe
+				}
+				if ctx.Err() != nil || !retry("whoami", err) {
+					return ctx.Err()
+				}
+				continue
+			}
+			loggedIn = true
+		}
+		first := since == ""
+		timeout, filter := int(a.tune.pollTimeout/time.Millisecond), syncFilter
+		if first || !connected {
+			timeout = 0 // answer at once: this sync tells whether we receive
+		}
+		if first {
+			filter = firstSyncFilter
+		}
+		resp, err := client.SyncRequest(ctx, timeout, since, filter, false, event.PresenceOffline)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if fe := rejectedToken("/sync", err); fe != nil {
+				return fe
+			}
+			if !retry("/sync", err) {
+				return ctx.Err()
+			}
+			continue
+		}
+		attempt = 0
+		if !connected {
+			connected = true
+			if !emit(ctx, events, shared.Event{Health: &shared.Health{State: shared.Connected,
+				Message: "syncing as " + string(client.UserID)}}) {
+				return ctx.Err()
+			}
+		}
+		if err := a.handleSync(ctx, events, resp, since, first); err != nil {
+			if fe := asFatal(err); fe != nil {
+				return fe
+			}
+			return ctx.Err()
+		}
+		since = resp.NextBatch
+	}
+	return ctx.Err()
+}
+
+// login asks whoami who the token belongs to, and the bot's display name
+// for mention detection.
+func (a *Adapter) login(ctx context.Context, client *mautrix.Client) error {
+	who, err := client.Whoami(ctx)
+	if err != nil {
+		if fe := rejectedToken("whoami", err); fe != nil {
+			return fe
+		}
+		return fmt.Errorf("checking the access token (whoami): %w", err)
+	}
+	client.UserID = who.UserID
+	name := ""
+	if dn, err := client.GetOwnDisplayName(ctx); err == nil {
+		name = dn.DisplayName
+	} else if fe := rejectedToken("displayname", err); fe != nil {
+		return fe
+	}
+	a.setBot(who.UserID, name)
+	a.log.Info("logged in to Matrix", "user_id", who.UserID, "display_name", name)
+	return nil
+}
+
+func asFatal(err error) *shared.FatalError {
+	var fe *shared.FatalError
+	if errors.As(err, &fe) {
+		return fe
+	}
+	return nil
+}
+
+// emit sends ev unless ctx ends first.
+func emit(ctx context.Context, events chan<- shared.Event, ev shared.Event) bool {
+	select {
+	case events <- ev:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// backoff is the capped, jittered exponential wait before retry attempt n.
+func backoff(n int, base, max time.Duration) time.Duration {
+	d := base
+	for i := 0; i < n && d < max; i++ {
+		d *= 2
+	}
+	d = min(d, max)
+	return d/2 + rand.N(d/2+1)
+}
+
+// sleep waits d or until ctx ends; false means ctx ended.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
