@@ -75,7 +75,7 @@ func TestDescribeRoundTripsSchema(t *testing.T) {
 			{Name: "optional", Type: shared.TypeString},
 		},
 	}
-	c := shared.TestPlatform(t, &shared.FakePlatform{
+	c := shared.TestPlatformV2(t, &shared.FakePlatform{
 		DescribeFunc: func(context.Context) (shared.Description, error) { return want, nil },
 	})
 	got, err := c.Describe(context.Background())
@@ -102,7 +102,7 @@ func TestDescribeRoundTripsSchema(t *testing.T) {
 }
 
 func TestDescribeRejectsUnencodableDefault(t *testing.T) {
-	c := shared.TestPlatform(t, &shared.FakePlatform{
+	c := shared.TestPlatformV2(t, &shared.FakePlatform{
 		DescribeFunc: func(context.Context) (shared.Description, error) {
 			return shared.Description{Name: "bad", Schema: []shared.Attribute{
 				{Name: "weird", Type: shared.TypeString, Default: make(chan int)},
@@ -115,7 +115,7 @@ func TestDescribeRejectsUnencodableDefault(t *testing.T) {
 }
 
 func TestDescribeErrorReachesHost(t *testing.T) {
-	c := shared.TestPlatform(t, &shared.FakePlatform{
+	c := shared.TestPlatformV2(t, &shared.FakePlatform{
 		DescribeFunc: func(context.Context) (shared.Description, error) {
 			return shared.Description{}, errors.New("describe broke")
 		},
@@ -127,7 +127,7 @@ func TestDescribeErrorReachesHost(t *testing.T) {
 
 func TestConfigurePassesJSONAndLogger(t *testing.T) {
 	var got shared.Config
-	c := shared.TestPlatform(t, &shared.FakePlatform{
+	c := shared.TestPlatformV2(t, &shared.FakePlatform{
 		ConfigureFunc: func(_ context.Context, cfg shared.Config) error {
 			got = cfg
 			return nil
@@ -159,7 +159,7 @@ func TestConfigurePassesJSONAndLogger(t *testing.T) {
 
 func TestConfigureFatalErrorArrivesAsFatalError(t *testing.T) {
 	want := &shared.FatalError{Code: "invalid_config", Message: "token is malformed", Hint: "check DISCORD_TOKEN"}
-	c := shared.TestPlatform(t, &shared.FakePlatform{
+	c := shared.TestPlatformV2(t, &shared.FakePlatform{
 		ConfigureFunc: func(context.Context, shared.Config) error {
 			return fmt.Errorf("configuring: %w", want) // wrapped: still fatal
 		},
@@ -178,7 +178,7 @@ func TestConfigureFatalErrorArrivesAsFatalError(t *testing.T) {
 }
 
 func TestConfigurePlainErrorIsNotFatal(t *testing.T) {
-	c := shared.TestPlatform(t, &shared.FakePlatform{
+	c := shared.TestPlatformV2(t, &shared.FakePlatform{
 		ConfigureFunc: func(context.Context, shared.Config) error { return errors.New("disk full") },
 	})
 	err := c.Configure(context.Background(), shared.Config{})
@@ -190,7 +190,7 @@ func TestConfigurePlainErrorIsNotFatal(t *testing.T) {
 
 func TestRunStreamsMessagesAndHealthInOrder(t *testing.T) {
 	const n = 200
-	c := shared.TestPlatform(t, &shared.FakePlatform{
+	c := shared.TestPlatformV2(t, &shared.FakePlatform{
 		RunFunc: func(ctx context.Context, events chan<- shared.Event) error {
 			send := func(ev shared.Event) bool {
 				select {
@@ -253,7 +253,7 @@ func TestRunStreamsMessagesAndHealthInOrder(t *testing.T) {
 
 func TestRunFatalErrorSendsFatalHealthAndReturnsFatal(t *testing.T) {
 	want := &shared.FatalError{Code: "token_rejected", Message: "Discord rejected the bot token (close 4004)", Hint: "check DISCORD_TOKEN"}
-	c := shared.TestPlatform(t, &shared.FakePlatform{
+	c := shared.TestPlatformV2(t, &shared.FakePlatform{
 		RunFunc: func(ctx context.Context, events chan<- shared.Event) error {
 			events <- shared.Event{Health: &shared.Health{State: shared.Connected}}
 			return want
@@ -279,7 +279,7 @@ func TestRunFatalErrorSendsFatalHealthAndReturnsFatal(t *testing.T) {
 
 func TestRunFatalHealthEventWithoutDetailIsFatal(t *testing.T) {
 	// A plugin may report Fatal itself; the host treats it as the end.
-	c := shared.TestPlatform(t, &shared.FakePlatform{
+	c := shared.TestPlatformV2(t, &shared.FakePlatform{
 		RunFunc: func(ctx context.Context, events chan<- shared.Event) error {
 			events <- shared.Event{Health: &shared.Health{State: shared.Fatal, Message: "intents not allowed"}}
 			<-ctx.Done()
@@ -298,7 +298,7 @@ func TestRunFatalHealthEventWithoutDetailIsFatal(t *testing.T) {
 }
 
 func TestRunPlainErrorIsTransient(t *testing.T) {
-	c := shared.TestPlatform(t, &shared.FakePlatform{
+	c := shared.TestPlatformV2(t, &shared.FakePlatform{
 		RunFunc: func(context.Context, chan<- shared.Event) error { return errors.New("connection reset") },
 	})
 	_, done := startRun(context.Background(), c, 8)
@@ -310,7 +310,7 @@ func TestRunPlainErrorIsTransient(t *testing.T) {
 }
 
 func TestRunNilReturnsNil(t *testing.T) {
-	c := shared.TestPlatform(t, &shared.FakePlatform{
+	c := shared.TestPlatformV2(t, &shared.FakePlatform{
 		RunFunc: func(context.Context, chan<- shared.Event) error { return nil },
 	})
 	_, done := startRun(context.Background(), c, 8)
@@ -334,7 +334,7 @@ func TestRunFlushesEventsQueuedBeforeReturn(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			const n = 50 // fits the server's buffer: Run never blocks
 			for round := range 10 {
-				c := shared.TestPlatform(t, &shared.FakePlatform{
+				c := shared.TestPlatformV2(t, &shared.FakePlatform{
 					RunFunc: func(_ context.Context, events chan<- shared.Event) error {
 						for i := range n {
 							events <- shared.Event{Message: &shared.Message{ID: fmt.Sprint(i)}}
@@ -370,7 +370,7 @@ func TestRunFlushesEventsQueuedBeforeReturn(t *testing.T) {
 func TestRunCancelledByHostEndsPluginRun(t *testing.T) {
 	started := make(chan struct{})
 	ended := make(chan struct{})
-	c := shared.TestPlatform(t, &shared.FakePlatform{
+	c := shared.TestPlatformV2(t, &shared.FakePlatform{
 		RunFunc: func(ctx context.Context, events chan<- shared.Event) error {
 			close(started)
 			<-ctx.Done()
@@ -401,7 +401,7 @@ func TestRunCancelledWhileHostIsNotReading(t *testing.T) {
 	// The host's events channel is full and nobody reads it: cancelling
 	// the host's ctx must still end Run on both sides.
 	ended := make(chan struct{})
-	c := shared.TestPlatform(t, &shared.FakePlatform{
+	c := shared.TestPlatformV2(t, &shared.FakePlatform{
 		RunFunc: func(ctx context.Context, events chan<- shared.Event) error {
 			defer close(ended)
 			for i := 0; ; i++ {
@@ -428,7 +428,7 @@ func TestRunCancelledWhileHostIsNotReading(t *testing.T) {
 }
 
 func TestFakePlatformRunDefaultsToConnected(t *testing.T) {
-	c := shared.TestPlatform(t, &shared.FakePlatform{})
+	c := shared.TestPlatformV2(t, &shared.FakePlatform{})
 	ctx, cancel := context.WithCancel(context.Background())
 	events, done := startRun(ctx, c, 8)
 	if ev := nextEvent(t, events); ev.Health == nil || ev.Health.State != shared.Connected {
@@ -459,7 +459,7 @@ func TestFakePlatformRunDefaultsToConnected(t *testing.T) {
 
 func TestSendRoundTripsReplyAndIDs(t *testing.T) {
 	var got shared.Reply
-	c := shared.TestPlatform(t, &shared.FakePlatform{
+	c := shared.TestPlatformV2(t, &shared.FakePlatform{
 		SendFunc: func(_ context.Context, r shared.Reply) ([]string, error) {
 			got = r
 			return []string{"m1", "m2", "m3"}, nil
@@ -486,7 +486,7 @@ func TestSendRoundTripsReplyAndIDs(t *testing.T) {
 
 func TestSendFatalArrivesAsFatalError(t *testing.T) {
 	want := &shared.FatalError{Code: "token_rejected", Message: "HTTP 401", Hint: "renew the token"}
-	c := shared.TestPlatform(t, &shared.FakePlatform{
+	c := shared.TestPlatformV2(t, &shared.FakePlatform{
 		SendFunc: func(context.Context, shared.Reply) ([]string, error) { return []string{"partial"}, want },
 	})
 	connect(t, c)
@@ -501,7 +501,7 @@ func TestSendFatalArrivesAsFatalError(t *testing.T) {
 }
 
 func TestSendPlainErrorIsNotFatal(t *testing.T) {
-	c := shared.TestPlatform(t, &shared.FakePlatform{
+	c := shared.TestPlatformV2(t, &shared.FakePlatform{
 		SendFunc: func(context.Context, shared.Reply) ([]string, error) { return nil, errors.New("rate limited") },
 	})
 	connect(t, c)
@@ -515,7 +515,7 @@ func TestSendPlainErrorIsNotFatal(t *testing.T) {
 func TestTypingPassesConversationV1(t *testing.T) {
 	var got shared.Conversation
 	fail := false
-	c := shared.TestPlatformV1(t, &shared.FakePlatform{
+	c := shared.TestPlatform(t, &shared.FakePlatform{
 		TypingFunc: func(_ context.Context, conv shared.Conversation) error {
 			got = conv
 			if fail {
@@ -540,7 +540,7 @@ func TestTypingPassesConversationV1(t *testing.T) {
 func TestStopReachesPlugin(t *testing.T) {
 	var calls int
 	var fail error
-	c := shared.TestPlatform(t, &shared.FakePlatform{
+	c := shared.TestPlatformV2(t, &shared.FakePlatform{
 		StopFunc: func(context.Context) error { calls++; return fail },
 	})
 	if err := c.Stop(context.Background()); err != nil || calls != 1 {

@@ -35,11 +35,11 @@ func connectedFake(fn func(ctx context.Context, events chan<- shared.Event) erro
 }
 
 func TestProtocolVersions(t *testing.T) {
-	if c := shared.TestPlatform(t, &shared.FakePlatform{}); c.Protocol() != 2 {
-		t.Errorf("TestPlatform speaks %d, want 2", c.Protocol())
+	if c := shared.TestPlatformV2(t, &shared.FakePlatform{}); c.Protocol() != 2 {
+		t.Errorf("TestPlatformV2 speaks %d, want 2", c.Protocol())
 	}
-	if c := shared.TestPlatformV1(t, &shared.FakePlatform{}); c.Protocol() != 1 || c.Streams() {
-		t.Errorf("TestPlatformV1 speaks %d (streams %v), want 1 without streaming", c.Protocol(), c.Streams())
+	if c := shared.TestPlatform(t, &shared.FakePlatform{}); c.Protocol() != 1 || c.Streams() {
+		t.Errorf("TestPlatform speaks %d (streams %v), want 1 without streaming", c.Protocol(), c.Streams())
 	}
 }
 
@@ -48,7 +48,7 @@ func TestProtocolVersions(t *testing.T) {
 // could not take it.
 func TestDeliverWaitsForTheHostsAck(t *testing.T) {
 	delivered := make(chan error, 2)
-	c := shared.TestPlatform(t, &shared.FakePlatform{RunFunc: connectedFake(func(ctx context.Context, events chan<- shared.Event) error {
+	c := shared.TestPlatformV2(t, &shared.FakePlatform{RunFunc: connectedFake(func(ctx context.Context, events chan<- shared.Event) error {
 		for _, id := range []string{"1", "2"} {
 			delivered <- shared.Deliver(ctx, events, &shared.Message{ID: id, Cursor: "after-" + id})
 		}
@@ -81,7 +81,7 @@ func TestDeliverWaitsForTheHostsAck(t *testing.T) {
 // not taken, so the plugin must not confirm it.
 func TestDeliverFailsWhenTheHostGoes(t *testing.T) {
 	delivered := make(chan error, 1)
-	c := shared.TestPlatform(t, &shared.FakePlatform{RunFunc: connectedFake(func(ctx context.Context, events chan<- shared.Event) error {
+	c := shared.TestPlatformV2(t, &shared.FakePlatform{RunFunc: connectedFake(func(ctx context.Context, events chan<- shared.Event) error {
 		delivered <- shared.Deliver(context.Background(), events, &shared.Message{ID: "1"})
 		return nil
 	})})
@@ -121,7 +121,7 @@ func (s *streamer) SendPart(_ context.Context, p shared.ReplyPart) ([]string, er
 
 func TestStreamedReplyPartsArriveInOrder(t *testing.T) {
 	s := &streamer{streams: true}
-	c := shared.TestPlatform(t, s)
+	c := shared.TestPlatformV2(t, s)
 	if err := c.Configure(context.Background(), shared.Config{}); err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +166,7 @@ func TestNonStreamingPluginGetsOnlyTheFinalText(t *testing.T) {
 		sent = append(sent, r)
 		return []string{"m"}, nil
 	}}}
-	for _, c := range []shared.PluginConn{shared.TestPlatform(t, s), shared.TestPlatformV1(t, s)} {
+	for _, c := range []shared.PluginConn{shared.TestPlatformV2(t, s), shared.TestPlatform(t, s)} {
 		if err := c.Configure(context.Background(), shared.Config{}); err != nil {
 			t.Fatal(err)
 		}
@@ -188,7 +188,7 @@ func TestNonStreamingPluginGetsOnlyTheFinalText(t *testing.T) {
 
 func TestTypingV2IsAFrame(t *testing.T) {
 	got := make(chan shared.Conversation, 1)
-	c := shared.TestPlatform(t, &shared.FakePlatform{TypingFunc: func(_ context.Context, conv shared.Conversation) error {
+	c := shared.TestPlatformV2(t, &shared.FakePlatform{TypingFunc: func(_ context.Context, conv shared.Conversation) error {
 		got <- conv
 		return errors.New("logged by the plugin, not returned")
 	}})

@@ -9,19 +9,23 @@ import (
 )
 
 // TestPlatform serves impl in-process over a real gRPC connection with
-// protocol 2 and returns the host's client for it, so plugin authors test
+// protocol 1 and returns the host's client for it, so plugin authors test
 // their plugin through the wire contract without starting a process.
-// Everything is closed at the end of the test. The test plays the host: it
-// acknowledges each message it takes from Run with Event.Ack.
-func TestPlatform(t testing.TB, impl Platform) *GRPCClientV2 {
-	t.Helper()
-	return testPlatform(t, &GRPCPluginV2{GRPCPlugin{Impl: impl, Logger: hclog.NewNullLogger()}}).(*GRPCClientV2)
-}
-
-// TestPlatformV1 is TestPlatform with protocol 1.
-func TestPlatformV1(t testing.TB, impl Platform) *GRPCClient {
+// Everything is closed at the end of the test. With protocol 1 a message
+// counts as taken once it is on the wire: Deliver returns without the test
+// acknowledging anything. TestPlatformV2 tests the protocol 2 contract.
+func TestPlatform(t testing.TB, impl Platform) *GRPCClient {
 	t.Helper()
 	return testPlatform(t, &GRPCPlugin{Impl: impl, Logger: hclog.NewNullLogger()}).(*GRPCClient)
+}
+
+// TestPlatformV2 is TestPlatform with protocol 2: one stream each way,
+// streamed replies when impl is a Streamer that Streams, and Deliver
+// returns only once the test, playing the host, calls Ack on the event it
+// took from Run.
+func TestPlatformV2(t testing.TB, impl Platform) *GRPCClientV2 {
+	t.Helper()
+	return testPlatform(t, &GRPCPluginV2{GRPCPlugin{Impl: impl, Logger: hclog.NewNullLogger()}}).(*GRPCClientV2)
 }
 
 func testPlatform(t testing.TB, p plugin.Plugin) any {

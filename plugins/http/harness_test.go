@@ -32,7 +32,7 @@ func freeAddr(t *testing.T) string {
 // running, as the host sees it.
 type harness struct {
 	t       *testing.T
-	client  shared.PluginConn
+	client  *shared.GRPCClient
 	addr    string
 	events  chan shared.Event
 	cancel  context.CancelFunc

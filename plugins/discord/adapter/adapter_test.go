@@ -37,7 +37,7 @@ const waitFor = 10 * time.Second
 type harness struct {
 	t      *testing.T
 	fake   *fakediscord.Server
-	client shared.PluginConn
+	client *shared.GRPCClient
 	events chan shared.Event
 	runErr chan error
 }
@@ -45,7 +45,7 @@ type harness struct {
 func newHarness(t *testing.T, fake *fakediscord.Server, cfg map[string]any) *harness {
 	t.Helper()
 	h := &harness{t: t, fake: fake, events: make(chan shared.Event, 256)}
-	h.client = shared.TestPlatformV1(t, &Adapter{tune: fastTiming})
+	h.client = shared.TestPlatform(t, &Adapter{tune: fastTiming})
 	full := map[string]any{"token": fakediscord.DefaultToken, "api_url": fake.APIURL}
 	for k, v := range cfg {
 		full[k] = v
@@ -491,7 +491,7 @@ func TestStopDuringBackoff(t *testing.T) {
 	fake.SetSilent(true)
 	a := &Adapter{tune: fastTiming}
 	a.tune.openTimeout = time.Minute // stuck in a hanging handshake
-	client := shared.TestPlatformV1(t, a)
+	client := shared.TestPlatform(t, a)
 	raw, _ := json.Marshal(map[string]any{"token": fakediscord.DefaultToken, "api_url": fake.APIURL})
 	if err := client.Configure(context.Background(), shared.Config{Raw: raw}); err != nil {
 		t.Fatal(err)
