@@ -8,7 +8,10 @@ import (
 // agentsView adapts the agent service to the router's view of it.
 type agentsView struct{ *agent.Service }
 
-var _ router.Agents = agentsView{}
+var (
+	_ router.Agents          = agentsView{}
+	_ router.StreamingAgents = agentsView{}
+)
 
 // Status implements router.Agents.
 func (a agentsView) Status(key string) (router.SessionStatus, error) {

@@ -215,7 +215,10 @@ func Start(opts Options) (_ *Host, err error) {
 	return h, nil
 }
 
-var _ supervisor.Inbox = (*store.Store)(nil)
+var (
+	_ supervisor.Inbox    = (*store.Store)(nil)
+	_ router.StreamSender = (*supervisor.Supervisor)(nil)
+)
 
 func (h *Host) handleMessage(platform string, m *shared.Message) {
 	h.metrics.messageIn(platform)

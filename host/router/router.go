@@ -8,8 +8,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -44,6 +46,24 @@ type SessionStatus struct {
 type Sender interface {
 	Send(ctx context.Context, platform string, r shared.Reply) ([]string, error)
 	Typing(ctx context.Context, platform string, conv shared.Conversation) error
+}
+
+// StreamingAgents is Agents that can stream a reply as it is written.
+type StreamingAgents interface {
+	// ReplyStream is Reply that calls onDelta with each piece of text as
+	// the provider produces it; the whole reply is committed, then
+	// returned, exactly as with Reply.
+	ReplyStream(ctx context.Context, key, text string, onDelta func(string)) (string, error)
+}
+
+// StreamSender is a Sender that can stream replies to the platforms that
+// show them (protocol 2 plugins that are shared.Streamers).
+type StreamSender interface {
+	// Streams reports whether platform shows streamed replies now.
+	Streams(platform string) bool
+	// SendPart sends one part of a streamed reply; Start and Delta are
+	// queued without waiting, End and Fail wait for the platform.
+	SendPart(ctx context.Context, platform string, part shared.ReplyPart) ([]string, error)
 }
 
 // UserError is an error whose message is fit to show the user as it is.
@@ -88,6 +108,11 @@ type Router struct {
 	opts   Options
 	logger hclog.Logger
 	sem    chan struct{}
+	// streamAgents and streamSender are set when both sides can stream.
+	streamAgents StreamingAgents
+	streamSender StreamSender
+	replyIDs     atomic.Uint64
+	replyIDBase  string
 
 	mu       sync.Mutex
 	sessions map[string]*session
@@ -143,13 +168,20 @@ func New(opts Options) *Router {
 	if opts.TypingInterval <= 0 {
 		opts.TypingInterval = 8 * time.Second
 	}
-	return &Router{
-		opts:     opts,
-		logger:   opts.Logger,
-		sem:      make(chan struct{}, opts.MaxConcurrent),
-		sessions: map[string]*session{},
-		scopes:   map[string]Scope{},
+	r := &Router{
+		opts:        opts,
+		logger:      opts.Logger,
+		sem:         make(chan struct{}, opts.MaxConcurrent),
+		sessions:    map[string]*session{},
+		scopes:      map[string]Scope{},
+		replyIDBase: strconv.FormatInt(time.Now().UnixNano(), 36),
 	}
+	sa, okA := opts.Agents.(StreamingAgents)
+	ss, okS := opts.Sender.(StreamSender)
+	if okA && okS {
+		r.streamAgents, r.streamSender = sa, ss
+	}
+	return r
 }
 
 // SetLimits changes the queue limit and reply timeout, for a reload. Zero
@@ -300,20 +332,32 @@ func (r *Router) turn(ctx context.Context, j *job) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	stopTyping := r.typing(ctx, j)
-	text, err := r.opts.Agents.Reply(ctx, j.key, j.msg.Text)
+	var text string
+	var err error
+	var st *stream
+	if r.streamSender != nil && r.streamSender.Streams(j.platform) {
+		st = r.newStream(j)
+		text, err = r.streamAgents.ReplyStream(ctx, j.key, j.msg.Text, st.delta)
+	} else {
+		text, err = r.opts.Agents.Reply(ctx, j.key, j.msg.Text)
+	}
 	stopTyping()
+	send := r.reply
+	if st != nil {
+		send = st.end
+	}
 	switch {
 	case err == nil:
-		r.reply(j, text, shared.KindReply)
+		send(j, text, shared.KindReply)
 	case context.Cause(ctx) == errStopped || context.Cause(ctx) == errShutdown:
-		r.reply(j, cancelText(ctx), shared.KindNotice)
+		send(j, cancelText(ctx), shared.KindNotice)
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		// Whatever the agent returned once its time was up (a wrapped
 		// deadline, a reset stream), the reason is the timeout.
-		r.reply(j, fmt.Sprintf("The agent did not reply within %s.", timeout), shared.KindError)
+		send(j, fmt.Sprintf("The agent did not reply within %s.", timeout), shared.KindError)
 	default:
 		r.logger.Warn("agent failed", "session", j.key, "error", err)
-		r.reply(j, userText(err), shared.KindError)
+		send(j, userText(err), shared.KindError)
 	}
 	if r.opts.Observe != nil {
 		r.opts.Observe(j.platform, time.Since(start), err)

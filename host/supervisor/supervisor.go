@@ -223,6 +223,23 @@ func (s *Supervisor) Send(ctx context.Context, name string, r shared.Reply) ([]s
 	return c.Send(ctx, r)
 }
 
+// Streams reports whether the named platform's plugin shows streamed
+// replies (protocol 2, a shared.Streamer whose config wants them).
+func (s *Supervisor) Streams(name string) bool {
+	c, err := s.lookup(name)
+	return err == nil && c.Streams()
+}
+
+// SendPart sends one part of a streamed reply through the named platform's
+// plugin (see shared.PluginConn.SendPart).
+func (s *Supervisor) SendPart(ctx context.Context, name string, part shared.ReplyPart) ([]string, error) {
+	c, err := s.lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	return c.SendPart(ctx, part)
+}
+
 // Typing shows a typing indicator through the named platform's plugin.
 func (s *Supervisor) Typing(ctx context.Context, name string, conv shared.Conversation) error {
 	c, err := s.lookup(name)
