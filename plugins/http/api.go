@@ -14,6 +14,8 @@ import (
 type messageRequest struct {
 	Session string `json:"session"`
 	Text    string `json:"text"`
+	// Stream asks for the reply as server-sent events as it is written.
+	Stream bool `json:"stream"`
 }
 
 type messageResponse struct {
@@ -77,16 +79,21 @@ func (a *adapter) handleMessage(w http.ResponseWriter, r *http.Request) {
 	// and waiting for its reply.
 	timer := time.NewTimer(a.timeout)
 	defer timer.Stop()
-	id, replies, link, err := a.submit(ctx, req.Session, req.Text, timer.C)
+	id, wt, link, err := a.submit(ctx, req.Session, req.Text, req.Stream, timer.C)
 	if err != nil {
 		if errors.Is(err, errNotConnected) || errors.Is(err, errHostStalled) {
 			writeError(w, http.StatusServiceUnavailable, err.Error())
 		}
 		return // otherwise the client went away
 	}
+	if req.Stream {
+		a.streamReply(w, r, req.Session, id, wt, link, timer.C)
+		return
+	}
 	select {
-	case rep := <-replies:
-		writeReply(w, req.Session, rep)
+	case <-wt.notify:
+		_, rep, _ := wt.take()
+		writeReply(w, req.Session, *rep)
 	case <-timer.C:
 		a.forget(id)
 		writeJSON(w, http.StatusGatewayTimeout, messageResponse{Session: req.Session, Error: "no reply within " + a.timeout.String()})
@@ -94,10 +101,9 @@ func (a *adapter) handleMessage(w http.ResponseWriter, r *http.Request) {
 		a.forget(id)
 	case <-link.done:
 		a.forget(id)
-		select {
-		case rep := <-replies: // it came just in time: the host sent it
-			writeReply(w, req.Session, rep)
-		default:
+		if _, rep, _ := wt.take(); rep != nil { // it came just in time: the host sent it
+			writeReply(w, req.Session, *rep)
+		} else {
 			writeError(w, http.StatusServiceUnavailable, "the gateway host disconnected before it replied")
 		}
 	}
