@@ -10,13 +10,12 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"github.com/plughost/gateway/host/config"
 )
 
 // Options configure a Server.
@@ -41,9 +40,12 @@ type Server struct {
 	unix string
 }
 
-// IsUnix reports whether addr names a unix socket rather than host:port,
-// by the rule the config file uses (config.IsUnixSocket).
-func IsUnix(addr string) bool { return config.IsUnixSocket(addr) }
+// IsUnix reports whether addr names a unix socket path rather than
+// host:port: it contains a "/" or ends with ".sock". The config file's
+// admin attribute follows the same rule.
+func IsUnix(addr string) bool {
+	return strings.Contains(addr, "/") || strings.HasSuffix(addr, ".sock")
+}
 
 // Listen binds the endpoint and starts serving. A unix socket is created
 // mode 0600 (a stale socket file left by a crashed host is replaced: the

@@ -10,14 +10,13 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/plughost/gateway/host/config"
 	"github.com/plughost/gateway/host/provider"
 )
 
 // benchCache returns a cache and a spec on a real (never contacted)
 // OpenAI-compatible provider, so agents hold what they hold in production.
 func benchCache(b *testing.B, maxAgents int) (*cache, spec, func()) {
-	p, err := provider.NewOpenAI(&config.Provider{Name: "bench", Type: "openai", BaseURL: "http://127.0.0.1:9/v1"}, nil)
+	p, err := provider.NewOpenAI(provider.Config{Name: "bench", Type: "openai", BaseURL: "http://127.0.0.1:9/v1"}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -134,15 +133,15 @@ func BenchmarkIdleAgentMemory(b *testing.B) {
 // With 16×GOMAXPROCS goroutines over 256 sessions and the default cache,
 // most turns miss the cache.
 func BenchmarkReplyEcho(b *testing.B) {
-	benchReplies(b, newTestService(b, echoConfig(b), Options{}))
+	benchReplies(b, newTestService(b, echoConfig(), Options{}))
 }
 
 // BenchmarkReplyEchoCached is BenchmarkReplyEcho with room in the cache for
 // every session, so that each turn after the first hits a cached agent: the
 // steady state of a busy gateway.
 func BenchmarkReplyEchoCached(b *testing.B) {
-	cfg := echoConfig(b)
-	cfg.Cache.MaxAgents = 256
+	cfg := echoConfig()
+	cfg.MaxAgents = 256
 	benchReplies(b, newTestService(b, cfg, Options{}))
 }
 

@@ -24,7 +24,7 @@ func TestThousandSessionsKeepConnectionsBounded(t *testing.T) {
 		case <-ctx.Done():
 		}
 	}
-	s := newTestService(t, openaiConfig(t, srv, 8, 8), Options{})
+	s := newTestService(t, openaiConfig(srv, 8, 8), Options{})
 	tr := track(s)
 
 	const sessions, workers = 1000, 32
@@ -83,7 +83,7 @@ func TestThousandSessionsKeepConnectionsBounded(t *testing.T) {
 // matched by exactly one close.
 func TestModelAndNewSwitchesCloseEachAgentOnce(t *testing.T) {
 	srv := providertest.New(t)
-	s := newTestService(t, openaiConfig(t, srv, 8, 8), Options{})
+	s := newTestService(t, openaiConfig(srv, 8, 8), Options{})
 	tr := track(s)
 	ctx := context.Background()
 	var wg sync.WaitGroup
@@ -142,7 +142,7 @@ func TestSlowReplyFinishesBeforeEvictedAgentCloses(t *testing.T) {
 		case <-ctx.Done():
 		}
 	}
-	s := newTestService(t, openaiConfig(t, srv, 8, 8), Options{Grace: time.Minute})
+	s := newTestService(t, openaiConfig(srv, 8, 8), Options{Grace: time.Minute})
 	tr := track(s)
 	type result struct {
 		text string
@@ -189,7 +189,7 @@ func TestSlowReplyFinishesBeforeEvictedAgentCloses(t *testing.T) {
 func TestEvictedReplyCancelledAfterGrace(t *testing.T) {
 	srv := providertest.New(t)
 	srv.Hold = func(ctx context.Context, _ *providertest.Request) { <-ctx.Done() }
-	s := newTestService(t, openaiConfig(t, srv, 8, 8), Options{Grace: 50 * time.Millisecond})
+	s := newTestService(t, openaiConfig(srv, 8, 8), Options{Grace: 50 * time.Millisecond})
 	errc := make(chan error, 1)
 	go func() { _, err := s.Reply(context.Background(), "bob", "never answered"); errc <- err }()
 	waitFor(t, "the request to reach the provider", 5*time.Second, func() bool { return srv.InFlight() == 1 })
@@ -211,7 +211,7 @@ func TestEvictedReplyCancelledAfterGrace(t *testing.T) {
 func TestCloseCancelsRepliesAtDeadline(t *testing.T) {
 	srv := providertest.New(t)
 	srv.Hold = func(ctx context.Context, _ *providertest.Request) { <-ctx.Done() }
-	s := newTestService(t, openaiConfig(t, srv, 8, 8), Options{Grace: time.Hour})
+	s := newTestService(t, openaiConfig(srv, 8, 8), Options{Grace: time.Hour})
 	tr := track(s)
 	errc := make(chan error, 3)
 	for i := range 3 {

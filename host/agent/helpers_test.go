@@ -1,13 +1,14 @@
 package agent
 
 import (
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/plughost/gateway/host/config"
 	"github.com/plughost/gateway/host/provider"
 	"github.com/plughost/gateway/host/provider/providertest"
+	"github.com/plughost/gateway/host/store"
 )
 
 const testKey = "sk-agent-test-key"
@@ -32,15 +33,14 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-func openaiConfig(t testing.TB, srv *providertest.Server, maxAgents, maxConns int) *config.Config {
-	return &config.Config{
-		Gateway: config.Gateway{StateDir: t.TempDir()},
-		Providers: []*config.Provider{
+func openaiConfig(srv *providertest.Server, maxAgents, maxConns int) Config {
+	return Config{
+		Providers: []provider.Config{
 			{Name: "echo", Type: "echo"},
 			{Name: "fake", Type: "openai", BaseURL: srv.URL, APIKey: testKey, Timeout: 10 * time.Second, MaxConnections: maxConns},
 		},
-		Agent: config.Agent{Model: "fake/m1", SystemPrompt: "You are terse.", HistoryLimit: 40},
-		Cache: config.Cache{MaxAgents: maxAgents, IdleTTL: time.Hour},
+		Model: "fake/m1", SystemPrompt: "You are terse.", HistoryLimit: 40,
+		MaxAgents: maxAgents, IdleTTL: time.Hour,
 	}
 }
 
@@ -76,7 +76,24 @@ func (tr *tracked) closedOnce(t testing.TB) int {
 	return len(tr.agents)
 }
 
-func newTestService(t testing.TB, cfg *config.Config, opts Options) *Service {
+func newTestService(t testing.TB, cfg Config, opts Options) *Service {
+	t.Helper()
+	return newTestServiceAt(t, t.TempDir(), cfg, opts)
+}
+
+// openStore opens the session store in dir, closed when the test ends.
+func openStore(t testing.TB, dir string, now func() time.Time) *store.Store {
+	t.Helper()
+	st, err := store.Open(filepath.Join(dir, store.FileName), &store.Options{Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	return st
+}
+
+// newTestServiceAt is newTestService on the store in dir.
+func newTestServiceAt(t testing.TB, dir string, cfg Config, opts Options) *Service {
 	t.Helper()
 	if opts.Retry.BaseDelay == 0 {
 		opts.Retry = provider.RetryPolicy{MaxAttempts: 3, BaseDelay: time.Millisecond, MaxDelay: 10 * time.Millisecond}
@@ -84,11 +101,11 @@ func newTestService(t testing.TB, cfg *config.Config, opts Options) *Service {
 	if opts.SweepInterval == 0 {
 		opts.SweepInterval = -1
 	}
-	s, err := New(cfg, opts)
+	s, err := New(cfg, openStore(t, dir, opts.Now), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { closeService(t, s) }) // Close is idempotent
+	t.Cleanup(func() { closeService(t, s) }) // Close is idempotent; before the store's cleanup
 	return s
 }
 

@@ -2,10 +2,7 @@ package agent
 
 import (
 	"context"
-	"fmt"
 	"time"
-
-	"github.com/plughost/gateway/host/config"
 )
 
 // Sweep evicts the agents idle for at least idle_ttl now; the sweeper calls
@@ -41,7 +38,7 @@ func (s *Service) sweeper() {
 // added, removed or changed. Agents whose provider, model or prompt settings
 // changed are evicted with ReasonReload; a replaced provider is closed once
 // its last agent is. On error the running configuration is kept.
-func (s *Service) Apply(cfg *config.Config) error {
+func (s *Service) Apply(cfg Config) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -71,13 +68,13 @@ func (s *Service) Apply(cfg *config.Config) error {
 
 	maxAgents, ttl := cacheLimits(cfg)
 	s.cache.setLimits(maxAgents, ttl, ReasonReload)
-	limit := cfg.Agent.HistoryLimit
+	limit := cfg.HistoryLimit
 	if limit <= 0 {
 		limit = DefaultHistoryLimit
 	}
 	n := s.cache.evictIf(ReasonReload, func(a *Agent) bool {
 		prov, _, _ := splitModel(a.spec.model)
-		return next[prov] != a.spec.ref || a.spec.systemPrompt != cfg.Agent.SystemPrompt || a.spec.historyLimit != limit
+		return next[prov] != a.spec.ref || a.spec.systemPrompt != cfg.SystemPrompt || a.spec.historyLimit != limit
 	})
 	for name, r := range old {
 		if next[name] != r {
@@ -90,7 +87,8 @@ func (s *Service) Apply(cfg *config.Config) error {
 
 // Close evicts every agent (ReasonShutdown) and waits for them to close,
 // cancelling replies still running when ctx ends; then it closes the
-// providers (no connection left open) and the store.
+// providers (no connection left open). The store stays open for its owner
+// to close.
 func (s *Service) Close(ctx context.Context) error {
 	s.closeOnce.Do(func() { s.closeErr = s.close(ctx) })
 	return s.closeErr
@@ -113,10 +111,6 @@ func (s *Service) close(ctx context.Context) error {
 	s.closed = true
 	s.mu.Unlock()
 	closeRefs(refs)
-	err := s.store.Close()
-	s.flushes.Wait() // a closed store answers every Flush
-	if err != nil {
-		return fmt.Errorf("agent service: %w", err)
-	}
+	s.flushes.Wait() // every Flush returns once the store committed what was queued
 	return nil
 }

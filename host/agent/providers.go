@@ -6,7 +6,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/plughost/gateway/host/config"
 	"github.com/plughost/gateway/host/provider"
 )
 
@@ -16,7 +15,7 @@ import (
 // provider (its connections drop to zero).
 type providerRef struct {
 	p    provider.Provider
-	conf config.Provider // copy, to detect changes on reload
+	conf provider.Config // copy, to detect changes on reload
 
 	mu      sync.Mutex
 	refs    int
@@ -25,29 +24,13 @@ type providerRef struct {
 	log     hclog.Logger
 }
 
-func newProviderRef(conf *config.Provider, log hclog.Logger, retry provider.RetryPolicy) (*providerRef, error) {
-	var (
-		p   provider.Provider
-		err error
-	)
-	if conf.Type == "openai" {
-		p, err = provider.NewOpenAI(conf, &provider.Options{Logger: log.Named("provider"), Retry: retry})
-	} else {
-		p, err = provider.New(conf)
-	}
+func newProviderRef(conf provider.Config, log hclog.Logger, retry provider.RetryPolicy) (*providerRef, error) {
+	p, err := provider.New(conf, &provider.Options{Logger: log.Named("provider"), Retry: retry})
 	if err != nil {
 		return nil, err
 	}
-	c := *conf
-	c.Headers = maps.Clone(conf.Headers)
-	return &providerRef{p: p, conf: c, log: log}, nil
-}
-
-// sameConfig reports whether conf would build an identical provider.
-func (r *providerRef) sameConfig(conf *config.Provider) bool {
-	a, b := r.conf, *conf
-	return a.Name == b.Name && a.Type == b.Type && a.BaseURL == b.BaseURL && a.APIKey == b.APIKey &&
-		a.Timeout == b.Timeout && a.MaxConnections == b.MaxConnections && maps.Equal(a.Headers, b.Headers)
+	conf.Headers = maps.Clone(conf.Headers)
+	return &providerRef{p: p, conf: conf, log: log}, nil
 }
 
 // hold takes a reference for a new agent; it fails once the provider was

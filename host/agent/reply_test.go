@@ -19,8 +19,8 @@ func asUserError(err error, ue **UserError) bool { return errors.As(err, ue) }
 
 func TestHistorySentToProviderIsCappedAtLimit(t *testing.T) {
 	srv := providertest.New(t)
-	cfg := openaiConfig(t, srv, 8, 8)
-	cfg.Agent.HistoryLimit = 4
+	cfg := openaiConfig(srv, 8, 8)
+	cfg.HistoryLimit = 4
 	s := newTestService(t, cfg, Options{})
 	for i := range 5 {
 		if _, err := s.Reply(context.Background(), "alice", fmt.Sprint("q", i)); err != nil {
@@ -45,8 +45,9 @@ func TestHistorySentToProviderIsCappedAtLimit(t *testing.T) {
 // agent continues from the store.
 func TestConversationSurvivesEvictionAndRestart(t *testing.T) {
 	srv := providertest.New(t)
-	cfg := openaiConfig(t, srv, 1, 8)
-	s := newTestService(t, cfg, Options{})
+	cfg := openaiConfig(srv, 1, 8)
+	dir := t.TempDir()
+	s := newTestServiceAt(t, dir, cfg, Options{})
 	ctx := context.Background()
 	if _, err := s.Reply(ctx, "alice", "my name is Alice"); err != nil {
 		t.Fatal(err)
@@ -65,7 +66,7 @@ func TestConversationSurvivesEvictionAndRestart(t *testing.T) {
 	}
 	closeService(t, s)
 
-	s2 := newTestService(t, cfg, Options{})
+	s2 := newTestServiceAt(t, dir, cfg, Options{})
 	if _, err := s2.Reply(ctx, "alice", "still there?"); err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +87,7 @@ func sentHistory(r *providertest.Request, content string) bool {
 func TestRejectedAPIKeyIsAUserError(t *testing.T) {
 	srv := providertest.New(t)
 	srv.APIKey = "the-right-key"
-	s := newTestService(t, openaiConfig(t, srv, 8, 8), Options{})
+	s := newTestService(t, openaiConfig(srv, 8, 8), Options{})
 	_, err := s.Reply(context.Background(), "alice", "hi")
 	var ue *UserError
 	if !errors.As(err, &ue) || !strings.HasPrefix(ue.Message, "the provider rejected the API key") {
@@ -113,7 +114,7 @@ func TestRejectedAPIKeyIsAUserError(t *testing.T) {
 func TestRateLimitRetriedThenReported(t *testing.T) {
 	srv := providertest.New(t)
 	srv.Script(providertest.Scripted{Status: 429, RetryAfter: "0"})
-	s := newTestService(t, openaiConfig(t, srv, 8, 8), Options{})
+	s := newTestService(t, openaiConfig(srv, 8, 8), Options{})
 	if got, err := s.Reply(context.Background(), "alice", "hi"); err != nil || got != "reply to: hi" {
 		t.Fatalf("Reply after one 429 = %q, %v", got, err)
 	}
@@ -131,7 +132,7 @@ func TestRateLimitRetriedThenReported(t *testing.T) {
 func TestUnknownModelIsAUserError(t *testing.T) {
 	srv := providertest.New(t)
 	srv.Models = []string{"m1"}
-	s := newTestService(t, openaiConfig(t, srv, 8, 8), Options{})
+	s := newTestService(t, openaiConfig(srv, 8, 8), Options{})
 	if err := s.SetModel(context.Background(), "alice", "fake/nonexistent"); err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +146,7 @@ func TestUnknownModelIsAUserError(t *testing.T) {
 func TestStopCancelsTheReply(t *testing.T) {
 	srv := providertest.New(t)
 	srv.Hold = func(ctx context.Context, _ *providertest.Request) { <-ctx.Done() }
-	s := newTestService(t, openaiConfig(t, srv, 8, 8), Options{})
+	s := newTestService(t, openaiConfig(srv, 8, 8), Options{})
 	ctx, stop := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { _, err := s.Reply(ctx, "alice", "long"); errc <- err }()
@@ -161,7 +162,7 @@ func TestStopCancelsTheReply(t *testing.T) {
 
 func TestSetModelValidation(t *testing.T) {
 	srv := providertest.New(t)
-	s := newTestService(t, openaiConfig(t, srv, 8, 8), Options{})
+	s := newTestService(t, openaiConfig(srv, 8, 8), Options{})
 	for _, bad := range []string{"", "fake", "/m", "fake/", "nope/m1"} {
 		var ue *UserError
 		if err := s.SetModel(context.Background(), "a", bad); !errors.As(err, &ue) {
@@ -185,7 +186,7 @@ func TestSetModelValidation(t *testing.T) {
 func TestReplyStreamDeliversDeltasAndRecordsTheTurn(t *testing.T) {
 	srv := providertest.New(t)
 	srv.Reply = func(r *providertest.Request) string { return "streamed answer to " + r.LastUser() }
-	s := newTestService(t, openaiConfig(t, srv, 8, 8), Options{})
+	s := newTestService(t, openaiConfig(srv, 8, 8), Options{})
 	var deltas []string
 	got, err := s.ReplyStream(context.Background(), "alice", "q1", func(d string) { deltas = append(deltas, d) })
 	if err != nil || got != "streamed answer to q1" {
@@ -213,7 +214,7 @@ func TestAPIKeyNeverLogged(t *testing.T) {
 		providertest.Scripted{Status: 401, Body: `{"error":{"message":"Incorrect API key provided: ` + testKey + `"}}`})
 	var buf syncBuffer
 	log := hclog.New(&hclog.LoggerOptions{Level: hclog.Trace, Output: &buf})
-	s := newTestService(t, openaiConfig(t, srv, 8, 8), Options{Logger: log})
+	s := newTestService(t, openaiConfig(srv, 8, 8), Options{Logger: log})
 	_, err := s.Reply(context.Background(), "alice", "hi")
 	if provider.KindOf(err) != provider.KindAuth {
 		t.Fatalf("err = %v", err)
@@ -221,8 +222,8 @@ func TestAPIKeyNeverLogged(t *testing.T) {
 	if strings.Contains(err.Error(), testKey) || strings.Contains(fmt.Sprintf("%+v", errors.Unwrap(err)), testKey) {
 		t.Fatalf("error carries the key: %v", errors.Unwrap(err))
 	}
-	cfg := openaiConfig(t, srv, 8, 8)
-	cfg.Agent.SystemPrompt = "reload"
+	cfg := openaiConfig(srv, 8, 8)
+	cfg.SystemPrompt = "reload"
 	if err := s.Apply(cfg); err != nil {
 		t.Fatal(err)
 	}

@@ -4,15 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/plughost/gateway/host/config"
 	"github.com/plughost/gateway/host/provider"
 	"github.com/plughost/gateway/host/store"
 )
@@ -27,6 +24,22 @@ const (
 	// before it is cancelled so that the agent can be closed.
 	DefaultGrace = 30 * time.Second
 )
+
+// Config is the agent layer's settings: the agent and cache blocks and the
+// providers, in config order.
+type Config struct {
+	Providers []provider.Config
+	// Model is the default PROVIDER/MODEL; DefaultModel if empty.
+	Model        string
+	SystemPrompt string
+	// HistoryLimit is how many messages of history a turn sends;
+	// DefaultHistoryLimit if 0.
+	HistoryLimit int
+	// MaxAgents and IdleTTL bound the agent cache; DefaultMaxAgents and
+	// DefaultIdleTTL if 0.
+	MaxAgents int
+	IdleTTL   time.Duration
+}
 
 // Options tunes a Service beyond its config; the zero value is the default.
 type Options struct {
@@ -55,7 +68,7 @@ type Service struct {
 	errs  *errorCounts
 
 	mu        sync.RWMutex // guards cfg, providers and closed
-	cfg       *config.Config
+	cfg       Config
 	providers map[string]*providerRef
 	closed    bool
 
@@ -85,14 +98,9 @@ type SessionInfo struct {
 	Updated  time.Time `json:"updated"`
 }
 
-// NewService opens the session store at cfg.Gateway.StateDir/sessions.db and
-// builds the configured providers.
-func NewService(cfg *config.Config, logger hclog.Logger) (*Service, error) {
-	return New(cfg, Options{Logger: logger})
-}
-
-// New is NewService with options.
-func New(cfg *config.Config, opts Options) (*Service, error) {
+// New builds the configured providers and starts the agent layer on st,
+// the session store the caller opened (and closes after Close).
+func New(cfg Config, st *store.Store, opts Options) (*Service, error) {
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
 	}
@@ -103,11 +111,8 @@ func New(cfg *config.Config, opts Options) (*Service, error) {
 		opts.Grace = DefaultGrace
 	}
 	log := opts.Logger // the host names it ("agent")
-	if cfg.Gateway.StateDir == "" {
-		return nil, errors.New("agent service: gateway state_dir is empty")
-	}
-	if err := os.MkdirAll(cfg.Gateway.StateDir, 0o700); err != nil {
-		return nil, fmt.Errorf("agent service: create state dir: %w", err)
+	if st == nil {
+		return nil, errors.New("agent service: no session store")
 	}
 	providers, err := buildProviders(cfg, nil, log, opts)
 	if err != nil {
@@ -116,11 +121,6 @@ func New(cfg *config.Config, opts Options) (*Service, error) {
 	if err := checkModel(cfg, providers); err != nil {
 		closeRefs(providers)
 		return nil, err
-	}
-	st, err := store.Open(filepath.Join(cfg.Gateway.StateDir, store.FileName), &store.Options{Logger: log.Named("store"), Now: opts.Now})
-	if err != nil {
-		closeRefs(providers)
-		return nil, fmt.Errorf("agent service: %w", err)
 	}
 	maxAgents, ttl := cacheLimits(cfg)
 	s := &Service{
@@ -139,8 +139,8 @@ func New(cfg *config.Config, opts Options) (*Service, error) {
 	return s, nil
 }
 
-func cacheLimits(cfg *config.Config) (int, time.Duration) {
-	maxAgents, ttl := cfg.Cache.MaxAgents, cfg.Cache.IdleTTL
+func cacheLimits(cfg Config) (int, time.Duration) {
+	maxAgents, ttl := cfg.MaxAgents, cfg.IdleTTL
 	if maxAgents <= 0 {
 		maxAgents = DefaultMaxAgents
 	}
@@ -152,11 +152,11 @@ func cacheLimits(cfg *config.Config) (int, time.Duration) {
 
 // buildProviders returns the refs for cfg, reusing those of old whose
 // settings did not change. On error nothing new is left open.
-func buildProviders(cfg *config.Config, old map[string]*providerRef, log hclog.Logger, opts Options) (map[string]*providerRef, error) {
+func buildProviders(cfg Config, old map[string]*providerRef, log hclog.Logger, opts Options) (map[string]*providerRef, error) {
 	out := make(map[string]*providerRef, len(cfg.Providers))
 	var built []*providerRef
 	for _, pc := range cfg.Providers {
-		if r, ok := old[pc.Name]; ok && r.sameConfig(pc) {
+		if r, ok := old[pc.Name]; ok && r.conf.Equal(pc) {
 			out[pc.Name] = r
 			continue
 		}
@@ -180,7 +180,7 @@ func closeRefs(refs map[string]*providerRef) {
 }
 
 // checkModel verifies the default model names a configured provider.
-func checkModel(cfg *config.Config, providers map[string]*providerRef) error {
+func checkModel(cfg Config, providers map[string]*providerRef) error {
 	m := defaultModel(cfg)
 	prov, _, err := splitModel(m)
 	if err != nil {
@@ -192,11 +192,11 @@ func checkModel(cfg *config.Config, providers map[string]*providerRef) error {
 	return nil
 }
 
-func defaultModel(cfg *config.Config) string {
-	if cfg.Agent.Model == "" {
+func defaultModel(cfg Config) string {
+	if cfg.Model == "" {
 		return DefaultModel
 	}
-	return cfg.Agent.Model
+	return cfg.Model
 }
 
 // splitModel splits PROVIDER/MODEL at the first slash; MODEL may contain
@@ -226,11 +226,11 @@ func (s *Service) specFor(model string) (spec, error) {
 		return spec{}, &UserError{Message: fmt.Sprintf("this session's model %q needs provider %q, which is not configured; switch with /model (providers: %s)",
 			model, prov, strings.Join(s.modelsLocked(), ", "))}
 	}
-	limit := s.cfg.Agent.HistoryLimit
+	limit := s.cfg.HistoryLimit
 	if limit <= 0 {
 		limit = DefaultHistoryLimit
 	}
-	return spec{ref: ref, model: model, remoteModel: remote, systemPrompt: s.cfg.Agent.SystemPrompt, historyLimit: limit}, nil
+	return spec{ref: ref, model: model, remoteModel: remote, systemPrompt: s.cfg.SystemPrompt, historyLimit: limit}, nil
 }
 
 func (s *Service) effectiveModel(override string) string {
@@ -245,10 +245,10 @@ func (s *Service) effectiveModel(override string) string {
 func (s *Service) historyLimit() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if s.cfg.Agent.HistoryLimit <= 0 {
+	if s.cfg.HistoryLimit <= 0 {
 		return DefaultHistoryLimit
 	}
-	return s.cfg.Agent.HistoryLimit
+	return s.cfg.HistoryLimit
 }
 
 // Reset starts a fresh session (/new): the transcript is archived and the

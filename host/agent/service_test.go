@@ -6,15 +6,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/plughost/gateway/host/config"
+	"github.com/plughost/gateway/host/provider"
 )
 
-func echoConfig(t testing.TB) *config.Config {
-	return &config.Config{
-		Gateway:   config.Gateway{StateDir: t.TempDir()},
-		Providers: []*config.Provider{{Name: "echo", Type: "echo"}},
-		Agent:     config.Agent{Model: "echo/echo", SystemPrompt: "be brief", HistoryLimit: 40},
-		Cache:     config.Cache{MaxAgents: 8, IdleTTL: time.Hour},
+func echoConfig() Config {
+	return Config{
+		Providers: []provider.Config{{Name: "echo", Type: "echo"}},
+		Model:     "echo/echo", SystemPrompt: "be brief", HistoryLimit: 40,
+		MaxAgents: 8, IdleTTL: time.Hour,
 	}
 }
 
@@ -25,10 +24,13 @@ func closeService(t testing.TB, s *Service) {
 	if err := s.Close(ctx); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
+	if err := s.store.Close(); err != nil { // as the host does after Close
+		t.Fatalf("closing the store: %v", err)
+	}
 }
 
 func TestEchoReplyAndCommands(t *testing.T) {
-	s, err := NewService(echoConfig(t), nil)
+	s, err := New(echoConfig(), openStore(t, t.TempDir(), nil), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

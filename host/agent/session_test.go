@@ -50,8 +50,8 @@ func checkCopies(t *testing.T, s *Service) int {
 // Turns on a cached agent use its copy of the session, extended after each
 // commit and trimmed to the history limit, without rebuilding the agent.
 func TestCachedSessionFollowsTheStore(t *testing.T) {
-	cfg := echoConfig(t)
-	cfg.Agent.HistoryLimit = 4
+	cfg := echoConfig()
+	cfg.HistoryLimit = 4
 	s := newTestService(t, cfg, Options{})
 	tr := track(s)
 	for i := range 5 {
@@ -91,7 +91,7 @@ func TestNewDuringReplyArchivesItAndNextTurnStartsEmpty(t *testing.T) {
 		case <-ctx.Done():
 		}
 	}
-	s := newTestService(t, openaiConfig(t, srv, 8, 8), Options{Grace: time.Minute})
+	s := newTestService(t, openaiConfig(srv, 8, 8), Options{Grace: time.Minute})
 	ctx := context.Background()
 	if _, err := s.Reply(ctx, "alice", "first"); err != nil {
 		t.Fatal(err)
@@ -127,9 +127,9 @@ func TestNewDuringReplyArchivesItAndNextTurnStartsEmpty(t *testing.T) {
 // (their write may land after they return): once everything settled, every
 // trusted cached copy equals the store.
 func TestCachedSessionsMatchStoreUnderRacingWrites(t *testing.T) {
-	cfg := echoConfig(t)
-	cfg.Agent.HistoryLimit = 6
-	cfg.Cache.MaxAgents = 4
+	cfg := echoConfig()
+	cfg.HistoryLimit = 6
+	cfg.MaxAgents = 4
 	s := newTestService(t, cfg, Options{})
 	ended, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -182,7 +182,7 @@ func TestCachedSessionsMatchStoreUnderRacingWrites(t *testing.T) {
 // read: that turn goes to the archive (it read the old epoch), but its read
 // must not be cached, or every later turn would follow it there.
 func TestNewDuringLoadIsNotCached(t *testing.T) {
-	s := newTestService(t, echoConfig(t), Options{})
+	s := newTestService(t, echoConfig(), Options{})
 	ctx := context.Background()
 	if _, err := s.Reply(ctx, "alice", "first"); err != nil {
 		t.Fatal(err)
@@ -213,7 +213,7 @@ func TestNewDuringLoadIsNotCached(t *testing.T) {
 // A turn that starts after /new has reached the store but before its agent
 // is evicted must not use the agent's copy of the old epoch.
 func TestTurnDuringNewReadsTheStore(t *testing.T) {
-	s := newTestService(t, echoConfig(t), Options{})
+	s := newTestService(t, echoConfig(), Options{})
 	ctx := context.Background()
 	if _, err := s.Reply(ctx, "alice", "first"); err != nil {
 		t.Fatal(err)

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/plughost/gateway/host/config"
+	"github.com/plughost/gateway/host/provider"
 	"github.com/plughost/gateway/host/provider/providertest"
+	"github.com/plughost/gateway/host/store"
 )
 
 const (
@@ -19,12 +21,11 @@ const (
 	killHelperURLEnv = "GATEWAY_AGENT_KILL_URL"
 )
 
-func killConfig(dir, url string) *config.Config {
-	return &config.Config{
-		Gateway:   config.Gateway{StateDir: dir},
-		Providers: []*config.Provider{{Name: "fake", Type: "openai", BaseURL: url, APIKey: testKey}},
-		Agent:     config.Agent{Model: "fake/m1", HistoryLimit: 40},
-		Cache:     config.Cache{MaxAgents: 8, IdleTTL: time.Hour},
+func killConfig(url string) Config {
+	return Config{
+		Providers: []provider.Config{{Name: "fake", Type: "openai", BaseURL: url, APIKey: testKey}},
+		Model:     "fake/m1", HistoryLimit: 40,
+		MaxAgents: 8, IdleTTL: time.Hour,
 	}
 }
 
@@ -32,7 +33,12 @@ func killConfig(dir, url string) *config.Config {
 // once Reply returned (i.e. once the reply could have been delivered), then
 // it waits to be SIGKILLed.
 func hostKillHelper(dir, url string) {
-	s, err := NewService(killConfig(dir, url), nil)
+	st, err := store.Open(filepath.Join(dir, store.FileName), nil)
+	if err != nil {
+		fmt.Println("error", err)
+		os.Exit(2)
+	}
+	s, err := New(killConfig(url), st, Options{})
 	if err != nil {
 		fmt.Println("error", err)
 		os.Exit(2)
@@ -77,7 +83,7 @@ func TestHostSIGKILLBetweenTurnsKeepsHistory(t *testing.T) {
 	// The dead host's keep-alive connection is gone with it.
 	srv.WaitOpenConns(0, 5*time.Second)
 
-	s := newTestService(t, killConfig(dir, srv.URL), Options{})
+	s := newTestServiceAt(t, dir, killConfig(srv.URL), Options{})
 	info, err := s.Session("alice")
 	if err != nil || info.Messages != 6 {
 		t.Fatalf("after SIGKILL session = %+v, %v; want 6 messages", info, err)

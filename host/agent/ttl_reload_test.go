@@ -8,14 +8,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/plughost/gateway/host/config"
+	"github.com/plughost/gateway/host/provider"
 	"github.com/plughost/gateway/host/provider/providertest"
 )
 
 func TestIdleTTLEvictsWithFakeClock(t *testing.T) {
 	clock := newFakeClock()
-	cfg := echoConfig(t)
-	cfg.Cache.IdleTTL = 10 * time.Minute
+	cfg := echoConfig()
+	cfg.IdleTTL = 10 * time.Minute
 	s := newTestService(t, cfg, Options{Now: clock.Now})
 	ctx := context.Background()
 	for _, k := range []string{"a", "b", "c"} {
@@ -55,8 +55,8 @@ func TestIdleSweepSkipsAgentsInUse(t *testing.T) {
 		}
 	}
 	clock := newFakeClock()
-	cfg := openaiConfig(t, srv, 8, 8)
-	cfg.Cache.IdleTTL = time.Minute
+	cfg := openaiConfig(srv, 8, 8)
+	cfg.IdleTTL = time.Minute
 	s := newTestService(t, cfg, Options{Now: clock.Now})
 	done := make(chan error, 1)
 	go func() { _, err := s.Reply(context.Background(), "busy", "x"); done <- err }()
@@ -74,7 +74,7 @@ func TestIdleSweepSkipsAgentsInUse(t *testing.T) {
 func TestApplyEvictsChangedAgentsAndClosesOldProvider(t *testing.T) {
 	srvA := providertest.New(t)
 	srvB := providertest.New(t)
-	cfg := openaiConfig(t, srvA, 8, 8)
+	cfg := openaiConfig(srvA, 8, 8)
 	s := newTestService(t, cfg, Options{})
 	tr := track(s)
 	ctx := context.Background()
@@ -92,8 +92,8 @@ func TestApplyEvictsChangedAgentsAndClosesOldProvider(t *testing.T) {
 	}
 
 	// Same config: nothing changes.
-	same := *cfg
-	if err := s.Apply(&same); err != nil {
+	same := cfg
+	if err := s.Apply(same); err != nil {
 		t.Fatal(err)
 	}
 	if st := s.Stats(); st.Evictions != 0 {
@@ -102,10 +102,10 @@ func TestApplyEvictsChangedAgentsAndClosesOldProvider(t *testing.T) {
 
 	// Point "fake" at another server: its agents go, echo's stay, and the old
 	// provider's connections drop to zero once its agent is closed.
-	next := *cfg
-	next.Providers = []*config.Provider{cfg.Providers[0],
+	next := cfg
+	next.Providers = []provider.Config{cfg.Providers[0],
 		{Name: "fake", Type: "openai", BaseURL: srvB.URL, APIKey: testKey, MaxConnections: 8}}
-	if err := s.Apply(&next); err != nil {
+	if err := s.Apply(next); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the reload eviction to close", 5*time.Second, func() bool { return s.Stats().Closed == 1 })
@@ -124,8 +124,8 @@ func TestApplyEvictsChangedAgentsAndClosesOldProvider(t *testing.T) {
 
 	// A new system prompt evicts everyone; a smaller cache evicts to fit.
 	prompt := next
-	prompt.Agent.SystemPrompt = "New prompt."
-	if err := s.Apply(&prompt); err != nil {
+	prompt.SystemPrompt = "New prompt."
+	if err := s.Apply(prompt); err != nil {
 		t.Fatal(err)
 	}
 	if st := s.Stats(); st.Agents != 0 || st.EvictionsByReason[ReasonReload] != 3 {
@@ -134,9 +134,9 @@ func TestApplyEvictsChangedAgentsAndClosesOldProvider(t *testing.T) {
 
 	// Removing the provider a session uses tells that session what to do.
 	removed := prompt
-	removed.Providers = []*config.Provider{cfg.Providers[0]}
-	removed.Agent.Model = "echo/echo"
-	if err := s.Apply(&removed); err != nil {
+	removed.Providers = []provider.Config{cfg.Providers[0]}
+	removed.Model = "echo/echo"
+	if err := s.Apply(removed); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.SetModel(ctx, "on-fake", "echo/echo"); err != nil {
@@ -155,8 +155,8 @@ func TestApplyEvictsChangedAgentsAndClosesOldProvider(t *testing.T) {
 
 	// A config whose default model names no provider is refused; the running one stays.
 	bad := removed
-	bad.Agent.Model = "ghost/m"
-	if err := s.Apply(&bad); err == nil {
+	bad.Model = "ghost/m"
+	if err := s.Apply(bad); err == nil {
 		t.Fatal("Apply accepted a model without a provider")
 	}
 	if got, err := s.Reply(ctx, "on-echo", "still"); err != nil || got != "echo: still" {
@@ -170,16 +170,16 @@ func TestApplyEvictsChangedAgentsAndClosesOldProvider(t *testing.T) {
 }
 
 func TestApplySmallerCacheEvictsToFit(t *testing.T) {
-	cfg := echoConfig(t)
+	cfg := echoConfig()
 	s := newTestService(t, cfg, Options{})
 	for _, k := range []string{"a", "b", "c", "d"} {
 		if _, err := s.Reply(context.Background(), k, "x"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	small := *cfg
-	small.Cache.MaxAgents = 2
-	if err := s.Apply(&small); err != nil {
+	small := cfg
+	small.MaxAgents = 2
+	if err := s.Apply(small); err != nil {
 		t.Fatal(err)
 	}
 	if st := s.Stats(); st.Agents != 2 || st.MaxAgents != 2 || st.Evictions != 2 {
@@ -190,7 +190,7 @@ func TestApplySmallerCacheEvictsToFit(t *testing.T) {
 func TestCollectors(t *testing.T) {
 	srv := providertest.New(t)
 	srv.APIKey = "other"
-	s := newTestService(t, openaiConfig(t, srv, 8, 8), Options{})
+	s := newTestService(t, openaiConfig(srv, 8, 8), Options{})
 	_, _ = s.Reply(context.Background(), "a", "x")
 	reg := prometheus.NewPedanticRegistry()
 	for _, c := range s.Collectors() {

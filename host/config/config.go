@@ -9,6 +9,8 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclparse"
+
+	"github.com/plughost/gateway/host/admin"
 )
 
 // Load reads and decodes the configuration file at path. Diagnostics name
@@ -189,7 +191,7 @@ func (c *Config) providerNames() []string {
 func (c *Config) resolvePaths() {
 	c.Gateway.StateDir = c.abs(c.Gateway.StateDir)
 	c.Gateway.PluginDir = c.abs(c.Gateway.PluginDir)
-	if IsUnixSocket(c.Gateway.Admin) {
+	if admin.IsUnix(c.Gateway.Admin) {
 		c.Gateway.Admin = c.abs(c.Gateway.Admin)
 	}
 }
@@ -200,12 +202,6 @@ func (c *Config) abs(p string) string {
 		return p
 	}
 	return filepath.Join(c.Dir, p)
-}
-
-// IsUnixSocket reports whether an admin address is a unix socket path
-// rather than host:port: it contains a "/" or ends with ".sock".
-func IsUnixSocket(admin string) bool {
-	return strings.Contains(admin, "/") || strings.HasSuffix(admin, ".sock")
 }
 
 // shortRange renders a range's start as file:line:col.

@@ -40,17 +40,8 @@ func mention(channel, text string) *discordgo.Message {
 // waitPosted waits for a message with content want in channel.
 func waitPosted(t *testing.T, fake *fakediscord.Server, channel, want string) fakediscord.PostedMessage {
 	t.Helper()
-	var found fakediscord.PostedMessage
-	eventually(t, 10*time.Second, fmt.Sprintf("%q to be posted in %s", want, channel), func() bool {
-		for _, m := range fake.Messages() {
-			if m.ChannelID == channel && m.Content == want {
-				found = m
-				return true
-			}
-		}
-		return false
-	})
-	return found
+	return fake.WaitMessage(t, 10*time.Second, fmt.Sprintf("%q to be posted in %s", want, channel),
+		func(m fakediscord.PostedMessage) bool { return m.ChannelID == channel && m.Content == want })
 }
 
 func TestDiscordMessageInReplyOut(t *testing.T) {

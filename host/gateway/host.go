@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -43,6 +44,7 @@ type Options struct {
 type Host struct {
 	logger  hclog.Logger
 	lock    *pidlock.Lock
+	store   *store.Store
 	agents  *agent.Service
 	router  *router.Router
 	sup     *supervisor.Supervisor
@@ -157,7 +159,14 @@ func Start(opts Options) (_ *Host, err error) {
 	}
 	cleanup = append(cleanup, func() { _ = h.lock.Release() })
 
-	h.agents, err = agent.NewService(cfg, logger.Named("agent"))
+	// The lock created the state directory.
+	h.store, err = store.Open(filepath.Join(cfg.Gateway.StateDir, store.FileName), &store.Options{Logger: logger.Named("agent").Named("store")})
+	if err != nil {
+		return nil, fmt.Errorf("opening the session store: %w", err)
+	}
+	cleanup = append(cleanup, func() { _ = h.store.Close() })
+
+	h.agents, err = agent.New(agentConfig(cfg), h.store, agent.Options{Logger: logger.Named("agent")})
 	if err != nil {
 		return nil, fmt.Errorf("starting the agent layer: %w", err)
 	}
@@ -255,6 +264,9 @@ func (h *Host) Shutdown(ctx context.Context) error {
 	defer cancelClose()
 	if err := h.agents.Close(closeCtx); err != nil {
 		errs = append(errs, fmt.Errorf("closing agents: %w", err))
+	}
+	if err := h.store.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("closing the session store: %w", err))
 	}
 	if err := h.admin.Close(closeCtx); err != nil {
 		errs = append(errs, fmt.Errorf("closing the admin endpoint: %w", err))

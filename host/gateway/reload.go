@@ -42,7 +42,7 @@ func (h *Host) Reload() error {
 		h.sup.SetLogLevel(ctx, cfg.Gateway.LogLevel)
 		cancel()
 	}
-	if err := h.agents.Apply(cfg); err != nil {
+	if err := h.agents.Apply(agentConfig(cfg)); err != nil {
 		h.mu.Lock()
 		h.reloadErr = fmt.Sprintf("%s: %v", time.Now().UTC().Format(time.RFC3339), err)
 		h.mu.Unlock()

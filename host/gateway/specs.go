@@ -20,7 +20,7 @@ func specs(cfg *config.Config) []supervisor.Spec {
 			Dir:          cfg.Gateway.PluginDir,
 			Enabled:      p.Enabled,
 			SHA256:       p.SHA256,
-			Restart:      p.Restart,
+			Restart:      restartPolicy(p.Restart),
 			StartTimeout: cfg.Gateway.PluginStartTimeout,
 			Decode: func(schema []shared.Attribute) (json.RawMessage, error) {
 				raw, diags := cfg.DecodePlatformConfig(p, schema)

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"strings"
@@ -18,7 +17,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/plughost/gateway/host/config"
+	"github.com/plughost/gateway/shared/kit"
 )
 
 // RetryPolicy bounds the retries on 429, 5xx and connection failures.
@@ -48,15 +47,6 @@ func (r RetryPolicy) withDefaults() RetryPolicy {
 		r.MaxRetryAfter = 30 * time.Second
 	}
 	return r
-}
-
-// backoff is the capped, jittered delay before attempt n+1 (n ≥ 1).
-func (r RetryPolicy) backoff(n int) time.Duration {
-	d := r.BaseDelay << (n - 1)
-	if d > r.MaxDelay || d <= 0 {
-		d = r.MaxDelay
-	}
-	return d/2 + rand.N(d/2+1)
 }
 
 // Options tunes an OpenAI provider beyond its config block.
@@ -90,8 +80,8 @@ type OpenAI struct {
 
 var _ Provider = (*OpenAI)(nil)
 
-// NewOpenAI builds an OpenAI-compatible provider from its config block.
-func NewOpenAI(p *config.Provider, opts *Options) (*OpenAI, error) {
+// NewOpenAI builds an OpenAI-compatible provider; opts may be nil.
+func NewOpenAI(p Config, opts *Options) (*OpenAI, error) {
 	if opts == nil {
 		opts = &Options{}
 	}
@@ -255,7 +245,7 @@ func (o *OpenAI) do(ctx context.Context, req *Request, stream bool, handle func(
 			return err
 		}
 		if wait == 0 {
-			wait = o.retry.backoff(attempt)
+			wait = kit.Backoff{Initial: o.retry.BaseDelay, Max: o.retry.MaxDelay}.Delay(attempt)
 		}
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
 			return err // the caller's deadline would pass while waiting

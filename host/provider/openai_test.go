@@ -9,18 +9,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/plughost/gateway/host/config"
 	"github.com/plughost/gateway/host/provider/providertest"
 )
 
 const testKey = "sk-test-secret-123"
 
-func newTestProvider(t *testing.T, srv *providertest.Server, mod func(*config.Provider), retry RetryPolicy) *OpenAI {
+func newTestProvider(t *testing.T, srv *providertest.Server, mod func(*Config), retry RetryPolicy) *OpenAI {
 	t.Helper()
-	pc := &config.Provider{Name: "fake", Type: "openai", BaseURL: srv.URL, APIKey: testKey,
+	pc := Config{Name: "fake", Type: "openai", BaseURL: srv.URL, APIKey: testKey,
 		Timeout: 5 * time.Second, MaxConnections: 4, Headers: map[string]string{"X-Title": "gateway"}}
 	if mod != nil {
-		mod(pc)
+		mod(&pc)
 	}
 	if retry.BaseDelay == 0 {
 		retry.BaseDelay = time.Millisecond
@@ -155,7 +154,7 @@ func TestOpenAIUnknownModel(t *testing.T) {
 func TestOpenAITimeout(t *testing.T) {
 	srv := providertest.New(t)
 	srv.Hold = func(ctx context.Context, _ *providertest.Request) { <-ctx.Done() }
-	p := newTestProvider(t, srv, func(pc *config.Provider) { pc.Timeout = 100 * time.Millisecond }, RetryPolicy{})
+	p := newTestProvider(t, srv, func(pc *Config) { pc.Timeout = 100 * time.Millisecond }, RetryPolicy{})
 	_, err := p.Complete(context.Background(), userReq("hi"))
 	if KindOf(err) != KindTimeout || srv.Served() != 1 {
 		t.Fatalf("err = %v; want timeout, not retried", err)
@@ -237,7 +236,7 @@ func TestOpenAIConnectionsBoundedByMaxConnections(t *testing.T) {
 		case <-ctx.Done():
 		}
 	}
-	p := newTestProvider(t, srv, func(pc *config.Provider) { pc.MaxConnections = 4 }, RetryPolicy{})
+	p := newTestProvider(t, srv, func(pc *Config) { pc.MaxConnections = 4 }, RetryPolicy{})
 	var wg sync.WaitGroup
 	errs := make(chan error, 40)
 	for i := range 40 {
@@ -318,7 +317,7 @@ func TestClientCloseCancelsItsRequestsOnly(t *testing.T) {
 }
 
 func TestEcho(t *testing.T) {
-	p, err := New(&config.Provider{Name: "echo", Type: "echo"})
+	p, err := New(Config{Name: "echo", Type: "echo"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

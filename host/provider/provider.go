@@ -22,9 +22,8 @@ package provider
 import (
 	"context"
 	"fmt"
+	"maps"
 	"time"
-
-	"github.com/plughost/gateway/host/config"
 )
 
 // Role is the author of a chat message.
@@ -95,14 +94,31 @@ const (
 	DefaultMaxConnections = 32
 )
 
-// New builds the provider described by p.
-func New(p *config.Provider) (Provider, error) {
-	switch p.Type {
+// Config is one configured provider: a provider "NAME" block.
+type Config struct {
+	Name           string
+	Type           string // "echo" or "openai"
+	BaseURL        string
+	APIKey         string            // sensitive: never logged or printed
+	Timeout        time.Duration     // per request; DefaultTimeout if 0
+	MaxConnections int               // DefaultMaxConnections if 0
+	Headers        map[string]string // extra request headers
+}
+
+// Equal reports whether c and o build identical providers.
+func (c Config) Equal(o Config) bool {
+	return c.Name == o.Name && c.Type == o.Type && c.BaseURL == o.BaseURL && c.APIKey == o.APIKey &&
+		c.Timeout == o.Timeout && c.MaxConnections == o.MaxConnections && maps.Equal(c.Headers, o.Headers)
+}
+
+// New builds the provider c describes; opts may be nil.
+func New(c Config, opts *Options) (Provider, error) {
+	switch c.Type {
 	case "echo":
-		return NewEcho(p.Name), nil
+		return NewEcho(c.Name), nil
 	case "openai":
-		return NewOpenAI(p, nil)
+		return NewOpenAI(c, opts)
 	default:
-		return nil, fmt.Errorf("provider %q: unknown type %q (want \"echo\" or \"openai\")", p.Name, p.Type)
+		return nil, fmt.Errorf("provider %q: unknown type %q (want \"echo\" or \"openai\")", c.Name, c.Type)
 	}
 }

@@ -11,8 +11,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/plughost/gateway/host/config"
 	"github.com/plughost/gateway/shared"
+	"github.com/plughost/gateway/shared/kit"
 )
 
 // Spec is everything the supervisor needs to run one platform.
@@ -23,7 +23,7 @@ type Spec struct {
 	Dir     string // plugin_dir: the binary must resolve inside it
 	Enabled bool
 	SHA256  string
-	Restart config.Restart
+	Restart RestartPolicy
 	// StartTimeout bounds the plugin's handshake; DefaultStartTimeout if 0.
 	StartTimeout time.Duration
 	// Decode decodes the platform's config block against the schema its
@@ -32,6 +32,18 @@ type Spec struct {
 	// Fingerprint identifies the spec's effective settings: a platform
 	// whose fingerprint is unchanged is left alone by Apply.
 	Fingerprint string
+}
+
+// RestartPolicy is how a platform's plugin is restarted after transient
+// failures: capped, jittered exponential backoff, and a crash-loop breaker
+// that marks the platform failed.
+type RestartPolicy struct {
+	InitialBackoff time.Duration
+	MaxBackoff     time.Duration
+	// MaxFailures failures within FailureWindow trip the breaker; zero
+	// never trips it.
+	MaxFailures   int
+	FailureWindow time.Duration
 }
 
 // stableRun is how long a plugin must stay up for its backoff to start over.
@@ -145,9 +157,11 @@ func (p *platform) loop(ctx context.Context) {
 		<-ctx.Done()
 		return
 	}
-	bo := backoff{initial: p.spec.Restart.InitialBackoff, max: p.spec.Restart.MaxBackoff}
+	retry := kit.Retry{
+		Backoff:     kit.Backoff{Initial: p.spec.Restart.InitialBackoff, Max: p.spec.Restart.MaxBackoff},
+		StableAfter: stableRun,
+	}
 	br := breaker{limit: p.spec.Restart.MaxFailures, window: p.spec.Restart.FailureWindow}
-	attempt := 0
 	for {
 		if !p.waitForBinary(ctx) {
 			p.setState(StateStopped, nil)
@@ -167,10 +181,11 @@ func (p *platform) loop(ctx context.Context) {
 			return
 		}
 		now := time.Now()
-		if !upSince.IsZero() && now.Sub(upSince) >= stableRun {
-			attempt = 0
+		var up time.Duration
+		if !upSince.IsZero() {
+			up = now.Sub(upSince)
 		}
-		attempt++
+		delay := retry.Failed(up)
 		if br.fail(now) {
 			err = fmt.Errorf("crash loop: %d failures within %s, last: %w", br.limit, br.window, err)
 			p.logger.Error("platform failed; not restarting until the config changes", "error", err)
@@ -178,8 +193,7 @@ func (p *platform) loop(ctx context.Context) {
 			<-ctx.Done()
 			return
 		}
-		delay := bo.delay(attempt)
-		p.logger.Warn("plugin stopped; restarting after backoff", "error", err, "backoff", delay.Round(time.Millisecond), "attempt", attempt)
+		p.logger.Warn("plugin stopped; restarting after backoff", "error", err, "backoff", delay.Round(time.Millisecond), "attempt", retry.Failures())
 		p.setState(StateBackoff, err, func(st *Status) { st.Restarts++ })
 		select {
 		case <-ctx.Done():

@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/plughost/gateway/shared"
+	"github.com/plughost/gateway/shared/kit"
 )
 
 // version is the plugin's version, set at build time.
@@ -93,7 +94,7 @@ func (a *adapter) Configure(_ context.Context, cfg shared.Config) error {
 	}
 	a.cfg = settings{} // a second Configure starts from scratch
 	if err := cfg.Decode(&a.cfg); err != nil {
-		return &shared.FatalError{Code: "invalid_config", Message: err.Error()}
+		return kit.InvalidConfig(err.Error(), "")
 	}
 	// A port that can never be listened on is a config error, not something
 	// a restart fixes; a port in use is (Run reports that as transient).
@@ -102,21 +103,13 @@ func (a *adapter) Configure(_ context.Context, cfg shared.Config) error {
 		_, err = net.LookupPort("tcp", port)
 	}
 	if err != nil {
-		return &shared.FatalError{Code: "invalid_config",
-			Message: fmt.Sprintf("listen %q is not host:port", a.cfg.Listen), Hint: `use e.g. "127.0.0.1:8788"`}
+		return kit.InvalidConfig(fmt.Sprintf("listen %q is not host:port", a.cfg.Listen), `use e.g. "127.0.0.1:8788"`)
 	}
 	if a.cfg.MaxBody <= 0 {
 		a.cfg.MaxBody = 65536
 	}
-	a.timeout = 120 * time.Second
-	if a.cfg.Timeout != "" {
-		d, err := time.ParseDuration(a.cfg.Timeout)
-		if err != nil || d <= 0 {
-			return &shared.FatalError{Code: "invalid_config", Message: fmt.Sprintf("timeout %q is not a positive duration", a.cfg.Timeout)}
-		}
-		a.timeout = d
-	}
-	return nil
+	a.timeout, err = kit.ParseDuration("timeout", a.cfg.Timeout, 120*time.Second)
+	return err
 }
 
 // Run implements shared.Platform: it serves HTTP until ctx ends or Stop.

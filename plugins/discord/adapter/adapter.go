@@ -17,10 +17,15 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/plughost/gateway/shared"
+	"github.com/plughost/gateway/shared/kit"
 )
 
 // Version is the plugin's version, shown by `gateway plugins`.
 const Version = "0.1.0"
+
+// maxMessageLength is Discord's limit on a message's content: 2,000
+// characters, counted as Unicode code points.
+const maxMessageLength = 2000
 
 // errStopped is the cause Run's context gets when Stop is called.
 var errStopped = errors.New("discord plugin stopped")
@@ -33,6 +38,9 @@ type timing struct {
 	stableAfter  time.Duration // a connection up this long resets the backoff
 	stopTimeout  time.Duration // how long Stop waits for Run to end
 	typingWindow time.Duration // Typing calls closer than this post once
+	// channelRate is the budget of sends and typing indicators per
+	// channel: Discord allows about five messages per five seconds.
+	channelRate kit.Rate
 	// invalidSessionWait is the pause Discord asks for after a
 	// non-resumable op 9, before identifying again.
 	invalidSessionWait func() time.Duration
@@ -45,6 +53,7 @@ var defaultTiming = timing{
 	stableAfter:  30 * time.Second,
 	stopTimeout:  1500 * time.Millisecond,
 	typingWindow: 4 * time.Second,
+	channelRate:  kit.Rate{Every: time.Second, Burst: 5},
 	invalidSessionWait: func() time.Duration {
 		return time.Second + rand.N(4*time.Second)
 	},
@@ -62,6 +71,7 @@ type Adapter struct {
 	rest      *discordgo.Session
 	transport *http.Transport
 	budget    *identifyBudget
+	rate      *kit.Budget // per channel: sends and typing
 	bot       *discordgo.User
 	running   bool
 	stopped   bool
@@ -113,7 +123,10 @@ func (a *Adapter) Configure(_ context.Context, cfg shared.Config) error {
 	}
 	a.cfg, a.rest, a.transport, a.log = s, rest, transport, logger.Named("discord")
 	a.budget = newIdentifyBudget(s.identifyBudget)
-	a.log.Debug("configured", "api_url", s.apiURL.String(), "require_mention", s.requireMention,
+	if a.rate == nil {
+		a.rate = kit.NewBudget(a.tune.channelRate)
+	}
+	a.log.Debug("configured", "api_url", s.apiURL.String(), "require_mention", s.access.RequireMention,
 		"identify_budget", s.identifyBudget)
 	return nil
 }
@@ -154,7 +167,7 @@ func (a *Adapter) Stop(ctx context.Context) error {
 // at most 2,000 characters; the first chunk replies to the user's message
 // when reply_to_message is set. It returns the ids of the posted messages.
 func (a *Adapter) Send(ctx context.Context, r shared.Reply) ([]string, error) {
-	s, rest, err := a.configured()
+	s, rest, rate, err := a.configured()
 	if err != nil {
 		return nil, err
 	}
@@ -165,9 +178,12 @@ func (a *Adapter) Send(ctx context.Context, r shared.Reply) ([]string, error) {
 	if channel == "" {
 		return nil, errors.New("discord send: reply has no conversation id")
 	}
-	chunks := splitMessage(r.Text, maxMessageLength)
+	chunks := kit.Chunk(r.Text, maxMessageLength, kit.CodePoints)
 	ids := make([]string, 0, len(chunks))
 	for i, chunk := range chunks {
+		if err := rate.Wait(ctx, channel, kit.Final); err != nil {
+			return ids, fmt.Errorf("posting part %d/%d of a reply in channel %s: %w", i+1, len(chunks), channel, err)
+		}
 		ms := &discordgo.MessageSend{Content: chunk, AllowedMentions: allowedMentions()}
 		if i == 0 && s.replyToMessage && r.ReplyToID != "" {
 			failIfGone := false // the user deleted their message: post anyway
@@ -200,7 +216,7 @@ func allowedMentions() *discordgo.MessageAllowedMentions {
 // about ten seconds; the host calls Typing periodically while the agent
 // works, and calls closer together than the typing window post only once.
 func (a *Adapter) Typing(ctx context.Context, conv shared.Conversation) error {
-	s, rest, err := a.configured()
+	s, rest, rate, err := a.configured()
 	if err != nil || !s.typing {
 		return err
 	}
@@ -210,6 +226,10 @@ func (a *Adapter) Typing(ctx context.Context, conv shared.Conversation) error {
 	}
 	if channel == "" || !a.typing.due(channel, time.Now(), a.tune.typingWindow) {
 		return nil
+	}
+	if rate.Wait(ctx, channel, kit.Interim) != nil {
+		a.typing.forget(channel)
+		return nil // the channel's budget is spent: a typing indicator can wait
 	}
 	if err := rest.ChannelTyping(channel, discordgo.WithContext(ctx)); err != nil {
 		a.typing.forget(channel)
@@ -221,13 +241,13 @@ func (a *Adapter) Typing(ctx context.Context, conv shared.Conversation) error {
 	return nil
 }
 
-func (a *Adapter) configured() (settings, *discordgo.Session, error) {
+func (a *Adapter) configured() (settings, *discordgo.Session, *kit.Budget, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.rest == nil {
-		return settings{}, nil, errors.New("discord plugin is not configured")
+		return settings{}, nil, nil, errors.New("discord plugin is not configured")
 	}
-	return a.cfg, a.rest, nil
+	return a.cfg, a.rest, a.rate, nil
 }
 
 // fail ends Run with fe (a token rejected by REST, say) and returns fe.

@@ -13,6 +13,8 @@ import (
 
 	"github.com/plughost/gateway/plugins/discord/fakediscord"
 	"github.com/plughost/gateway/shared"
+	"github.com/plughost/gateway/shared/kit"
+	"github.com/plughost/gateway/shared/kit/fakekit"
 )
 
 func TestMain(m *testing.M) {
@@ -27,6 +29,7 @@ var fastTiming = timing{
 	stableAfter:        time.Second,
 	stopTimeout:        1500 * time.Millisecond,
 	typingWindow:       4 * time.Second,
+	channelRate:        kit.Rate{Every: 5 * time.Millisecond, Burst: 5},
 	invalidSessionWait: func() time.Duration { return 10 * time.Millisecond },
 }
 
@@ -136,13 +139,7 @@ func (h *harness) fatal(wantCode string) *shared.FatalError {
 
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	fakekit.Eventually(t, waitFor, what, cond)
 }
 
 var alice = &discordgo.User{ID: "42", Username: "alice", GlobalName: "Alice"}
@@ -238,7 +235,7 @@ func TestBadTokenIsFatalWithoutIdentify(t *testing.T) {
 	fake := fakediscord.New(t)
 	fake.SetToken("the-real-token")
 	h := newHarness(t, fake, nil).run()
-	fe := h.fatal(CodeTokenRejected)
+	fe := h.fatal(kit.CodeTokenRejected)
 	if !strings.Contains(fe.Message, "401") || !strings.Contains(fe.Hint, "token") {
 		t.Errorf("fatal = %q / %q, want the 401 and a token hint", fe.Message, fe.Hint)
 	}
@@ -257,7 +254,7 @@ func TestTokenRevokedOnLiveSession(t *testing.T) {
 		h.health(shared.Connected)
 		fake.SetToken("reset-by-discord")
 		fake.CloseWith(4004, "Authentication failed.")
-		fe := h.fatal(CodeTokenRejected)
+		fe := h.fatal(kit.CodeTokenRejected)
 		if !strings.Contains(fe.Message, "4004") {
 			t.Errorf("message = %q, want it to name close 4004", fe.Message)
 		}
@@ -271,7 +268,7 @@ func TestTokenRevokedOnLiveSession(t *testing.T) {
 		h.health(shared.Connected)
 		fake.SetToken("reset-by-discord")
 		fake.Drop()
-		h.fatal(CodeTokenRejected)
+		h.fatal(kit.CodeTokenRejected)
 		if n := fake.Identifies(); n > 2 {
 			t.Errorf("identifies = %d, want at most one more after the revocation", n)
 		}
@@ -282,7 +279,7 @@ func TestTokenRevokedOnLiveSession(t *testing.T) {
 		h.health(shared.Connected)
 		fake.SetToken("reset-by-discord")
 		fake.InvalidateSession(false)
-		h.fatal(CodeTokenRejected)
+		h.fatal(kit.CodeTokenRejected)
 		if n := fake.Identifies(); n != 1 {
 			t.Errorf("identifies = %d, want 1: the REST check before re-identifying catches the token", n)
 		}
@@ -418,6 +415,59 @@ func TestSendSplitsLongReplies(t *testing.T) {
 	}
 }
 
+// TestChannelBudget: sends and typing share one budget per channel; a spent
+// budget makes a reply wait (never drops it) and skips typing.
+func TestChannelBudget(t *testing.T) {
+	fake := fakediscord.New(t)
+	ctx := context.Background()
+
+	slow := fastTiming
+	slow.channelRate = kit.Rate{Every: 20 * time.Millisecond, Burst: 1}
+	a := &Adapter{tune: slow}
+	raw, _ := json.Marshal(map[string]any{"token": fakediscord.DefaultToken, "api_url": fake.APIURL})
+	if err := a.Configure(ctx, shared.Config{Raw: raw}); err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Repeat("x", maxMessageLength) + " " + strings.Repeat("y", maxMessageLength) + " " + strings.Repeat("z", 10)
+	if ids, err := a.Send(ctx, shared.Reply{ConversationID: "C1", Text: text}); err != nil || len(ids) != 3 {
+		t.Fatalf("a 3-part reply over a 1-message budget: ids %v, err %v; want every part posted", ids, err)
+	}
+
+	spent := fastTiming
+	spent.channelRate = kit.Rate{Every: time.Hour, Burst: 2}
+	b := &Adapter{tune: spent}
+	if err := b.Configure(ctx, shared.Config{Raw: raw}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Send(ctx, shared.Reply{ConversationID: "C2", Text: "one"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Typing(ctx, shared.Conversation{ConversationID: "C2"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := fake.Typings(); len(got) != 1 {
+		t.Fatalf("typings = %v, want one in C2", got)
+	}
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if _, err := b.Send(short, shared.Reply{ConversationID: "C2", Text: "two"}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("send on a spent budget = %v, want it to wait until its context ends", err)
+	}
+	b.typing.forget("C2")
+	if err := b.Typing(ctx, shared.Conversation{ConversationID: "C2"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := fake.Typings(); len(got) != 1 {
+		t.Fatalf("typings = %v, want the second one skipped: the budget is spent", got)
+	}
+	if _, err := b.Send(ctx, shared.Reply{ConversationID: "C3", Text: "elsewhere"}); err != nil {
+		t.Fatalf("another channel's budget was spent too: %v", err)
+	}
+	if n := len(fake.Messages()); n != 5 {
+		t.Fatalf("%d messages posted, want 5", n)
+	}
+}
+
 func TestSendWithRejectedTokenIsFatal(t *testing.T) {
 	fake := fakediscord.New(t)
 	h := newHarness(t, fake, nil).run()
@@ -425,10 +475,10 @@ func TestSendWithRejectedTokenIsFatal(t *testing.T) {
 	fake.SetToken("reset")
 	_, err := h.client.Send(context.Background(), shared.Reply{ConversationID: "C1", Text: "hi"})
 	var fe *shared.FatalError
-	if !errors.As(err, &fe) || fe.Code != CodeTokenRejected {
-		t.Fatalf("Send error = %v, want fatal %s", err, CodeTokenRejected)
+	if !errors.As(err, &fe) || fe.Code != kit.CodeTokenRejected {
+		t.Fatalf("Send error = %v, want fatal %s", err, kit.CodeTokenRejected)
 	}
-	h.fatal(CodeTokenRejected) // and Run ends with it
+	h.fatal(kit.CodeTokenRejected) // and Run ends with it
 }
 
 func TestSendTransientError(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/plughost/gateway/shared"
+	"github.com/plughost/gateway/shared/kit"
 )
 
 // DefaultAPIURL is Discord's REST API base, v10.
@@ -38,16 +39,12 @@ var schema = []shared.Attribute{
 
 // settings is the decoded, validated config block.
 type settings struct {
-	token           string // without the "Bot " prefix
-	apiURL          *url.URL
-	requireMention  bool
-	allowedUsers    set
-	allowedChannels set
-	allowedGuilds   set
-	respondToBots   bool
-	typing          bool
-	replyToMessage  bool
-	identifyBudget  int
+	token          string // without the "Bot " prefix
+	apiURL         *url.URL
+	access         kit.Access
+	typing         bool
+	replyToMessage bool
+	identifyBudget int
 }
 
 // rawConfig mirrors the JSON the host sends; pointers tell unset from false.
@@ -69,37 +66,34 @@ type rawConfig struct {
 func parseSettings(cfg shared.Config) (settings, error) {
 	var raw rawConfig
 	if err := cfg.Decode(&raw); err != nil {
-		return settings{}, invalidConfig(err.Error(), "")
+		return settings{}, kit.InvalidConfig(err.Error(), "")
 	}
 	s := settings{
-		requireMention:  boolOr(raw.RequireMention, true),
-		allowedUsers:    newSet(raw.AllowedUsers),
-		allowedChannels: newSet(raw.AllowedChannels),
-		allowedGuilds:   newSet(raw.AllowedGuilds),
-		respondToBots:   boolOr(raw.RespondToBots, false),
-		typing:          boolOr(raw.Typing, true),
-		replyToMessage:  boolOr(raw.ReplyToMessage, true),
-		identifyBudget:  20,
+		access: kit.Access{
+			Users:          kit.NewIDSet(raw.AllowedUsers),
+			Chats:          kit.NewIDSet(raw.AllowedChannels),
+			Guilds:         kit.NewIDSet(raw.AllowedGuilds),
+			RequireMention: boolOr(raw.RequireMention, true),
+			AllowBots:      boolOr(raw.RespondToBots, false),
+		},
+		typing:         boolOr(raw.Typing, true),
+		replyToMessage: boolOr(raw.ReplyToMessage, true),
+		identifyBudget: 20,
 	}
 	s.token = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(raw.Token), "Bot "))
 	if s.token == "" {
-		return settings{}, invalidConfig("token is empty",
+		return settings{}, kit.InvalidConfig("token is empty",
 			"set token to the bot token from the Discord Developer Portal (Bot → Reset Token), e.g. token = env(\"DISCORD_TOKEN\")")
 	}
-	apiURL := raw.APIURL
-	if apiURL == "" {
-		apiURL = DefaultAPIURL
-	}
-	u, err := url.Parse(strings.TrimRight(apiURL, "/"))
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return settings{}, invalidConfig(fmt.Sprintf("api_url %q is not an http(s) URL", apiURL),
-			"leave api_url unset for Discord, or give a full URL like "+DefaultAPIURL)
+	u, err := kit.ParseURL("api_url", raw.APIURL, DefaultAPIURL)
+	if err != nil {
+		return settings{}, err
 	}
 	s.apiURL = u
 	if raw.IdentifyBudget != nil {
 		b := *raw.IdentifyBudget
 		if b < 1 || b != math.Trunc(b) || b > 1000 {
-			return settings{}, invalidConfig(fmt.Sprintf("identify_budget %v is not a whole number between 1 and 1000", b),
+			return settings{}, kit.InvalidConfig(fmt.Sprintf("identify_budget %v is not a whole number between 1 and 1000", b),
 				"leave it unset for the default of 20 per hour")
 		}
 		s.identifyBudget = int(b)
@@ -124,24 +118,3 @@ func boolOr(p *bool, def bool) bool {
 	}
 	return *p
 }
-
-// set is a set of ids; the empty set allows everything.
-type set map[string]struct{}
-
-func newSet(ids []string) set {
-	s := set{}
-	for _, id := range ids {
-		if id = strings.TrimSpace(id); id != "" {
-			s[id] = struct{}{}
-		}
-	}
-	return s
-}
-
-func (s set) has(id string) bool {
-	_, ok := s[id]
-	return ok
-}
-
-// allows reports whether id passes an allowlist: an empty list allows all.
-func (s set) allows(id string) bool { return len(s) == 0 || s.has(id) }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/plughost/gateway/shared"
+	"github.com/plughost/gateway/shared/kit"
 )
 
 func TestDescribeSchema(t *testing.T) {
@@ -49,8 +50,8 @@ func TestConfigureRejectsBadConfig(t *testing.T) {
 			raw, _ := json.Marshal(cfg)
 			err := (&Adapter{}).Configure(context.Background(), shared.Config{Raw: raw})
 			var fe *shared.FatalError
-			if !errors.As(err, &fe) || fe.Code != CodeInvalidConfig {
-				t.Fatalf("Configure = %v, want fatal %s", err, CodeInvalidConfig)
+			if !errors.As(err, &fe) || fe.Code != kit.CodeInvalidConfig {
+				t.Fatalf("Configure = %v, want fatal %s", err, kit.CodeInvalidConfig)
 			}
 		})
 	}
@@ -61,7 +62,7 @@ func TestConfigureDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.token != "abc" || s.apiURL.String() != DefaultAPIURL || !s.requireMention || s.respondToBots ||
+	if s.token != "abc" || s.apiURL.String() != DefaultAPIURL || !s.access.RequireMention || s.access.AllowBots ||
 		!s.typing || !s.replyToMessage || s.identifyBudget != 20 || s.gatewayVersion() != "10" {
 		t.Errorf("defaults = %+v", s)
 	}

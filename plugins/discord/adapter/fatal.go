@@ -9,12 +9,12 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/plughost/gateway/shared"
+	"github.com/plughost/gateway/shared/kit"
 )
 
-// Fatal error codes this plugin reports to the host.
+// Fatal error codes this plugin reports to the host, besides the toolkit's
+// kit.CodeTokenRejected and kit.CodeInvalidConfig.
 const (
-	CodeInvalidConfig     = "invalid_config"
-	CodeTokenRejected     = "token_rejected"
 	CodeDisallowedIntents = "disallowed_intents"
 	CodeInvalidIntents    = "invalid_intents"
 	CodeInvalidShard      = "invalid_shard"
@@ -27,18 +27,10 @@ const (
 const tokenHint = "check the token (DISCORD_TOKEN); if it was reset or leaked, " +
 	"make a new one in the Discord Developer Portal under Bot → Reset Token and restart the platform"
 
-func invalidConfig(msg, hint string) *shared.FatalError {
-	return &shared.FatalError{Code: CodeInvalidConfig, Message: "invalid discord config: " + msg, Hint: hint}
-}
-
 // tokenRejected is the fatal error for a token Discord refused, where says
 // how we found out ("REST 401", "close 4004").
 func tokenRejected(where string) *shared.FatalError {
-	return &shared.FatalError{
-		Code:    CodeTokenRejected,
-		Message: fmt.Sprintf("Discord rejected the bot token (%s)", where),
-		Hint:    tokenHint,
-	}
+	return kit.Unauthorized(fmt.Sprintf("Discord rejected the bot token (%s)", where), tokenHint)
 }
 
 // fatalCloseCode returns the fatal error for a gateway close code that no

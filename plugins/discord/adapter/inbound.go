@@ -7,17 +7,14 @@ import (
 	"github.com/bwmarrin/discordgo"
 
 	"github.com/plughost/gateway/shared"
+	"github.com/plughost/gateway/shared/kit"
 )
 
 // inbound turns MESSAGE_CREATE into a host message, or nil when the bot
-// should not answer it. The order matters: self and bots first (a bot
-// answering bots loops), then allowlists, then mention gating, which also
-// strips the mention from the text.
+// should not answer it: the access policy (kit.Access) decides, and the
+// bot's mention is stripped from the text.
 func inbound(s settings, botID string, threads *threadSet, m *discordgo.Message) *shared.Message {
-	if m == nil || m.Author == nil || m.Author.ID == botID {
-		return nil
-	}
-	if (m.Author.Bot || m.WebhookID != "") && !s.respondToBots {
+	if m == nil || m.Author == nil {
 		return nil
 	}
 	if m.Type != discordgo.MessageTypeDefault && m.Type != discordgo.MessageTypeReply {
@@ -25,10 +22,17 @@ func inbound(s settings, botID string, threads *threadSet, m *discordgo.Message)
 	}
 	direct := m.GuildID == ""
 	parent := threads.parent(m.ChannelID)
-	if !allowed(s, m, direct, parent) {
-		return nil
-	}
-	if !direct && s.requireMention && !mentionsBot(m, botID) {
+	denied := s.access.Check(kit.Inbound{
+		UserID:       m.Author.ID,
+		ChatID:       m.ChannelID,
+		GuildID:      m.GuildID,
+		ParentChatID: parent,
+		Direct:       direct,
+		Self:         m.Author.ID == botID,
+		FromBot:      m.Author.Bot || m.WebhookID != "",
+		Mentioned:    mentionsBot(m, botID),
+	})
+	if denied != "" {
 		return nil
 	}
 	text := strings.TrimSpace(stripMention(m.Content, botID))
@@ -51,24 +55,6 @@ func inbound(s settings, botID string, threads *threadSet, m *discordgo.Message)
 		out.ThreadID = m.ChannelID
 	}
 	return out
-}
-
-// allowed applies the allowlists. A DM has no guild or channel to check, so
-// when guilds or channels are restricted a DM passes only if allowed_users
-// names its sender (checked for every message) or its channel is listed:
-// restricting the bot to a server must not leave it open to any DM.
-func allowed(s settings, m *discordgo.Message, direct bool, parent string) bool {
-	if !s.allowedUsers.allows(m.Author.ID) {
-		return false
-	}
-	if direct {
-		restricted := len(s.allowedGuilds) > 0 || len(s.allowedChannels) > 0
-		return !restricted || len(s.allowedUsers) > 0 || s.allowedChannels.has(m.ChannelID)
-	}
-	if !s.allowedGuilds.allows(m.GuildID) {
-		return false
-	}
-	return s.allowedChannels.allows(m.ChannelID) || (parent != "" && s.allowedChannels.has(parent))
 }
 
 // mentionsBot reports whether m addresses the bot: an @mention, or a reply

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/bwmarrin/discordgo"
+
+	"github.com/plughost/gateway/shared/kit"
 )
 
 const testBot = "999"
@@ -16,7 +18,7 @@ func TestInbound(t *testing.T) {
 	threads.add(&discordgo.Channel{ID: "T1", ParentID: "C1", Type: discordgo.ChannelTypeGuildPublicThread})
 
 	base := func(mod func(*settings)) settings {
-		s := settings{requireMention: true, allowedUsers: set{}, allowedChannels: set{}, allowedGuilds: set{}, typing: true}
+		s := settings{access: kit.Access{RequireMention: true}, typing: true}
 		if mod != nil {
 			mod(&s)
 		}
@@ -37,32 +39,32 @@ func TestInbound(t *testing.T) {
 		{"guild mention answered, mention stripped", base(nil), guildMsg("C1", mention, alice), "hello"},
 		{"nick mention form", base(nil), guildMsg("C1", "<@!"+testBot+"> /new", alice), "/new"},
 		{"guild without mention ignored", base(nil), guildMsg("C1", "hello", alice), ""},
-		{"guild without mention, gating off", base(func(s *settings) { s.requireMention = false }), guildMsg("C1", "hello", alice), "hello"},
+		{"guild without mention, gating off", base(func(s *settings) { s.access.RequireMention = false }), guildMsg("C1", "hello", alice), "hello"},
 		{"mention via mentions list", base(nil), &discordgo.Message{ChannelID: "C1", GuildID: "G1", Content: "yo", Author: alice,
 			Mentions: []*discordgo.User{{ID: testBot}}}, "yo"},
 		{"reply to the bot counts as a mention", base(nil), &discordgo.Message{ChannelID: "C1", GuildID: "G1", Content: "and then?", Author: alice,
 			Type: discordgo.MessageTypeReply, ReferencedMessage: &discordgo.Message{Author: &discordgo.User{ID: testBot}}}, "and then?"},
 		{"DM always answered", base(nil), dm, "hi there"},
-		{"self ignored", base(func(s *settings) { s.requireMention = false }), guildMsg("C1", "x", &discordgo.User{ID: testBot, Bot: true}), ""},
+		{"self ignored", base(func(s *settings) { s.access.RequireMention = false }), guildMsg("C1", "x", &discordgo.User{ID: testBot, Bot: true}), ""},
 		{"bots ignored by default", base(nil), guildMsg("C1", mention, otherBot), ""},
-		{"bots answered when allowed", base(func(s *settings) { s.respondToBots = true }), guildMsg("C1", mention, otherBot), "hello"},
+		{"bots answered when allowed", base(func(s *settings) { s.access.AllowBots = true }), guildMsg("C1", mention, otherBot), "hello"},
 		{"webhooks count as bots", base(nil), &discordgo.Message{ChannelID: "C1", GuildID: "G1", Content: mention, Author: alice, WebhookID: "w"}, ""},
 		{"mention only is empty", base(nil), guildMsg("C1", "<@"+testBot+">", alice), ""},
 		{"system message ignored", base(nil), &discordgo.Message{ChannelID: "C1", GuildID: "G1", Content: mention, Author: alice,
 			Type: discordgo.MessageTypeGuildMemberJoin}, ""},
-		{"user not allowed", base(func(s *settings) { s.allowedUsers = newSet([]string{"7"}) }), guildMsg("C1", mention, alice), ""},
-		{"user allowed", base(func(s *settings) { s.allowedUsers = newSet([]string{"1"}) }), guildMsg("C1", mention, alice), "hello"},
-		{"channel not allowed", base(func(s *settings) { s.allowedChannels = newSet([]string{"C9"}) }), guildMsg("C1", mention, alice), ""},
-		{"channel allowed", base(func(s *settings) { s.allowedChannels = newSet([]string{"C1"}) }), guildMsg("C1", mention, alice), "hello"},
-		{"thread follows its parent's allowlist", base(func(s *settings) { s.allowedChannels = newSet([]string{"C1"}) }), guildMsg("T1", mention, alice), "hello"},
-		{"guild not allowed", base(func(s *settings) { s.allowedGuilds = newSet([]string{"G9"}) }), guildMsg("C1", mention, alice), ""},
-		{"guild allowed", base(func(s *settings) { s.allowedGuilds = newSet([]string{"G1"}) }), guildMsg("C1", mention, alice), "hello"},
-		{"DM refused when locked to a guild", base(func(s *settings) { s.allowedGuilds = newSet([]string{"G1"}) }), dm, ""},
+		{"user not allowed", base(func(s *settings) { s.access.Users = kit.NewIDSet([]string{"7"}) }), guildMsg("C1", mention, alice), ""},
+		{"user allowed", base(func(s *settings) { s.access.Users = kit.NewIDSet([]string{"1"}) }), guildMsg("C1", mention, alice), "hello"},
+		{"channel not allowed", base(func(s *settings) { s.access.Chats = kit.NewIDSet([]string{"C9"}) }), guildMsg("C1", mention, alice), ""},
+		{"channel allowed", base(func(s *settings) { s.access.Chats = kit.NewIDSet([]string{"C1"}) }), guildMsg("C1", mention, alice), "hello"},
+		{"thread follows its parent's allowlist", base(func(s *settings) { s.access.Chats = kit.NewIDSet([]string{"C1"}) }), guildMsg("T1", mention, alice), "hello"},
+		{"guild not allowed", base(func(s *settings) { s.access.Guilds = kit.NewIDSet([]string{"G9"}) }), guildMsg("C1", mention, alice), ""},
+		{"guild allowed", base(func(s *settings) { s.access.Guilds = kit.NewIDSet([]string{"G1"}) }), guildMsg("C1", mention, alice), "hello"},
+		{"DM refused when locked to a guild", base(func(s *settings) { s.access.Guilds = kit.NewIDSet([]string{"G1"}) }), dm, ""},
 		{"DM from a listed user when locked to a guild", base(func(s *settings) {
-			s.allowedGuilds = newSet([]string{"G1"})
-			s.allowedUsers = newSet([]string{"1"})
+			s.access.Guilds = kit.NewIDSet([]string{"G1"})
+			s.access.Users = kit.NewIDSet([]string{"1"})
 		}), dm, "hi there"},
-		{"DM channel listed", base(func(s *settings) { s.allowedChannels = newSet([]string{"D1"}) }), dm, "hi there"},
+		{"DM channel listed", base(func(s *settings) { s.access.Chats = kit.NewIDSet([]string{"D1"}) }), dm, "hi there"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -82,7 +84,7 @@ func TestInbound(t *testing.T) {
 func TestInboundFields(t *testing.T) {
 	threads := &threadSet{}
 	threads.add(&discordgo.Channel{ID: "T1", ParentID: "C1", Type: discordgo.ChannelTypeGuildPublicThread})
-	s := settings{requireMention: false, allowedUsers: set{}, allowedChannels: set{}, allowedGuilds: set{}}
+	s := settings{}
 	at := time.Unix(1700000000, 5)
 	m := &discordgo.Message{ID: "m9", ChannelID: "T1", GuildID: "G1", Content: "in a thread", Timestamp: at,
 		Author: &discordgo.User{ID: "1", Username: "alice", GlobalName: "Alice A."},

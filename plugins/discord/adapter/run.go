@@ -9,6 +9,7 @@ import (
 	"github.com/bwmarrin/discordgo"
 
 	"github.com/plughost/gateway/shared"
+	"github.com/plughost/gateway/shared/kit"
 )
 
 // Run checks the token, then keeps a gateway connection up until ctx is
@@ -74,7 +75,7 @@ func (a *Adapter) endRun() {
 func (a *Adapter) loop(ctx context.Context, emit emitFunc) error {
 	rs := &resumeState{}
 	dialURL := ""
-	attempt := 0
+	retry := kit.Retry{Backoff: kit.Backoff{Initial: a.tune.backoffBase, Max: a.tune.backoffMax}}
 	for ctx.Err() == nil {
 		var err error
 		if !rs.canResume() {
@@ -116,19 +117,18 @@ func (a *Adapter) loop(ctx context.Context, emit emitFunc) error {
 			dialURL = "" // ask where the gateway is again
 		}
 		if ready && up >= a.tune.stableAfter {
-			attempt = 0
+			retry.Reset()
 		}
 		if wait < 0 {
-			wait = backoff(attempt, a.tune.backoffBase, a.tune.backoffMax)
-			attempt++
+			wait = retry.Failed(up)
 		}
 		a.log.Warn("Discord gateway connection lost; reconnecting", "error", reason, "retry_in", wait,
 			"resume", rs.canResume())
 		if !emit(shared.Event{Health: &shared.Health{State: shared.Degraded, Message: "reconnecting to Discord: " + reason}}) {
 			return ctx.Err()
 		}
-		if !sleep(ctx, wait) {
-			return ctx.Err()
+		if err := kit.Sleep(ctx, wait); err != nil {
+			return err
 		}
 	}
 	return ctx.Err()
@@ -174,16 +174,4 @@ func (a *Adapter) classify(err error, rs *resumeState) (time.Duration, *shared.F
 		return 0, nil // Discord asked: reconnect and resume at once
 	}
 	return -1, nil
-}
-
-// sleep waits d or until ctx ends; false means ctx ended.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

@@ -13,7 +13,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +20,8 @@ import (
 
 	"github.com/bwmarrin/discordgo"
 	"github.com/gorilla/websocket"
+
+	"github.com/plughost/gateway/shared/kit/fakekit"
 )
 
 // DefaultToken is the bot token the fake accepts until SetToken changes it.
@@ -54,7 +55,10 @@ type Server struct {
 	// (served at "/", like wss://gateway.discord.gg).
 	GatewayURL string
 
-	http *httptest.Server
+	http     *fakekit.Server
+	stats    *fakekit.Stats
+	messages *fakekit.Log[PostedMessage]
+	typings  *fakekit.Log[string]
 
 	mu            sync.Mutex
 	token         string
@@ -62,19 +66,9 @@ type Server struct {
 	ackHeartbeats bool
 	silent        bool
 	identifyClose int
-	identifies    int
-	resumes       int
-	dials         int
-	heartbeats    int
 	nextID        int64
 	sessions      map[string]*session
 	conns         map[*gwConn]struct{}
-	messages      []PostedMessage
-	typings       []string
-	requests      []string
-	restStatus    map[string]int
-	closed        bool
-	handlers      sync.WaitGroup
 	upgrader      websocket.Upgrader
 }
 
@@ -85,55 +79,80 @@ type session struct {
 	pending [][]byte // dispatches queued while no connection was live
 }
 
+// Counters in the fake's stats (GET /_fake/stats).
+const (
+	statIdentifies = "identifies"
+	statResumes    = "resumes"
+	statDials      = "dials"
+	statHeartbeats = "heartbeats"
+)
+
 // New starts a fake Discord on 127.0.0.1 and stops it when the test ends.
 func New(t testing.TB) *Server {
 	t.Helper()
+	srv := fakekit.NewServer(t)
+	srv.FaultBody = func(status int) any {
+		return map[string]any{"message": http.StatusText(status), "code": 0}
+	}
 	s := &Server{
+		URL:           srv.URL,
+		APIURL:        srv.URL + "/api/v10",
+		GatewayURL:    "ws" + strings.TrimPrefix(srv.URL, "http"),
+		http:          srv,
+		stats:         &srv.Stats,
+		messages:      fakekit.NewLog[PostedMessage](srv, "posted"),
+		typings:       fakekit.NewLog[string](srv, "typings"),
 		token:         DefaultToken,
 		heartbeat:     250 * time.Millisecond,
 		ackHeartbeats: true,
 		nextID:        2000000000000000000,
 		sessions:      map[string]*session{},
 		conns:         map[*gwConn]struct{}{},
-		restStatus:    map[string]int{},
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /api/v10/gateway", s.handleGateway)
-	mux.HandleFunc("GET /api/v10/gateway/bot", s.handleGatewayBot)
-	mux.HandleFunc("GET /api/v10/users/@me", s.handleMe)
-	mux.HandleFunc("POST /api/v10/channels/{id}/messages", s.handlePostMessage)
-	mux.HandleFunc("POST /api/v10/channels/{id}/typing", s.handleTyping)
-	mux.HandleFunc("GET /{$}", s.serveGateway)
-	s.http = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.mu.Lock()
-		s.requests = append(s.requests, r.Method+" "+r.URL.Path)
-		s.mu.Unlock()
-		mux.ServeHTTP(w, r)
-	}))
-	s.URL = s.http.URL
-	s.APIURL = s.URL + "/api/v10"
-	s.GatewayURL = "ws" + strings.TrimPrefix(s.URL, "http")
-	t.Cleanup(s.Close)
+	srv.HandleFunc("GET /api/v10/gateway", s.handleGateway)
+	srv.HandleFunc("GET /api/v10/gateway/bot", s.handleGatewayBot)
+	srv.HandleFunc("GET /api/v10/users/@me", s.handleMe)
+	srv.HandleFunc("POST /api/v10/channels/{id}/messages", s.handlePostMessage)
+	srv.HandleFunc("POST /api/v10/channels/{id}/typing", s.handleTyping)
+	srv.HandleFunc("GET /{$}", s.serveGateway)
+	s.control()
 	return s
+}
+
+// control adds the control API (POST /_fake/NAME), for driving the fake
+// from outside the test's process.
+func (s *Server) control() {
+	s.http.Control("message", func(in json.RawMessage) (any, error) {
+		var m discordgo.Message
+		if err := json.Unmarshal(in, &m); err != nil {
+			return nil, err
+		}
+		return s.InjectMessage(&m), nil
+	})
+	s.http.Control("token", func(in json.RawMessage) (any, error) {
+		var token string
+		if err := json.Unmarshal(in, &token); err != nil {
+			return nil, err
+		}
+		s.SetToken(token)
+		return nil, nil
+	})
+	s.http.Control("drop", func(json.RawMessage) (any, error) { return s.Drop(), nil })
+	s.http.Control("close", func(in json.RawMessage) (any, error) {
+		var c struct {
+			Code int    `json:"code"`
+			Text string `json:"text"`
+		}
+		if err := json.Unmarshal(in, &c); err != nil {
+			return nil, err
+		}
+		return s.CloseWith(c.Code, c.Text), nil
+	})
 }
 
 // Close drops every gateway connection and stops the server. It is called
 // automatically at the end of the test that created the server.
-func (s *Server) Close() {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return
-	}
-	s.closed = true
-	for c := range s.conns {
-		_ = c.ws.Close()
-	}
-	s.mu.Unlock()
-	s.http.CloseClientConnections()
-	s.http.Close()
-	s.handlers.Wait()
-}
+func (s *Server) Close() { s.http.Close() }
 
 // SetToken changes the token the fake accepts. Changing it while a bot is
 // connected is how a test revokes the bot's token: REST calls answer 401 and
@@ -179,43 +198,19 @@ func (s *Server) SetIdentifyCloseCode(code int) {
 
 // SetRESTStatus makes every request whose path ends with suffix (for example
 // "/messages") fail with status. Zero restores normal answers.
-func (s *Server) SetRESTStatus(suffix string, status int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if status == 0 {
-		delete(s.restStatus, suffix)
-		return
-	}
-	s.restStatus[suffix] = status
-}
+func (s *Server) SetRESTStatus(suffix string, status int) { s.http.SetFault(suffix, status) }
 
 // Identifies returns how many IDENTIFY payloads the gateway received.
-func (s *Server) Identifies() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.identifies
-}
+func (s *Server) Identifies() int { return s.stats.Get(statIdentifies) }
 
 // Resumes returns how many RESUME payloads the gateway received.
-func (s *Server) Resumes() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.resumes
-}
+func (s *Server) Resumes() int { return s.stats.Get(statResumes) }
 
 // Dials returns how many gateway websocket connections were attempted.
-func (s *Server) Dials() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.dials
-}
+func (s *Server) Dials() int { return s.stats.Get(statDials) }
 
 // Heartbeats returns how many heartbeats the gateway received.
-func (s *Server) Heartbeats() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.heartbeats
-}
+func (s *Server) Heartbeats() int { return s.stats.Get(statHeartbeats) }
 
 // Connections returns how many gateway connections are open and past
 // READY or RESUMED.
@@ -232,27 +227,21 @@ func (s *Server) Connections() int {
 }
 
 // Messages returns the messages the bot posted, oldest first.
-func (s *Server) Messages() []PostedMessage {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]PostedMessage(nil), s.messages...)
+func (s *Server) Messages() []PostedMessage { return s.messages.All() }
+
+// WaitMessage waits for a posted message that match accepts and returns it.
+func (s *Server) WaitMessage(t testing.TB, timeout time.Duration, what string, match func(PostedMessage) bool) PostedMessage {
+	t.Helper()
+	return s.messages.Wait(t, timeout, what, match)
 }
 
 // Typings returns the channel ids of the typing indicators the bot
 // triggered, oldest first.
-func (s *Server) Typings() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.typings...)
-}
+func (s *Server) Typings() []string { return s.typings.All() }
 
 // Requests returns every HTTP request the server received as "METHOD PATH",
 // oldest first, websocket upgrades included.
-func (s *Server) Requests() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.requests...)
-}
+func (s *Server) Requests() []string { return s.http.Requests() }
 
 // newID returns a fresh snowflake-like id. Callers hold s.mu.
 func (s *Server) newID() string {
@@ -265,33 +254,23 @@ func (s *Server) newID() string {
 func (s *Server) authorized(w http.ResponseWriter, r *http.Request) bool {
 	s.mu.Lock()
 	want := "Bot " + s.token
-	status := 0
-	for suffix, st := range s.restStatus {
-		if strings.HasSuffix(r.URL.Path, suffix) {
-			status = st
-		}
-	}
 	s.mu.Unlock()
 	if r.Header.Get("Authorization") != want {
-		writeJSON(w, http.StatusUnauthorized, map[string]any{"message": "401: Unauthorized", "code": 0})
-		return false
-	}
-	if status != 0 {
-		writeJSON(w, status, map[string]any{"message": http.StatusText(status), "code": 0})
+		fakekit.WriteJSON(w, http.StatusUnauthorized, map[string]any{"message": "401: Unauthorized", "code": 0})
 		return false
 	}
 	return true
 }
 
 func (s *Server) handleGateway(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"url": s.GatewayURL})
+	fakekit.WriteJSON(w, http.StatusOK, map[string]any{"url": s.GatewayURL})
 }
 
 func (s *Server) handleGatewayBot(w http.ResponseWriter, r *http.Request) {
 	if !s.authorized(w, r) {
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
+	fakekit.WriteJSON(w, http.StatusOK, map[string]any{
 		"url":    s.GatewayURL,
 		"shards": 1,
 		"session_start_limit": map[string]any{
@@ -304,7 +283,7 @@ func (s *Server) handleMe(w http.ResponseWriter, r *http.Request) {
 	if !s.authorized(w, r) {
 		return
 	}
-	writeJSON(w, http.StatusOK, botUser())
+	fakekit.WriteJSON(w, http.StatusOK, botUser())
 }
 
 func (s *Server) handlePostMessage(w http.ResponseWriter, r *http.Request) {
@@ -313,11 +292,11 @@ func (s *Server) handlePostMessage(w http.ResponseWriter, r *http.Request) {
 	}
 	var body discordgo.MessageSend
 	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]any{"message": err.Error(), "code": 50109})
+		fakekit.WriteJSON(w, http.StatusBadRequest, map[string]any{"message": err.Error(), "code": 50109})
 		return
 	}
 	if n := len([]rune(body.Content)); n == 0 || n > 2000 {
-		writeJSON(w, http.StatusBadRequest, map[string]any{
+		fakekit.WriteJSON(w, http.StatusBadRequest, map[string]any{
 			"message": "Invalid Form Body", "code": 50035,
 			"errors": map[string]any{"content": fmt.Sprintf("must be 1-2000 characters, got %d", n)},
 		})
@@ -326,12 +305,12 @@ func (s *Server) handlePostMessage(w http.ResponseWriter, r *http.Request) {
 	channelID := r.PathValue("id")
 	s.mu.Lock()
 	pm := PostedMessage{ID: s.newID(), ChannelID: channelID, Content: body.Content, AllowedMentions: body.AllowedMentions}
+	s.mu.Unlock()
 	if body.Reference != nil {
 		pm.ReplyToID = body.Reference.MessageID
 	}
-	s.messages = append(s.messages, pm)
-	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, &discordgo.Message{
+	s.messages.Add(pm)
+	fakekit.WriteJSON(w, http.StatusOK, &discordgo.Message{
 		ID: pm.ID, ChannelID: channelID, Content: pm.Content, Author: botUser(),
 		Timestamp: time.Now(),
 	})
@@ -341,18 +320,10 @@ func (s *Server) handleTyping(w http.ResponseWriter, r *http.Request) {
 	if !s.authorized(w, r) {
 		return
 	}
-	s.mu.Lock()
-	s.typings = append(s.typings, r.PathValue("id"))
-	s.mu.Unlock()
+	s.typings.Add(r.PathValue("id"))
 	w.WriteHeader(http.StatusNoContent)
 }
 
 func botUser() *discordgo.User {
 	return &discordgo.User{ID: BotUserID, Username: BotUsername, Bot: true}
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
 }

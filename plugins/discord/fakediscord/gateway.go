@@ -55,28 +55,19 @@ func (c *gwConn) closeWith(code int, text string) {
 }
 
 func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		http.Error(w, "closed", http.StatusServiceUnavailable)
-		return
-	}
-	s.handlers.Add(1)
-	s.dials++
-	s.mu.Unlock()
-	defer s.handlers.Done()
-
+	s.stats.Inc(statDials)
 	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return
 	}
-	c := &gwConn{ws: ws}
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	release, ok := s.http.Hold(ws)
+	defer release()
+	if !ok {
 		_ = ws.Close()
 		return
 	}
+	c := &gwConn{ws: ws}
+	s.mu.Lock()
 	s.conns[c] = struct{}{}
 	silent, interval := s.silent, s.heartbeat
 	s.mu.Unlock()
@@ -111,8 +102,8 @@ func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handlePayload(c *gwConn, p payload) bool {
 	switch p.Op {
 	case opHeartbeat:
+		s.stats.Inc(statHeartbeats)
 		s.mu.Lock()
-		s.heartbeats++
 		ack := s.ackHeartbeats
 		s.mu.Unlock()
 		if ack {
@@ -134,8 +125,8 @@ func (s *Server) identify(c *gwConn, data json.RawMessage) bool {
 		Intents int    `json:"intents"`
 	}
 	_ = json.Unmarshal(data, &id)
+	s.stats.Inc(statIdentifies)
 	s.mu.Lock()
-	s.identifies++
 	valid := id.Token == "Bot "+s.token || id.Token == s.token
 	closeCode := s.identifyClose
 	s.mu.Unlock()
@@ -168,8 +159,8 @@ func (s *Server) resume(c *gwConn, data json.RawMessage) bool {
 		Seq       int64  `json:"seq"`
 	}
 	_ = json.Unmarshal(data, &rs)
+	s.stats.Inc(statResumes)
 	s.mu.Lock()
-	s.resumes++
 	valid := rs.Token == "Bot "+s.token || rs.Token == s.token
 	sess := s.sessions[rs.SessionID]
 	s.mu.Unlock()

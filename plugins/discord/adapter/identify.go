@@ -2,7 +2,6 @@ package adapter
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -56,17 +55,4 @@ func (b *identifyBudget) prune(now time.Time) {
 		i++
 	}
 	b.times = b.times[i:]
-}
-
-// backoff returns the wait before reconnect attempt n (0-based): exponential
-// from base, capped at maxWait, with jitter over its upper half so that many
-// bots dropped at once do not reconnect in step.
-func backoff(n int, base, maxWait time.Duration) time.Duration {
-	d := base
-	for i := 0; i < n && d < maxWait; i++ {
-		d *= 2
-	}
-	d = min(d, maxWait)
-	half := d / 2
-	return half + rand.N(half+1)
 }

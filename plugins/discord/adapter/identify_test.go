@@ -24,19 +24,3 @@ func TestIdentifyBudgetWindow(t *testing.T) {
 		t.Fatalf("an hour after the first identify the budget has room again: %v", err)
 	}
 }
-
-func TestBackoffIsCappedAndJittered(t *testing.T) {
-	base, maxWait := time.Second, time.Minute
-	seen := map[time.Duration]bool{}
-	for n := range 40 {
-		d := backoff(n, base, maxWait)
-		want := min(base<<min(n, 20), maxWait)
-		if d < want/2 || d > want {
-			t.Fatalf("backoff(%d) = %v, want within [%v, %v]", n, d, want/2, want)
-		}
-		seen[d] = true
-	}
-	if len(seen) < 20 {
-		t.Errorf("only %d distinct waits in 40 attempts: no jitter?", len(seen))
-	}
-}
