@@ -209,10 +209,6 @@ func splitModel(m string) (prov, model string, err error) {
 	return prov, model, nil
 }
 
-// Store returns the session store the service writes to (the host's
-// inbox of taken messages lives there too).
-func (s *Service) Store() *store.Store { return s.store }
-
 // specFor resolves a session's effective model into an agent spec.
 func (s *Service) specFor(model string) (spec, error) {
 	s.mu.RLock()

@@ -184,7 +184,7 @@ func Start(opts Options) (_ *Host, err error) {
 		Logger:        logger.Named("supervisor"),
 		PluginLogger:  logger.ResetNamed("plugin"),
 		Handler:       h.handleMessage,
-		Inbox:         h.agents.Store(),
+		Inbox:         h.store,
 		OnStateChange: h.metrics.stateChanged,
 		LogLevel:      cfg.Gateway.LogLevel,
 	})
