@@ -67,9 +67,16 @@ type Server struct {
 	silent        bool
 	identifyClose int
 	nextID        int64
-	sessions      map[string]*session
-	conns         map[*gwConn]struct{}
-	upgrader      websocket.Upgrader
+	// shown is each posted message's content now (edits applied);
+	// deleted messages are removed.
+	shown map[string]string
+	edits int
+	// limited is how many message posts or edits still get a 429.
+	limited    int
+	retryAfter time.Duration
+	sessions   map[string]*session
+	conns      map[*gwConn]struct{}
+	upgrader   websocket.Upgrader
 }
 
 // session is a gateway session that can be resumed.
@@ -108,12 +115,15 @@ func New(t testing.TB) *Server {
 		nextID:        2000000000000000000,
 		sessions:      map[string]*session{},
 		conns:         map[*gwConn]struct{}{},
+		shown:         map[string]string{},
 	}
 	srv.HandleFunc("GET /api/v10/gateway", s.handleGateway)
 	srv.HandleFunc("GET /api/v10/gateway/bot", s.handleGatewayBot)
 	srv.HandleFunc("GET /api/v10/users/@me", s.handleMe)
 	srv.HandleFunc("POST /api/v10/channels/{id}/messages", s.handlePostMessage)
 	srv.HandleFunc("POST /api/v10/channels/{id}/typing", s.handleTyping)
+	srv.HandleFunc("PATCH /api/v10/channels/{id}/messages/{mid}", s.handleEditMessage)
+	srv.HandleFunc("DELETE /api/v10/channels/{id}/messages/{mid}", s.handleDeleteMessage)
 	srv.HandleFunc("GET /{$}", s.serveGateway)
 	s.control()
 	return s
@@ -286,8 +296,101 @@ func (s *Server) handleMe(w http.ResponseWriter, r *http.Request) {
 	fakekit.WriteJSON(w, http.StatusOK, botUser())
 }
 
-func (s *Server) handlePostMessage(w http.ResponseWriter, r *http.Request) {
+// RateLimit makes the next n message posts or edits answer 429 with
+// retry_after, as Discord does when a channel's bucket is spent.
+func (s *Server) RateLimit(n int, retryAfter time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.limited, s.retryAfter = n, retryAfter
+}
+
+// Shown returns the messages the bot posted that still exist, oldest first,
+// each with its content now (after edits).
+func (s *Server) Shown() []PostedMessage {
+	posted := s.messages.All()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]PostedMessage, 0, len(posted))
+	for _, m := range posted {
+		if c, ok := s.shown[m.ID]; ok {
+			m.Content = c
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// Edits returns how many message edits the fake accepted.
+func (s *Server) Edits() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.edits
+}
+
+// rateLimited answers 429 when RateLimit asked for it.
+func (s *Server) rateLimited(w http.ResponseWriter) bool {
+	s.mu.Lock()
+	if s.limited <= 0 {
+		s.mu.Unlock()
+		return false
+	}
+	s.limited--
+	after := s.retryAfter
+	s.mu.Unlock()
+	secs := after.Seconds()
+	w.Header().Set("Retry-After", fmt.Sprintf("%.3f", secs))
+	w.Header().Set("X-RateLimit-Limit", "5")
+	w.Header().Set("X-RateLimit-Remaining", "0")
+	w.Header().Set("X-RateLimit-Reset-After", fmt.Sprintf("%.3f", secs))
+	w.Header().Set("X-RateLimit-Bucket", "fake-channel-bucket")
+	fakekit.WriteJSON(w, http.StatusTooManyRequests, map[string]any{
+		"message": "You are being rate limited.", "retry_after": secs, "global": false,
+	})
+	return true
+}
+
+func (s *Server) handleEditMessage(w http.ResponseWriter, r *http.Request) {
+	if !s.authorized(w, r) || s.rateLimited(w) {
+		return
+	}
+	var body discordgo.MessageEdit
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil || body.Content == nil {
+		fakekit.WriteJSON(w, http.StatusBadRequest, map[string]any{"message": "bad edit", "code": 50109})
+		return
+	}
+	if n := len([]rune(*body.Content)); n == 0 || n > 2000 {
+		fakekit.WriteJSON(w, http.StatusBadRequest, map[string]any{"message": "Invalid Form Body", "code": 50035})
+		return
+	}
+	id := r.PathValue("mid")
+	s.mu.Lock()
+	_, ok := s.shown[id]
+	if ok {
+		s.shown[id] = *body.Content
+		s.edits++
+	}
+	s.mu.Unlock()
+	if !ok {
+		fakekit.WriteJSON(w, http.StatusNotFound, map[string]any{"message": "Unknown Message", "code": 10008})
+		return
+	}
+	fakekit.WriteJSON(w, http.StatusOK, &discordgo.Message{
+		ID: id, ChannelID: r.PathValue("id"), Content: *body.Content, Author: botUser(), Timestamp: time.Now(),
+	})
+}
+
+func (s *Server) handleDeleteMessage(w http.ResponseWriter, r *http.Request) {
 	if !s.authorized(w, r) {
+		return
+	}
+	s.mu.Lock()
+	delete(s.shown, r.PathValue("mid"))
+	s.mu.Unlock()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) handlePostMessage(w http.ResponseWriter, r *http.Request) {
+	if !s.authorized(w, r) || s.rateLimited(w) {
 		return
 	}
 	var body discordgo.MessageSend
@@ -309,6 +412,9 @@ func (s *Server) handlePostMessage(w http.ResponseWriter, r *http.Request) {
 	if body.Reference != nil {
 		pm.ReplyToID = body.Reference.MessageID
 	}
+	s.mu.Lock()
+	s.shown[pm.ID] = pm.Content
+	s.mu.Unlock()
 	s.messages.Add(pm)
 	fakekit.WriteJSON(w, http.StatusOK, &discordgo.Message{
 		ID: pm.ID, ChannelID: channelID, Content: pm.Content, Author: botUser(),
