@@ -109,7 +109,7 @@ func (a *Adapter) Configure(_ context.Context, cfg shared.Config) error {
 	}
 	a.cfg, a.client, a.transport, a.cursor = s, client, transport, cfg.Cursor
 	a.log = logger.Named("matrix")
-	a.log.Debug("configured", "homeserver", s.homeserver.String(), "require_mention", s.requireMention,
+	a.log.Debug("configured", "homeserver", s.homeserver.String(), "require_mention", s.access.RequireMention,
 		"auto_join", s.autoJoin, "resuming", cfg.Cursor != "")
 	return nil
 }

@@ -1,11 +1,11 @@
 package adapter
 
 import (
-	"fmt"
 	"net/url"
 	"strings"
 
 	"github.com/plughost/gateway/shared"
+	"github.com/plughost/gateway/shared/kit"
 )
 
 // schema is the plugin's config block, as the host validates it.
@@ -28,13 +28,11 @@ var schema = []shared.Attribute{
 
 // settings is the decoded, validated config block.
 type settings struct {
-	homeserver     *url.URL
-	token          string
-	requireMention bool
-	autoJoin       bool
-	allowedUsers   set
-	allowedRooms   set
-	typing         bool
+	homeserver *url.URL
+	token      string
+	autoJoin   bool
+	access     kit.Access // allowed_users → Users, allowed_rooms → Chats
+	typing     bool
 }
 
 // rawConfig mirrors the JSON the host sends; pointers tell unset from false.
@@ -56,21 +54,23 @@ func parseSettings(cfg shared.Config) (settings, error) {
 		return settings{}, invalidConfig(err.Error(), "")
 	}
 	s := settings{
-		token:          strings.TrimSpace(raw.AccessToken),
-		requireMention: boolOr(raw.RequireMention, true),
-		autoJoin:       boolOr(raw.AutoJoin, true),
-		allowedUsers:   newSet(raw.AllowedUsers),
-		allowedRooms:   newSet(raw.AllowedRooms),
-		typing:         boolOr(raw.Typing, true),
+		token:    strings.TrimSpace(raw.AccessToken),
+		autoJoin: boolOr(raw.AutoJoin, true),
+		access: kit.Access{Users: kit.NewIDSet(raw.AllowedUsers), Chats: kit.NewIDSet(raw.AllowedRooms),
+			RequireMention: boolOr(raw.RequireMention, true)},
+		typing: boolOr(raw.Typing, true),
 	}
 	if s.token == "" {
 		return settings{}, invalidConfig("access_token is empty",
 			"set access_token to the bot account's access token, e.g. access_token = env(\"MATRIX_TOKEN\")")
 	}
-	u, err := url.Parse(strings.TrimRight(strings.TrimSpace(raw.Homeserver), "/"))
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return settings{}, invalidConfig(fmt.Sprintf("homeserver %q is not an http(s) URL", raw.Homeserver),
+	if strings.TrimSpace(raw.Homeserver) == "" {
+		return settings{}, invalidConfig("homeserver is empty",
 			"give the homeserver's base URL, e.g. homeserver = \"https://matrix.example.org\"")
+	}
+	u, err := kit.ParseURL("homeserver", raw.Homeserver, "")
+	if err != nil {
+		return settings{}, err
 	}
 	if u.User != nil {
 		return settings{}, invalidConfig("homeserver must not carry credentials",
@@ -85,26 +85,4 @@ func boolOr(p *bool, def bool) bool {
 		return def
 	}
 	return *p
-}
-
-// set is a set of ids; the empty set allows everything.
-type set map[string]struct{}
-
-func newSet(ids []string) set {
-	s := set{}
-	for _, id := range ids {
-		if id = strings.TrimSpace(id); id != "" {
-			s[id] = struct{}{}
-		}
-	}
-	return s
-}
-
-// allows reports whether id passes an allowlist: an empty list allows all.
-func (s set) allows(id string) bool {
-	if len(s) == 0 {
-		return true
-	}
-	_, ok := s[id]
-	return ok
 }

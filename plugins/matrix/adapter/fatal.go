@@ -10,12 +10,7 @@ import (
 	"maunium.net/go/mautrix"
 
 	"github.com/plughost/gateway/shared"
-)
-
-// Fatal error codes this plugin reports to the host.
-const (
-	CodeInvalidConfig = "invalid_config"
-	CodeTokenRejected = "token_rejected"
+	"github.com/plughost/gateway/shared/kit"
 )
 
 // tokenHint tells the operator how to fix a rejected token.
@@ -23,17 +18,13 @@ const tokenHint = "check the access token (MATRIX_TOKEN): log the bot account in
 	"(see plugins/matrix/README.md) and restart the platform"
 
 func invalidConfig(msg, hint string) *shared.FatalError {
-	return &shared.FatalError{Code: CodeInvalidConfig, Message: "invalid matrix config: " + msg, Hint: hint}
+	return kit.InvalidConfig("matrix: "+msg, hint)
 }
 
 // tokenRejected is the fatal error for a token the homeserver refused; where
 // says which call found out and errcode what the homeserver said.
 func tokenRejected(where, errcode string) *shared.FatalError {
-	return &shared.FatalError{
-		Code:    CodeTokenRejected,
-		Message: fmt.Sprintf("the Matrix homeserver rejected the access token (%s: %s)", where, errcode),
-		Hint:    tokenHint,
-	}
+	return kit.Unauthorized(fmt.Sprintf("the Matrix homeserver rejected the access token (%s: %s)", where, errcode), tokenHint)
 }
 
 // classified is what a failed homeserver call said: its HTTP status, its

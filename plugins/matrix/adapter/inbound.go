@@ -10,6 +10,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/plughost/gateway/shared"
+	"github.com/plughost/gateway/shared/kit"
 )
 
 // handleSync reads one /sync answer: it joins rooms the bot is invited to
@@ -82,7 +83,7 @@ func (a *Adapter) invited(ctx context.Context, client *mautrix.Client, s setting
 			inviter = evt.Sender
 		}
 	}
-	if !s.allowedUsers.allows(string(inviter)) || !s.allowedRooms.allows(string(roomID)) {
+	if !s.access.Users.Allows(string(inviter)) || !s.access.Chats.Allows(string(roomID)) {
 		a.log.Info("ignoring an invite", "room", roomID, "inviter", inviter)
 		return
 	}
@@ -99,8 +100,9 @@ func (a *Adapter) invited(ctx context.Context, client *mautrix.Client, s setting
 
 // inbound turns a timeline event into a host message, or nil when the bot
 // should not answer it. Order: own and non-text events first, then
-// allowlists, encryption, then mention gating in rooms that are not direct
-// chats.
+// encryption, then the toolkit's access policy (allowlists, and mention
+// gating in rooms that are not direct chats; a bare command is not enough
+// in a room, where several bots may listen).
 func (a *Adapter) inbound(ctx context.Context, client *mautrix.Client, s settings, botID id.UserID, botName string, roomID id.RoomID, evt *event.Event) *shared.Message {
 	if evt.Sender == botID {
 		return nil
@@ -125,18 +127,22 @@ func (a *Adapter) inbound(ctx context.Context, client *mautrix.Client, s setting
 	if msg.RelatesTo != nil && msg.RelatesTo.Type == event.RelReplace {
 		return nil // an edit of an earlier message: not a new question
 	}
-	if !s.allowedUsers.allows(string(evt.Sender)) || !s.allowedRooms.allows(string(roomID)) {
-		return nil
-	}
 	if a.rooms.encrypted(ctx, client, roomID) {
 		return nil // never answer in plaintext in an encrypted room
 	}
-	direct := a.rooms.direct(ctx, client, roomID)
+	in := kit.Inbound{UserID: string(evt.Sender), ChatID: string(roomID)}
+	if s.access.Users.Allows(in.UserID) && s.access.Chats.Allows(in.ChatID) {
+		// Only now is it worth asking how many members the room has.
+		in.Direct = a.rooms.direct(ctx, client, roomID)
+		in.Mentioned = !in.Direct && a.mentionsBot(msg, botID, botName)
+	}
+	if denial := s.access.Check(in); denial != "" {
+		a.log.Trace("not answering", "room", roomID, "event", evt.ID, "reason", string(denial))
+		return nil
+	}
+	direct := in.Direct
 	text := msg.Body
 	if !direct {
-		if s.requireMention && !a.mentionsBot(msg, botID, botName) {
-			return nil
-		}
 		text = stripMention(text, botID, botName)
 	}
 	text = strings.TrimSpace(stripReplyFallback(text))

@@ -8,6 +8,8 @@ import (
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
+
+	"github.com/plughost/gateway/shared/kit"
 )
 
 // rooms remembers what the adapter learned about each joined room: how many
@@ -147,10 +149,7 @@ func (l *roomLimits) wait(ctx context.Context, roomID id.RoomID) error {
 	if d <= 0 {
 		return nil
 	}
-	if !sleep(ctx, d) {
-		return context.Cause(ctx)
-	}
-	return nil
+	return kit.Sleep(ctx, d)
 }
 
 func (l *roomLimits) set(roomID id.RoomID, d time.Duration) {

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"maunium.net/go/mautrix"
@@ -16,6 +15,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/plughost/gateway/shared"
+	"github.com/plughost/gateway/shared/kit"
 )
 
 // maxPartBytes is the most text one reply event carries. Matrix limits a
@@ -88,8 +88,8 @@ func (a *Adapter) sendPart(ctx context.Context, client *mautrix.Client, roomID i
 		if c := classify(err); c.status >= 400 && c.status < 500 {
 			return "", err // forbidden, unknown room, too large: retrying will not help
 		}
-		if !sleep(ctx, backoff(attempt, a.tune.backoffBase, a.tune.backoffMax)) {
-			return "", context.Cause(ctx)
+		if err := kit.Sleep(ctx, kit.Backoff{Initial: a.tune.backoffBase, Max: a.tune.backoffMax}.Delay(attempt+1)); err != nil {
+			return "", err
 		}
 	}
 	return "", lastErr
@@ -140,27 +140,9 @@ func transactionID(r shared.Reply, i int, part string) string {
 	return "gw" + hex.EncodeToString(h.Sum(nil))[:32]
 }
 
-// splitReply splits a reply into parts of at most maxPartBytes.
-func splitReply(text string) []string {
-	if len(text) <= maxPartBytes {
-		return []string{text}
-	}
-	var parts []string
-	for len(text) > maxPartBytes {
-		cut := strings.LastIndex(text[:maxPartBytes], "\n")
-		if cut <= 0 {
-			cut = maxPartBytes
-			for cut > 0 && !utf8Start(text[cut]) {
-				cut--
-			}
-		}
-		parts = append(parts, text[:cut])
-		text = strings.TrimPrefix(text[cut:], "\n")
-	}
-	return append(parts, text)
-}
-
-func utf8Start(b byte) bool { return b&0xC0 != 0x80 }
+// splitReply splits a reply into parts of at most maxPartBytes, code
+// fences kept balanced, never inside a UTF-8 sequence.
+func splitReply(text string) []string { return kit.Chunk(text, maxPartBytes, kit.Bytes) }
 
 // Typing shows the typing notification in a room while the agent works.
 func (a *Adapter) Typing(ctx context.Context, conv shared.Conversation) error {

@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
 
 	"github.com/plughost/gateway/shared"
+	"github.com/plughost/gateway/shared/kit"
 )
 
 // firstSyncFilter keeps the very first /sync small: it only learns where
@@ -79,15 +79,14 @@ func (a *Adapter) loop(ctx context.Context, events chan<- shared.Event) error {
 	a.mu.Lock()
 	since := a.cursor
 	a.mu.Unlock()
-	attempt := 0
+	retries := kit.Retry{Backoff: kit.Backoff{Initial: a.tune.backoffBase, Max: a.tune.backoffMax}}
 	loggedIn, connected := false, false
 	// retry reports a transient failure and waits before the next try; it
 	// returns false when Run is ending.
 	retry := func(what string, err error) bool {
 		wait, limited := rateLimited(err)
 		if !limited {
-			wait = backoff(attempt, a.tune.backoffBase, a.tune.backoffMax)
-			attempt++
+			wait = retries.Failed(0)
 		}
 		reason := fmt.Sprintf("%s: %v", what, err)
 		if limited {
@@ -98,12 +97,12 @@ func (a *Adapter) loop(ctx context.Context, events chan<- shared.Event) error {
 		if !emit(ctx, events, shared.Event{Health: &shared.Health{State: shared.Degraded, Message: reason}}) {
 			return false
 		}
-		return sleep(ctx, wait)
+		return kit.Sleep(ctx, wait) == nil
 	}
 	for ctx.Err() == nil {
 		if !loggedIn {
 			if err := a.login(ctx, client); err != nil {
-				if fe := asFatal(err); fe != nil {
+				if fe := kit.AsFatal(err); fe != nil {
 					return fe
 				}
 				if ctx.Err() != nil || !retry("whoami", err) {
@@ -134,7 +133,7 @@ func (a *Adapter) loop(ctx context.Context, events chan<- shared.Event) error {
 			}
 			continue
 		}
-		attempt = 0
+		retries.Reset()
 		if !connected {
 			connected = true
 			if !emit(ctx, events, shared.Event{Health: &shared.Health{State: shared.Connected,
@@ -143,7 +142,7 @@ func (a *Adapter) loop(ctx context.Context, events chan<- shared.Event) error {
 			}
 		}
 		if err := a.handleSync(ctx, events, resp, since, first); err != nil {
-			if fe := asFatal(err); fe != nil {
+			if fe := kit.AsFatal(err); fe != nil {
 				return fe
 			}
 			return ctx.Err()
@@ -175,40 +174,10 @@ func (a *Adapter) login(ctx context.Context, client *mautrix.Client) error {
 	return nil
 }
 
-func asFatal(err error) *shared.FatalError {
-	var fe *shared.FatalError
-	if errors.As(err, &fe) {
-		return fe
-	}
-	return nil
-}
-
 // emit sends ev unless ctx ends first.
 func emit(ctx context.Context, events chan<- shared.Event, ev shared.Event) bool {
 	select {
 	case events <- ev:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
-// backoff is the capped, jittered exponential wait before retry attempt n.
-func backoff(n int, base, max time.Duration) time.Duration {
-	d := base
-	for i := 0; i < n && d < max; i++ {
-		d *= 2
-	}
-	d = min(d, max)
-	return d/2 + rand.N(d/2+1)
-}
-
-// sleep waits d or until ctx ends; false means ctx ended.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
 		return true
 	case <-ctx.Done():
 		return false

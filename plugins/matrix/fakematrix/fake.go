@@ -12,12 +12,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/plughost/gateway/shared/kit/fakekit"
 )
 
 // DefaultToken is the access token the fake accepts until SetToken changes it.
@@ -83,23 +84,20 @@ type Server struct {
 	// URL is the homeserver base URL, http://127.0.0.1:PORT.
 	URL string
 
-	http *httptest.Server
+	srv  *fakekit.Server
+	sent *fakekit.Log[Sent]
 
-	mu        sync.Mutex
-	changed   chan struct{} // closed and replaced whenever an event is added
-	token     string
-	deactiv   bool
-	pos       int64
-	events    []*Event
-	rooms     map[string]*room
-	txns      map[string]string // txn id → event id
-	sent      []Sent
-	typing    int
-	requests  []string
-	failNext  map[string][]int // route prefix → statuses to answer, in order
-	limitMS   map[string]int64 // route prefix → retry_after_ms of a 429
-	limitHits int
-	closed    bool
+	mu       sync.Mutex
+	changed  chan struct{} // closed and replaced whenever an event is added
+	token    string
+	deactiv  bool
+	pos      int64
+	events   []*Event
+	rooms    map[string]*room
+	txns     map[string]string // txn id → event id
+	failNext map[string][]int  // path part → statuses to answer, in order
+	limitMS  map[string]int64  // path part → retry_after_ms of a 429
+	closed   bool
 }
 
 // New starts a fake homeserver that is closed when the test ends.
@@ -112,7 +110,10 @@ func New(t testing.TB) *Server {
 		failNext: map[string][]int{},
 		limitMS:  map[string]int64{},
 	}
-	mux := http.NewServeMux()
+	s.srv = fakekit.NewServer(t)
+	s.URL = s.srv.URL
+	s.sent = fakekit.NewLog[Sent](s.srv, "sent")
+	mux := s.srv
 	mux.HandleFunc("GET /_matrix/client/v3/account/whoami", s.handleWhoami)
 	mux.HandleFunc("GET /_matrix/client/v3/profile/{user}/displayname", s.handleDisplayName)
 	mux.HandleFunc("GET /_matrix/client/v3/sync", s.handleSync)
@@ -123,9 +124,8 @@ func New(t testing.TB) *Server {
 	mux.HandleFunc("PUT /_matrix/client/v3/rooms/{room}/typing/{user}", s.handleTyping)
 	mux.HandleFunc("GET /_matrix/client/v3/rooms/{room}/state/{type}/{key}", s.handleState)
 	mux.HandleFunc("GET /_matrix/client/v3/rooms/{room}/state/{type}/", s.handleState)
-	s.http = httptest.NewServer(mux)
-	s.URL = s.http.URL
-	t.Cleanup(s.Close)
+	s.controls()
+	t.Cleanup(s.Close) // runs before the server's own cleanup: ends long polls first
 	return s
 }
 
@@ -139,8 +139,7 @@ func (s *Server) Close() {
 	s.closed = true
 	s.notifyLocked()
 	s.mu.Unlock()
-	s.http.CloseClientConnections()
-	s.http.Close()
+	s.srv.Close()
 }
 
 // SetToken changes the accepted access token; requests with the old one get
@@ -181,11 +180,7 @@ func (s *Server) RateLimit(route string, ms int64) {
 }
 
 // RateLimitHits is how many requests were answered 429.
-func (s *Server) RateLimitHits() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.limitHits
-}
+func (s *Server) RateLimitHits() int { return s.srv.Stats.Get("rate_limited") }
 
 // CreateRoom makes a room with the given joined members (the bot is added
 // when it is not among them) and returns its id.
@@ -243,25 +238,13 @@ func (s *Server) SayEncrypted(roomID, sender string) string {
 }
 
 // Sent returns what the bot sent, in order.
-func (s *Server) Sent() []Sent {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]Sent(nil), s.sent...)
-}
+func (s *Server) Sent() []Sent { return s.sent.All() }
 
 // Typings is how many typing notifications the bot sent.
-func (s *Server) Typings() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.typing
-}
+func (s *Server) Typings() int { return s.srv.Stats.Get("typing") }
 
 // Requests returns "METHOD path" of every request, in order.
-func (s *Server) Requests() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.requests...)
-}
+func (s *Server) Requests() []string { return s.srv.Requests() }
 
 // Position is the stream position of the newest event, as a sync token.
 func (s *Server) Position() string {
@@ -293,7 +276,6 @@ func (s *Server) notifyLocked() {
 func (s *Server) check(w http.ResponseWriter, r *http.Request) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.requests = append(s.requests, r.Method+" "+r.URL.Path)
 	auth := r.Header.Get("Authorization")
 	switch {
 	case auth == "":
@@ -308,7 +290,7 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) bool {
 	}
 	for route, ms := range s.limitMS {
 		if strings.Contains(r.URL.Path, route) {
-			s.limitHits++
+			s.srv.Stats.Inc("rate_limited")
 			writeError(w, http.StatusTooManyRequests, "M_LIMIT_EXCEEDED", "Too Many Requests", map[string]any{"retry_after_ms": ms})
 			return false
 		}
@@ -398,7 +380,7 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
 	}
 	ev := s.addLocked(roomID, typ, BotUserID, nil, content)
 	s.txns[txn] = ev.ID
-	s.sent = append(s.sent, Sent{RoomID: roomID, EventID: ev.ID, TxnID: txn, Type: typ, Content: content})
+	s.sent.Add(Sent{RoomID: roomID, EventID: ev.ID, TxnID: txn, Type: typ, Content: content})
 	writeJSON(w, http.StatusOK, map[string]any{"event_id": ev.ID})
 }
 
@@ -406,17 +388,11 @@ func (s *Server) handleTyping(w http.ResponseWriter, r *http.Request) {
 	if !s.check(w, r) {
 		return
 	}
-	s.mu.Lock()
-	s.typing++
-	s.mu.Unlock()
+	s.srv.Stats.Inc("typing")
 	writeJSON(w, http.StatusOK, map[string]any{})
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
+func writeJSON(w http.ResponseWriter, status int, v any) { fakekit.WriteJSON(w, status, v) }
 
 func writeError(w http.ResponseWriter, status int, code, msg string, extra map[string]any) {
 	body := map[string]any{"errcode": code, "error": msg}
@@ -424,4 +400,43 @@ func writeError(w http.ResponseWriter, status int, code, msg string, extra map[s
 		body[k] = v
 	}
 	writeJSON(w, status, body)
+}
+
+// controls serves the fake's control API (POST /_fake/NAME), for a fake
+// driven from another process: say, invite, create_room, set_token.
+func (s *Server) controls() {
+	s.srv.Control("say", func(in json.RawMessage) (any, error) {
+		var req struct{ Room, Sender, Body string }
+		if err := json.Unmarshal(in, &req); err != nil {
+			return nil, err
+		}
+		return map[string]string{"event_id": s.Say(req.Room, req.Sender, req.Body, nil)}, nil
+	})
+	s.srv.Control("create_room", func(in json.RawMessage) (any, error) {
+		var req struct {
+			Room      string
+			Encrypted bool
+			Members   []string
+		}
+		if err := json.Unmarshal(in, &req); err != nil || len(req.Members) == 0 {
+			return nil, fmt.Errorf("create_room needs a room and members: %v", err)
+		}
+		return map[string]string{"room_id": s.CreateRoom(req.Room, req.Encrypted, req.Members...)}, nil
+	})
+	s.srv.Control("invite", func(in json.RawMessage) (any, error) {
+		var req struct{ Room, Inviter string }
+		if err := json.Unmarshal(in, &req); err != nil {
+			return nil, err
+		}
+		s.Invite(req.Room, req.Inviter)
+		return nil, nil
+	})
+	s.srv.Control("set_token", func(in json.RawMessage) (any, error) {
+		var req struct{ Token string }
+		if err := json.Unmarshal(in, &req); err != nil {
+			return nil, err
+		}
+		s.SetToken(req.Token)
+		return nil, nil
+	})
 }
