@@ -93,6 +93,7 @@ func defaults() *Config {
 			MaxAgents: 128,
 			IdleTTL:   time.Hour,
 		},
+		Store: Store{Type: "bbolt"},
 	}
 }
 
@@ -103,6 +104,7 @@ var rootSchema = &hcl.BodySchema{
 		{Type: "provider", LabelNames: []string{"name"}},
 		{Type: "agent"},
 		{Type: "cache"},
+		{Type: "store"},
 		{Type: "platform", LabelNames: []string{"name"}},
 	},
 }
@@ -117,7 +119,7 @@ func (c *Config) decodeRoot(d *decoder, body hcl.Body) {
 	var agent *hcl.Block
 	for _, b := range content.Blocks {
 		switch b.Type {
-		case "gateway", "agent", "cache":
+		case "gateway", "agent", "cache", "store":
 			if prev := seen[b.Type]; prev != nil {
 				d.errorf(b.DefRange, "Duplicate "+b.Type+" block",
 					"Only one %s block is allowed; the first is at %s.", b.Type, shortRange(prev.DefRange))
@@ -130,6 +132,8 @@ func (c *Config) decodeRoot(d *decoder, body hcl.Body) {
 			c.Gateway.decode(d, b.Body)
 		case "cache":
 			c.Cache.decode(d, b.Body)
+		case "store":
+			c.Store.decode(d, b.Body)
 		case "agent":
 			agent = b
 		case "provider":

@@ -18,6 +18,7 @@ type Config struct {
 	Providers []*Provider // in file order; names are unique
 	Agent     Agent
 	Cache     Cache
+	Store     Store
 	Platforms []*Platform // in file order; names are unique
 
 	// evalCtx holds the expression functions (env, …) that platform config
@@ -59,6 +60,19 @@ type Agent struct {
 	QueueLimit int
 	// ReplyTimeout bounds one reply; default 5m.
 	ReplyTimeout time.Duration
+}
+
+// Store is the store block: where sessions and taken message ids are kept
+// and how durably. One block for every store type.
+type Store struct {
+	// Type is the engine: "bbolt" (the default, a file in state_dir).
+	Type string
+	// DSN is the connection string of a networked store; empty for bbolt.
+	DSN string
+	// SyncInterval is 0 for sync = "always" (a reply is sent only after
+	// its turn is fsynced), else sync's duration: the turn is written
+	// before the reply and fsynced within SyncInterval.
+	SyncInterval time.Duration
 }
 
 // Cache is the cache block.

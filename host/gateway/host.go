@@ -160,7 +160,8 @@ func Start(opts Options) (_ *Host, err error) {
 	cleanup = append(cleanup, func() { _ = h.lock.Release() })
 
 	// The lock created the state directory.
-	h.store, err = store.Open(filepath.Join(cfg.Gateway.StateDir, store.FileName), &store.Options{Logger: logger.Named("agent").Named("store")})
+	h.store, err = store.Open(filepath.Join(cfg.Gateway.StateDir, store.FileName), &store.Options{
+		Logger: logger.Named("agent").Named("store"), SyncInterval: cfg.Store.SyncInterval})
 	if err != nil {
 		return nil, fmt.Errorf("opening the session store: %w", err)
 	}

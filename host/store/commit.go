@@ -76,9 +76,18 @@ func (s *Store) commitLoop() {
 	batch := make([]*op, 0, s.maxBatch)
 	prune := time.NewTicker(pruneEvery)
 	defer prune.Stop()
+	var syncTick <-chan time.Time
+	if s.syncEvery > 0 {
+		t := time.NewTicker(s.syncEvery)
+		defer t.Stop()
+		syncTick = t.C
+	}
 	for {
 		batch = batch[:0]
 		select {
+		case <-syncTick:
+			s.syncNow()
+			continue
 		case <-prune.C:
 			s.commit([]*op{{fn: s.pruneTaken, internal: true, then: func(err error) {
 				if err != nil {
@@ -119,7 +128,21 @@ func (s *Store) commitLoop() {
 	}
 }
 
+// syncNow fsyncs the file if anything was committed since the last time
+// (sync = DURATION).
+func (s *Store) syncNow() {
+	if !s.dirty {
+		return
+	}
+	s.dirty = false
+	if err := s.db.Sync(); err != nil {
+		s.log.Error("could not fsync the session store; will try again", "error", err)
+		s.dirty = true
+	}
+}
+
 func (s *Store) commit(batch []*op) {
+	s.dirty = true
 	var failed *op
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		for _, o := range batch {
