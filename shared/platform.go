@@ -5,6 +5,15 @@
 // A plugin's main.go is about ten lines:
 //
 //	func main() { shared.Serve(&adapter{}) }
+//
+// The wire protocol is negotiated per plugin (go-plugin's versioned plugin
+// sets): protocol 2, one long-lived bidirectional stream per plugin
+// (server_v2.go is the plugin's side, client_v2.go the host's), is preferred;
+// protocol 1 (grpc.go: a server stream of events and one unary call per
+// reply) still serves plugins built before it. With protocol 2 "taken"
+// means recorded durably by the host: Deliver returns only once the host's
+// acknowledgement came back over the stream, and replies can be streamed
+// to a Streamer as start, deltas and end.
 package shared
 
 import (

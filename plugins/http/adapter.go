@@ -73,7 +73,7 @@ func (a *adapter) Describe(context.Context) (shared.Description, error) {
 	return shared.Description{
 		Name:        "http",
 		Version:     version,
-		Description: "HTTP API: POST /v1/messages {session, text} answers with the agent's reply",
+		Description: "HTTP API: POST /v1/messages {session, text} answers with the agent's reply (\"stream\": true: as server-sent events)",
 		Schema: []shared.Attribute{
 			{Name: "listen", Type: shared.TypeString, Default: "127.0.0.1:8788",
 				Description: "address to listen on, host:port"},
