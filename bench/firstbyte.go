@@ -72,10 +72,12 @@ func (p *streamProvider) handle(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.WriteHeader(http.StatusOK)
-	chunk("first ", "")
+	// The clock starts as the first token is written: the client may read
+	// it before a time taken after the flush would be recorded.
 	p.mu.Lock()
 	p.first[last] = time.Now()
 	p.mu.Unlock()
+	chunk("first ", "")
 	time.Sleep(20 * time.Millisecond)
 	chunk("rest", "")
 	chunk("", "stop")
