@@ -1,13 +1,17 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/plughost/gateway/host/provider/providertest"
 )
 
 // spoolPlatform is the behave plugin playing a platform that redelivers
@@ -126,6 +130,12 @@ func TestMessageTakenBeforeAHostCrashIsNotAnsweredAgain(t *testing.T) {
 	sp.say("m1", "hello")
 	h := e.start()
 	sp.waitAnswered("m1")
+	// The record that m1 was answered is written after its reply went out;
+	// m2's take commits after it, so once m2 is confirmed, m1's record is
+	// durable. (The last reply before a crash can always be sent again:
+	// sending to a platform and recording it are not one step.)
+	sp.say("m2", "next")
+	eventually(t, 30*time.Second, "m2 confirmed", func() bool { return sp.confirmed("m2") })
 	_ = h.cmd.Process.Signal(syscall.SIGKILL)
 	h.waitExit(10 * time.Second)
 
@@ -141,8 +151,8 @@ func TestMessageTakenBeforeAHostCrashIsNotAnsweredAgain(t *testing.T) {
 	})
 	e.start()
 	eventually(t, 30*time.Second, "m1 confirmed again", func() bool { return sp.confirmed("m1") })
-	sp.say("m2", "again")
-	sp.waitAnswered("m2")
+	sp.say("m3", "again")
+	sp.waitAnswered("m3")
 	if got := sp.replies("m1"); len(got) != 1 {
 		t.Errorf("replies to m1 = %q, want exactly one across the host crash", got)
 	}
@@ -163,5 +173,41 @@ func TestProtocol1PluginStillWorks(t *testing.T) {
 	}
 	if log := h.log.String(); !strings.Contains(log, "older protocol") || !strings.Contains(log, "rebuild") {
 		t.Errorf("the host did not warn that the plugin speaks protocol 1")
+	}
+}
+
+// TestTakenMessageIsAnsweredAfterAHostCrash: the host took a message (the
+// plugin confirmed it to its platform, which will not deliver it again)
+// and died before answering it; the next host answers it, once.
+func TestTakenMessageIsAnsweredAfterAHostCrash(t *testing.T) {
+	ai := providertest.New(t)
+	ai.APIKey = "sk-test-key"
+	var held atomic.Bool
+	ai.Hold = func(ctx context.Context, _ *providertest.Request) {
+		if held.CompareAndSwap(false, true) {
+			<-ctx.Done() // the first host never gets its answer
+		}
+	}
+	e := newEnv(t)
+	e.install("behave", "behave")
+	sp := newSpool(t)
+	e.writeConfig(openAIConfig(ai, "sk-test-key", "") + spoolPlatform(sp.dir, false))
+	sp.say("m1", "hello")
+	h := e.start()
+	eventually(t, 30*time.Second, "m1 taken and being answered", func() bool {
+		return sp.confirmed("m1") && len(ai.Requests()) == 1
+	})
+	_ = h.cmd.Process.Signal(syscall.SIGKILL)
+	h.waitExit(10 * time.Second)
+	if got := sp.replies("m1"); len(got) != 0 {
+		t.Fatalf("m1 answered before the crash: %q", got)
+	}
+
+	e.start()
+	eventually(t, 30*time.Second, "m1 answered by the next host", func() bool { return len(sp.replies("m1")) > 0 })
+	sp.say("m2", "again")
+	sp.waitAnswered("m2")
+	if got := sp.replies("m1"); len(got) != 1 || got[0] != "reply to: hello" {
+		t.Errorf("replies to m1 = %q, want one reply to: hello", got)
 	}
 }

@@ -21,7 +21,9 @@ import (
 // and handed back to the plugin when it starts again.
 //
 // Bucket "taken" maps platform ‖ 0 ‖ conversation ‖ 0 ‖ id to the time it
-// was taken; bucket "taken_age" maps that time ‖ the same key to nothing, so
+// was taken, followed by the message itself until it is answered (see
+// Answered and Pending: a message taken but not answered when the host died
+// is answered after the restart); bucket "taken_age" maps that time ‖ the same key to nothing, so
 // ids older than the retention are pruned from the front of one ordered
 // range. Bucket "cursors" maps a platform to its cursor.
 var (
@@ -55,7 +57,9 @@ func takenKey(platform, conv, id string) []byte {
 // (or failed), with dup set when the id had been taken before. Takes commit
 // in the order they were made, with other writes, in group commits. done
 // runs on the store's committer goroutine and must return quickly.
-func (s *Store) Take(platform, conv, id, cursor string, done func(dup bool, err error)) {
+// body is the message as the caller encodes it; it is kept until Answered
+// and returned by Pending meanwhile.
+func (s *Store) Take(platform, conv, id, cursor string, body []byte, done func(dup bool, err error)) {
 	var dup bool
 	s.writeAsync(func(tx *bolt.Tx) error {
 		dup = false
@@ -67,7 +71,7 @@ func (s *Store) Take(platform, conv, id, cursor string, done func(dup bool, err 
 			now := s.now().UnixNano()
 			var v [8]byte
 			binary.BigEndian.PutUint64(v[:], uint64(now))
-			if err := taken.Put(k, v[:]); err != nil {
+			if err := taken.Put(k, append(v[:], body...)); err != nil {
 				return fmt.Errorf("record message %q of %s: %w", id, platform, err)
 			}
 			if err := tx.Bucket(bucketTakenAge).Put(append(v[:], k...), nil); err != nil {
@@ -81,6 +85,40 @@ func (s *Store) Take(platform, conv, id, cursor string, done func(dup bool, err 
 		}
 		return nil
 	}, func(err error) { done(dup, err) })
+}
+
+// Answered records that the message taken as platform/conv/id was answered:
+// its body is dropped, its id kept for dedupe. It does not wait.
+func (s *Store) Answered(platform, conv, id string) {
+	s.writeAsync(func(tx *bolt.Tx) error {
+		taken := tx.Bucket(bucketTaken)
+		k := takenKey(platform, conv, id)
+		if v := taken.Get(k); len(v) > 8 {
+			return taken.Put(k, append([]byte(nil), v[:8]...))
+		}
+		return nil
+	}, func(err error) {
+		if err != nil {
+			s.log.Warn("could not record a message as answered", "platform", platform, "id", id, "error", err)
+		}
+	})
+}
+
+// Pending returns the bodies of platform's messages taken and not yet
+// answered, in key order.
+func (s *Store) Pending(platform string) ([][]byte, error) {
+	var out [][]byte
+	prefix := append([]byte(platform), 0)
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketTaken).Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			if len(v) > 8 {
+				out = append(out, append([]byte(nil), v[8:]...))
+			}
+		}
+		return nil
+	})
+	return out, err
 }
 
 // Cursor returns the last cursor recorded for platform, "" if none.

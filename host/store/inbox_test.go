@@ -15,7 +15,7 @@ func take(t *testing.T, s *Store, platform, conv, id, cursor string) bool {
 		err error
 	}
 	ch := make(chan result, 1)
-	s.Take(platform, conv, id, cursor, func(dup bool, err error) { ch <- result{dup, err} })
+	s.Take(platform, conv, id, cursor, []byte("body of "+id), func(dup bool, err error) { ch <- result{dup, err} })
 	select {
 	case r := <-ch:
 		if r.err != nil {
@@ -74,7 +74,7 @@ func TestTakeOrderAndDuplicatesInOneBatch(t *testing.T) {
 	for i := range 200 {
 		id := string(rune('a' + i%100))
 		wg.Add(1)
-		s.Take("p", "c", id, "", func(dup bool, err error) {
+		s.Take("p", "c", id, "", nil, func(dup bool, err error) {
 			defer wg.Done()
 			if err != nil {
 				t.Error(err)
@@ -125,5 +125,29 @@ func TestTakenIDsArePrunedAfterTheRetention(t *testing.T) {
 	}
 	if !take(t, s, "p", "c", "new", "") {
 		t.Error("an id within its retention was pruned")
+	}
+}
+
+// TestPendingUntilAnswered: a taken message stays pending, across a
+// reopen, until it is answered; its id stays taken after.
+func TestPendingUntilAnswered(t *testing.T) {
+	path := filepath.Join(t.TempDir(), FileName)
+	s := openTest(t, path)
+	take(t, s, "p", "c", "1", "")
+	take(t, s, "p", "c", "2", "")
+	take(t, s, "q", "c", "3", "")
+	s.Answered("p", "c", "1")
+	s.Answered("p", "c", "never-taken")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, path)
+	defer s.Close()
+	got, err := s.Pending("p")
+	if err != nil || len(got) != 1 || string(got[0]) != "body of 2" {
+		t.Fatalf("Pending = %q, %v; want only message 2", got, err)
+	}
+	if !take(t, s, "p", "c", "1", "") {
+		t.Error("an answered id is no longer taken")
 	}
 }

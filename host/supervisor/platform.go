@@ -332,6 +332,7 @@ func (p *platform) runOnce(ctx context.Context) (time.Time, error) {
 				}
 				p.logger.Info("platform running", "pid", proc.pid)
 				p.setState(StateRunning, nil)
+				p.sup.replay(p)
 			case shared.Degraded:
 				p.logger.Warn("platform degraded", "reason", ev.Health.Message)
 				p.setState(StateDegraded, errors.New(ev.Health.Message))

@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -26,10 +27,16 @@ type Handler func(platform string, msg *shared.Message)
 // the host acknowledges them, and keeps each platform's cursor; the session
 // store is one.
 type Inbox interface {
-	// Take records message id of conversation conv from platform and the
-	// platform's cursor after it, then calls done (quickly, on any
-	// goroutine) once that is durable; dup reports an id taken before.
-	Take(platform, conv, id, cursor string, done func(dup bool, err error))
+	// Take records message id of conversation conv from platform (body is
+	// the message) and the platform's cursor after it, then calls done
+	// (quickly, on any goroutine) once that is durable; dup reports an id
+	// taken before.
+	Take(platform, conv, id, cursor string, body []byte, done func(dup bool, err error))
+	// Answered records that the message was answered (it does not wait).
+	Answered(platform, conv, id string)
+	// Pending returns the bodies of the platform's messages taken and not
+	// answered.
+	Pending(platform string) ([][]byte, error)
 	// Cursor returns the platform's last recorded cursor, "" if none.
 	Cursor(platform string) (string, error)
 }
@@ -62,6 +69,13 @@ type Supervisor struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
+	// unanswered holds the taken messages (platform, conversation, id)
+	// whose answer has not been delivered yet; replayed the platforms
+	// whose messages left unanswered by an earlier host were handed on.
+	unansweredMu sync.Mutex
+	unanswered   map[string]struct{}
+	replayed     map[string]bool
+
 	mu        sync.Mutex
 	platforms map[string]*platform
 	order     []string
@@ -87,6 +101,8 @@ func New(opts Options) *Supervisor {
 		cancel:       cancel,
 		platforms:    map[string]*platform{},
 		level:        opts.LogLevel,
+		unanswered:   map[string]struct{}{},
+		replayed:     map[string]bool{},
 	}
 }
 
@@ -220,7 +236,11 @@ func (s *Supervisor) Send(ctx context.Context, name string, r shared.Reply) ([]s
 	if err != nil {
 		return nil, err
 	}
-	return c.Send(ctx, r)
+	ids, err := c.Send(ctx, r)
+	if err == nil {
+		s.delivered(name, r)
+	}
+	return ids, err
 }
 
 // Streams reports whether the named platform's plugin shows streamed
@@ -237,7 +257,11 @@ func (s *Supervisor) SendPart(ctx context.Context, name string, part shared.Repl
 	if err != nil {
 		return nil, err
 	}
-	return c.SendPart(ctx, part)
+	ids, err := c.SendPart(ctx, part)
+	if err == nil && (part.Phase == shared.PhaseEnd || part.Phase == shared.PhaseFail) {
+		s.delivered(name, part.Reply)
+	}
+	return ids, err
 }
 
 // Typing shows a typing indicator through the named platform's plugin.
@@ -287,19 +311,99 @@ func (s *Supervisor) take(p *platform, ev shared.Event) {
 		ev.Ack(nil)
 		return
 	}
-	s.inbox.Take(p.spec.Name, m.ConversationID, m.ID, m.Cursor, func(dup bool, err error) {
+	body, err := json.Marshal(m)
+	if err != nil {
+		ev.Ack(err)
+		return
+	}
+	key := unansweredKey(p.spec.Name, m.ConversationID, m.ID)
+	added := s.markUnanswered(key)
+	s.inbox.Take(p.spec.Name, m.ConversationID, m.ID, m.Cursor, body, func(dup bool, err error) {
 		if err != nil {
+			if added {
+				s.answered(key)
+			}
 			p.logger.Error("could not record an inbound message; the plugin will not confirm it", "id", m.ID, "error", err)
 			ev.Ack(err)
 			return
 		}
 		ev.Ack(nil)
 		if dup {
+			if added {
+				s.answered(key)
+			}
 			p.logger.Debug("dropped a message taken before (delivered again)", "id", m.ID, "conversation", m.ConversationID)
 			return
 		}
 		s.deliver(p.spec.Name, m)
 	})
+}
+
+func unansweredKey(platform, conv, id string) string {
+	return platform + "\x00" + conv + "\x00" + id
+}
+
+// markUnanswered notes a taken message as waiting for its answer; false if
+// it already was.
+func (s *Supervisor) markUnanswered(key string) bool {
+	s.unansweredMu.Lock()
+	defer s.unansweredMu.Unlock()
+	if _, ok := s.unanswered[key]; ok {
+		return false
+	}
+	s.unanswered[key] = struct{}{}
+	return true
+}
+
+// answered forgets key, reporting whether it was waiting.
+func (s *Supervisor) answered(key string) bool {
+	s.unansweredMu.Lock()
+	defer s.unansweredMu.Unlock()
+	_, ok := s.unanswered[key]
+	delete(s.unanswered, key)
+	return ok
+}
+
+// delivered is called after a reply went out: the message it answers, if
+// it was taken into the inbox, is recorded as answered.
+func (s *Supervisor) delivered(name string, r shared.Reply) {
+	if s.inbox == nil || r.ReplyToID == "" {
+		return
+	}
+	if s.answered(unansweredKey(name, r.ConversationID, r.ReplyToID)) {
+		s.inbox.Answered(name, r.ConversationID, r.ReplyToID)
+	}
+}
+
+// replay hands on, once per host run and platform, the messages an earlier
+// host took from it but did not answer before it died. Messages taken by
+// this host are skipped: they are answered (or being answered) already.
+func (s *Supervisor) replay(p *platform) {
+	name := p.spec.Name
+	s.unansweredMu.Lock()
+	done := s.replayed[name]
+	s.replayed[name] = true
+	s.unansweredMu.Unlock()
+	if done || s.inbox == nil {
+		return
+	}
+	bodies, err := s.inbox.Pending(name)
+	if err != nil {
+		p.logger.Error("could not read the messages left unanswered", "error", err)
+		return
+	}
+	for _, b := range bodies {
+		var m shared.Message
+		if err := json.Unmarshal(b, &m); err != nil {
+			p.logger.Warn("dropping an unreadable message left unanswered", "error", err)
+			continue
+		}
+		if !s.markUnanswered(unansweredKey(name, m.ConversationID, m.ID)) {
+			continue
+		}
+		p.logger.Info("answering a message taken before the host restarted", "id", m.ID, "conversation", m.ConversationID)
+		s.deliver(name, &m)
+	}
 }
 
 // cursor returns the platform's last recorded cursor.
