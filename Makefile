@@ -3,6 +3,8 @@
 #   make run     build everything and run the gateway on config.hcl
 #   make test    go vet + all tests with the race detector
 #   make bench   benchmarks and load runs against in-run baselines
+#   make fuzz    runs every fuzz target for FUZZTIME each (their seed corpora
+#                in testdata/fuzz also run as plain tests in make test)
 #   make generate  regenerate protobuf code (installs protoc via apt if missing)
 
 GO        ?= go
@@ -17,7 +19,7 @@ PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.5.1
 TOOLS := $(CURDIR)/$(BIN)/tools
 
-.PHONY: all build run test vet bench generate clean
+.PHONY: all build run test vet bench fuzz generate clean
 
 all: build
 
@@ -38,6 +40,26 @@ vet:
 
 test: vet
 	$(GO) test -race -count=1 -timeout 15m ./...
+
+# FUZZTIME bounds each fuzz target, e.g. make fuzz FUZZTIME=5m. Inputs that
+# fail are written to the package's testdata/fuzz/FuzzXxx/: fix the bug and
+# commit the input, so it runs in make test from then on.
+FUZZTIME ?= 20s
+FUZZ_TARGETS := \
+	./host/config:FuzzParse \
+	./host/config:FuzzDecodePlatformConfig \
+	./plugins/http:FuzzDecodeMessageRequest \
+	./plugins/discord/adapter:FuzzGatewayFrame \
+	./shared/kit:FuzzChunk \
+	./host/store:FuzzMsgKey \
+	./host/store:FuzzStoreRecord
+
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "$(GO) test -run '^$$' -fuzz '^$$fn$$' -fuzztime $(FUZZTIME) $$pkg"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
 
 # BENCHFLAGS e.g. "-quick -soak 20s" or "-only throughput,latency".
 bench: build

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/plughost/gateway/shared"
 )
 
 // Reason says why an agent left the cache.
@@ -210,7 +212,7 @@ func (c *cache) retire(a *Agent, idle <-chan struct{}) {
 		case <-idle:
 		case <-t.C:
 			c.log.Warn("evicted agent still replying after the grace period; cancelling its request",
-				"session", a.key, "reason", a.reason, "grace", c.grace)
+				"session", shared.LogValue(a.key), "reason", a.reason, "grace", c.grace)
 			a.client.Cancel()
 			<-idle
 		case <-c.force:

@@ -5,7 +5,12 @@ import (
 	"fmt"
 
 	"github.com/plughost/gateway/host/provider"
+	"github.com/plughost/gateway/host/router"
 )
+
+// The router shows a UserError's message as it is, without the prefix it
+// puts before other failures.
+var _ router.UserError = (*UserError)(nil)
 
 // UserError is a failure whose Message can be shown to the chat user as is.
 // The cause stays reachable with errors.As / errors.Is (for instance a
@@ -17,6 +22,9 @@ type UserError struct {
 
 // Error returns Message: the text for the user.
 func (e *UserError) Error() string { return e.Message }
+
+// UserMessage returns Message: it implements router.UserError.
+func (e *UserError) UserMessage() string { return e.Message }
 
 // Unwrap returns the cause.
 func (e *UserError) Unwrap() error { return e.Err }

@@ -68,10 +68,7 @@ func (s *Service) Apply(cfg Config) error {
 
 	maxAgents, ttl := cacheLimits(cfg)
 	s.cache.setLimits(maxAgents, ttl, ReasonReload)
-	limit := cfg.HistoryLimit
-	if limit <= 0 {
-		limit = DefaultHistoryLimit
-	}
+	limit := max(cfg.HistoryLimit, 0) // 0: no history
 	n := s.cache.evictIf(ReasonReload, func(a *Agent) bool {
 		prov, _, _ := splitModel(a.spec.model)
 		return next[prov] != a.spec.ref || a.spec.systemPrompt != cfg.SystemPrompt || a.spec.historyLimit != limit

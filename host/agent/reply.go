@@ -10,6 +10,7 @@ import (
 
 	"github.com/plughost/gateway/host/provider"
 	"github.com/plughost/gateway/host/store"
+	"github.com/plughost/gateway/shared"
 )
 
 // errRetiredProvider: a reload replaced the provider while a reply was
@@ -144,7 +145,7 @@ func (s *Service) load(key, text string, done uint64) (*turn, error) {
 			if errors.Is(err, store.ErrClosed) {
 				return nil, ErrClosed
 			}
-			return nil, fmt.Errorf("reply: load session %q: %w", key, err)
+			return nil, fmt.Errorf("reply: load session %s: %w", shared.LogValue(key), err)
 		}
 		if s.loaded != nil {
 			s.loaded(key)
@@ -200,7 +201,7 @@ func (s *Service) failed(ctx context.Context, t *turn, err error) error {
 		return ctx.Err()
 	}
 	s.errs.inc(t.spec.ref.conf.Name, provider.KindOf(err))
-	s.log.Debug("reply failed", "session", t.key, "model", t.spec.model, "error", err)
+	s.log.Debug("reply failed", "session", shared.LogValue(t.key), "model", t.spec.model, "error", err)
 	return userError(t.spec.remoteModel, err)
 }
 
@@ -226,7 +227,7 @@ func (s *Service) commit(ctx context.Context, t *turn, reply string) error {
 		return ErrClosed
 	}
 	if err != nil {
-		return fmt.Errorf("reply: record turn of session %q: %w", t.key, err)
+		return fmt.Errorf("reply: record turn of session %s: %w", shared.LogValue(t.key), err)
 	}
 	return nil
 }

@@ -12,14 +12,14 @@ import (
 
 	"github.com/plughost/gateway/host/provider"
 	"github.com/plughost/gateway/host/store"
+	"github.com/plughost/gateway/shared"
 )
 
 // Defaults for zero config values.
 const (
-	DefaultModel        = "echo/echo"
-	DefaultHistoryLimit = 40
-	DefaultMaxAgents    = 128
-	DefaultIdleTTL      = time.Hour
+	DefaultModel     = "echo/echo"
+	DefaultMaxAgents = 128
+	DefaultIdleTTL   = time.Hour
 	// DefaultGrace is how long an evicted agent's reply may keep running
 	// before it is cancelled so that the agent can be closed.
 	DefaultGrace = 30 * time.Second
@@ -32,8 +32,8 @@ type Config struct {
 	// Model is the default PROVIDER/MODEL; DefaultModel if empty.
 	Model        string
 	SystemPrompt string
-	// HistoryLimit is how many messages of history a turn sends;
-	// DefaultHistoryLimit if 0.
+	// HistoryLimit is how many messages of history a turn sends; 0
+	// sends none (each message is answered on its own).
 	HistoryLimit int
 	// MaxAgents and IdleTTL bound the agent cache; DefaultMaxAgents and
 	// DefaultIdleTTL if 0.
@@ -222,10 +222,7 @@ func (s *Service) specFor(model string) (spec, error) {
 		return spec{}, &UserError{Message: fmt.Sprintf("this session's model %q needs provider %q, which is not configured; switch with /model (providers: %s)",
 			model, prov, strings.Join(s.modelsLocked(), ", "))}
 	}
-	limit := s.cfg.HistoryLimit
-	if limit <= 0 {
-		limit = DefaultHistoryLimit
-	}
+	limit := max(s.cfg.HistoryLimit, 0) // 0: no history
 	return spec{ref: ref, model: model, remoteModel: remote, systemPrompt: s.cfg.SystemPrompt, historyLimit: limit}, nil
 }
 
@@ -241,10 +238,7 @@ func (s *Service) effectiveModel(override string) string {
 func (s *Service) historyLimit() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if s.cfg.HistoryLimit <= 0 {
-		return DefaultHistoryLimit
-	}
-	return s.cfg.HistoryLimit
+	return max(s.cfg.HistoryLimit, 0) // 0: no history
 }
 
 // Reset starts a fresh session (/new): the transcript is archived and the
@@ -257,7 +251,7 @@ func (s *Service) Reset(ctx context.Context, key string) error {
 	}
 	s.endWrite(key, ReasonReset, err)
 	if err != nil {
-		return fmt.Errorf("reset session %q: %w", key, err)
+		return fmt.Errorf("reset session %s: %w", shared.LogValue(key), err)
 	}
 	return nil
 }
@@ -290,7 +284,7 @@ func (s *Service) endWrite(key string, reason Reason, err error) {
 func (s *Service) Model(key string) (string, error) {
 	sess, err := s.store.Session(key)
 	if err != nil {
-		return "", fmt.Errorf("session %q: %w", key, err)
+		return "", fmt.Errorf("session %s: %w", shared.LogValue(key), err)
 	}
 	return s.effectiveModel(sess.Model), nil
 }
@@ -317,7 +311,7 @@ func (s *Service) SetModel(ctx context.Context, key, model string) error {
 	}
 	s.endWrite(key, ReasonModelSwitch, err)
 	if err != nil {
-		return fmt.Errorf("set model of session %q: %w", key, err)
+		return fmt.Errorf("set model of session %s: %w", shared.LogValue(key), err)
 	}
 	return nil
 }
@@ -348,7 +342,7 @@ func (s *Service) modelsLocked() []string {
 func (s *Service) Session(key string) (SessionInfo, error) {
 	sess, err := s.store.Session(key)
 	if err != nil {
-		return SessionInfo{}, fmt.Errorf("session %q: %w", key, err)
+		return SessionInfo{}, fmt.Errorf("session %s: %w", shared.LogValue(key), err)
 	}
 	return SessionInfo{
 		Key:      key,

@@ -10,12 +10,6 @@ import (
 	"github.com/hashicorp/hcl/v2"
 )
 
-// The provider defaults, shared with the implicit echo provider.
-const (
-	defaultProviderTimeout        = 60 * time.Second
-	defaultProviderMaxConnections = 32
-)
-
 var gatewaySchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 	{Name: "state_dir"}, {Name: "plugin_dir"}, {Name: "admin"},
 	{Name: "log_level"}, {Name: "log_format"}, {Name: "shutdown_timeout"},
@@ -110,8 +104,8 @@ var providerTypes = []string{"echo", "openai"}
 func decodeProvider(d *decoder, b *hcl.Block) *Provider {
 	p := &Provider{
 		Name:           b.Labels[0],
-		Timeout:        defaultProviderTimeout,
-		MaxConnections: defaultProviderMaxConnections,
+		Timeout:        DefaultProviderTimeout,
+		MaxConnections: DefaultProviderMaxConnections,
 	}
 	content, diags := b.Body.Content(providerSchema)
 	d.diags = append(d.diags, diags...)
@@ -180,13 +174,8 @@ func decodePlatform(d *decoder, b *hcl.Block) *Platform {
 		Plugin:       b.Labels[0],
 		Enabled:      true,
 		SessionScope: "conversation",
-		Restart: Restart{
-			InitialBackoff: time.Second,
-			MaxBackoff:     2 * time.Minute,
-			MaxFailures:    5,
-			FailureWindow:  time.Minute,
-		},
-		DeclRange: b.DefRange,
+		Restart:      DefaultRestart,
+		DeclRange:    b.DefRange,
 	}
 	content, diags := b.Body.Content(platformSchema)
 	d.diags = append(d.diags, diags...)

@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclparse"
@@ -69,34 +68,6 @@ func parse(src []byte, filename string, lookupEnv func(string) (string, bool)) (
 	return c, d.diags
 }
 
-// defaults returns the configuration of an empty file, less the implicit
-// echo provider (added after the file's providers are known).
-func defaults() *Config {
-	return &Config{
-		Gateway: Gateway{
-			StateDir:           ".gateway",
-			PluginDir:          "bin/plugins",
-			Admin:              "127.0.0.1:8787",
-			LogLevel:           "info",
-			LogFormat:          "text",
-			ShutdownTimeout:    30 * time.Second,
-			PluginStartTimeout: 10 * time.Second,
-		},
-		Agent: Agent{
-			Model:         "echo/echo",
-			HistoryLimit:  40,
-			MaxConcurrent: 64,
-			QueueLimit:    8,
-			ReplyTimeout:  5 * time.Minute,
-		},
-		Cache: Cache{
-			MaxAgents: 128,
-			IdleTTL:   time.Hour,
-		},
-		Store: Store{Type: "bbolt"},
-	}
-}
-
 // rootSchema is the top level of a config file. Every block is optional.
 var rootSchema = &hcl.BodySchema{
 	Blocks: []hcl.BlockHeaderSchema{
@@ -151,7 +122,7 @@ func (c *Config) decodeRoot(d *decoder, body hcl.Body) {
 		// with an empty file.
 		c.Providers = append(c.Providers, &Provider{
 			Name: "echo", Type: "echo",
-			Timeout: defaultProviderTimeout, MaxConnections: defaultProviderMaxConnections,
+			Timeout: DefaultProviderTimeout, MaxConnections: DefaultProviderMaxConnections,
 		})
 	}
 	if agent != nil {

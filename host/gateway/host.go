@@ -54,6 +54,8 @@ type Host struct {
 	reload  func() (*config.Config, error)
 	// stopWatch stops watching plugin_dir.
 	stopWatch context.CancelFunc
+	// plugins describes plugin binaries for reload's schema check.
+	plugins *describer
 
 	mu        sync.Mutex
 	cfg       *config.Config
@@ -140,6 +142,9 @@ func Start(opts Options) (_ *Host, err error) {
 		logger = hclog.NewNullLogger()
 	}
 	h := &Host{logger: logger, cfg: cfg, started: time.Now(), reload: opts.Reload}
+	h.plugins = newDescriber(func(ctx context.Context, path string) (shared.Description, error) {
+		return supervisor.Inspect(ctx, path, logger.Named("describe"))
+	})
 	var cleanup []func()
 	defer func() {
 		if err != nil {
@@ -232,6 +237,13 @@ var (
 
 func (h *Host) handleMessage(platform string, m *shared.Message) {
 	h.metrics.messageIn(platform)
+	// Ids become store keys and log fields: one the plugin did not bound
+	// is refused here, whatever plugin sent it.
+	if err := m.CheckIDs(); err != nil {
+		h.logger.Warn("refused a message whose ids are unusable", "platform", platform,
+			"id", shared.LogValue(m.ID), "reason", err)
+		return
+	}
 	h.router.Handle(platform, m)
 }
 

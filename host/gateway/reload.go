@@ -7,13 +7,16 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/plughost/gateway/host/config"
 )
 
 // ErrNoReload is returned by Reload when the host was started without a way
 // to load its configuration again.
 var ErrNoReload = errors.New("reload is not available")
 
-// Reload loads the configuration again. An invalid one changes nothing: the
+// Reload loads the configuration again. An invalid one (the file itself, or
+// a platform config block its plugin's schema refuses) changes nothing: the
 // host keeps running the old one and shows the error in /v1/status. A valid
 // one is applied: platforms added are started, removed ones stopped,
 // changed ones restarted alone, unchanged ones left connected; agent and
@@ -25,10 +28,15 @@ func (h *Host) Reload() error {
 	h.logger.Info("reloading configuration")
 	cfg, err := h.reload()
 	if err != nil {
-		h.mu.Lock()
-		h.reloadErr = fmt.Sprintf("%s: %v", time.Now().UTC().Format(time.RFC3339), err)
-		h.mu.Unlock()
-		h.metrics.reloads.WithLabelValues("failed").Inc()
+		h.reloadFailed(err)
+		return err
+	}
+	// A platform's config block is checked against its plugin's schema
+	// before anything changes, like the rest of the file: a typo in it
+	// must not take a running platform down.
+	if diags := h.plugins.checkPlatforms(context.Background(), cfg, h.logger); diags.HasErrors() {
+		err := errors.New(config.FormatDiagnostics(diags))
+		h.reloadFailed(err)
 		return err
 	}
 	old := h.Config()
@@ -43,10 +51,7 @@ func (h *Host) Reload() error {
 		cancel()
 	}
 	if err := h.agents.Apply(agentConfig(cfg)); err != nil {
-		h.mu.Lock()
-		h.reloadErr = fmt.Sprintf("%s: %v", time.Now().UTC().Format(time.RFC3339), err)
-		h.mu.Unlock()
-		h.metrics.reloads.WithLabelValues("failed").Inc()
+		h.reloadFailed(err)
 		return fmt.Errorf("applying agent settings: %w", err)
 	}
 	h.mu.Lock()
@@ -61,4 +66,12 @@ func (h *Host) Reload() error {
 	h.metrics.reloads.WithLabelValues("ok").Inc()
 	h.logger.Info("configuration reloaded")
 	return nil
+}
+
+// reloadFailed records why a reload changed nothing, for /v1/status.
+func (h *Host) reloadFailed(err error) {
+	h.mu.Lock()
+	h.reloadErr = fmt.Sprintf("%s: %v", time.Now().UTC().Format(time.RFC3339), err)
+	h.mu.Unlock()
+	h.metrics.reloads.WithLabelValues("failed").Inc()
 }

@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -40,7 +41,15 @@ func (r *Router) command(j *job, name, arg string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	notice := func(text string) { r.reply(j, text, shared.KindNotice) }
-	fail := func(text string) { r.reply(j, text, shared.KindError) }
+	// A command's answer is a notice, "no such provider" included: only a
+	// failure the user cannot act on (the store broke) is an error.
+	fail := func(err error) {
+		if ue := UserError(nil); errors.As(err, &ue) {
+			notice(ue.UserMessage())
+			return
+		}
+		r.reply(j, userText(err), shared.KindError)
+	}
 
 	switch name {
 	case "help":
@@ -54,7 +63,7 @@ func (r *Router) command(j *job, name, arg string) {
 	case "new", "reset":
 		r.cancelRunning(j.key, errStopped, true)
 		if err := r.opts.Agents.Reset(ctx, j.key); err != nil {
-			fail(userText(err))
+			fail(err)
 			return
 		}
 		notice("Started a new session.")
@@ -62,21 +71,21 @@ func (r *Router) command(j *job, name, arg string) {
 		if arg == "" {
 			cur, err := r.opts.Agents.Model(j.key)
 			if err != nil {
-				fail(userText(err))
+				fail(err)
 				return
 			}
 			notice(fmt.Sprintf("Model: %s\nProviders: %s\nSwitch with /model PROVIDER/MODEL", cur, strings.Join(r.opts.Agents.Models(), ", ")))
 			return
 		}
 		if err := r.opts.Agents.SetModel(ctx, j.key, arg); err != nil {
-			fail(userText(err))
+			fail(err)
 			return
 		}
 		notice("Model switched to " + arg + ".")
 	case "status":
 		st, err := r.opts.Agents.Status(j.key)
 		if err != nil {
-			fail(userText(err))
+			fail(err)
 			return
 		}
 		busy, waiting := r.Busy(j.key)

@@ -169,6 +169,10 @@ func newTestRouter(t *testing.T, agents Agents, opts Options) (*Router, *recorde
 	t.Helper()
 	rec := &recorder{}
 	opts.Agents, opts.Sender = agents, rec
+	if opts.QueueLimit == 0 {
+		// 0 means no queue; tests that want none call New themselves.
+		opts.QueueLimit = 8
+	}
 	r := New(opts)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)

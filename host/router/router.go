@@ -83,6 +83,13 @@ const (
 	ScopeUser Scope = "user"
 )
 
+// Defaults for zero Options (hand-built ones, in tests): the host passes
+// the config's values, which a test in host/gateway keeps equal to these.
+const (
+	DefaultMaxConcurrent = 64
+	DefaultReplyTimeout  = 5 * time.Minute
+)
+
 // Options configure a Router.
 type Options struct {
 	Agents Agents
@@ -90,7 +97,8 @@ type Options struct {
 	Logger hclog.Logger
 	// MaxConcurrent bounds how many replies are produced at once.
 	MaxConcurrent int
-	// QueueLimit bounds the messages waiting behind a busy session.
+	// QueueLimit bounds the messages waiting behind a busy session; 0
+	// means no queue: a message to a busy session is answered "busy".
 	QueueLimit int
 	// ReplyTimeout bounds one reply.
 	ReplyTimeout time.Duration
@@ -154,13 +162,11 @@ func New(opts Options) *Router {
 		opts.Logger = hclog.NewNullLogger()
 	}
 	if opts.MaxConcurrent <= 0 {
-		opts.MaxConcurrent = 64
+		opts.MaxConcurrent = DefaultMaxConcurrent
 	}
-	if opts.QueueLimit <= 0 {
-		opts.QueueLimit = 8
-	}
+	opts.QueueLimit = max(opts.QueueLimit, 0)
 	if opts.ReplyTimeout <= 0 {
-		opts.ReplyTimeout = 5 * time.Minute
+		opts.ReplyTimeout = DefaultReplyTimeout
 	}
 	if opts.TypingDelay <= 0 {
 		opts.TypingDelay = 500 * time.Millisecond
@@ -184,13 +190,14 @@ func New(opts Options) *Router {
 	return r
 }
 
-// SetLimits changes the queue limit and reply timeout, for a reload. Zero
-// or negative values keep the current ones. MaxConcurrent is fixed for the
-// router's life.
+// SetLimits changes the queue limit and reply timeout, for a reload. A
+// queue limit of 0 means no queue, as in Options; a negative one, or a
+// reply timeout that is not positive, keeps the current value.
+// MaxConcurrent is fixed for the router's life.
 func (r *Router) SetLimits(queueLimit int, replyTimeout time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if queueLimit > 0 {
+	if queueLimit >= 0 {
 		r.opts.QueueLimit = queueLimit
 	}
 	if replyTimeout > 0 {
@@ -260,7 +267,11 @@ func (r *Router) enqueue(j *job) {
 	if s.running && len(s.queue) >= r.opts.QueueLimit {
 		n := len(s.queue)
 		r.mu.Unlock()
-		r.reply(j, fmt.Sprintf("Busy: %d messages are already waiting in this session. Send it again once the current reply is done, or /stop it.", n), shared.KindError)
+		text := fmt.Sprintf("Busy: %d messages are already waiting in this session. Send it again once the current reply is done, or /stop it.", n)
+		if n == 0 {
+			text = "Busy: this session is still answering. Send it again once the current reply is done, or /stop it."
+		}
+		r.reply(j, text, shared.KindError)
 		return
 	}
 	s.queue = append(s.queue, j)
@@ -356,7 +367,7 @@ func (r *Router) turn(ctx context.Context, j *job) {
 		// deadline, a reset stream), the reason is the timeout.
 		send(j, fmt.Sprintf("The agent did not reply within %s.", timeout), shared.KindError)
 	default:
-		r.logger.Warn("agent failed", "session", j.key, "error", err)
+		r.logger.Warn("agent failed", "session", shared.LogValue(j.key), "error", err)
 		send(j, userText(err), shared.KindError)
 	}
 	if r.opts.Observe != nil {
@@ -438,7 +449,7 @@ func (r *Router) reply(j *job, text string, kind shared.ReplyKind) {
 		Kind:           kind,
 	})
 	if err != nil {
-		r.logger.Warn("could not deliver a reply", "platform", j.platform, "session", j.key, "error", err)
+		r.logger.Warn("could not deliver a reply", "platform", j.platform, "session", shared.LogValue(j.key), "error", err)
 	}
 }
 

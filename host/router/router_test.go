@@ -224,7 +224,7 @@ func TestNewResetFailureIsReported(t *testing.T) {
 		ResetFunc: func(context.Context, string) error { return userErr{"The session store is read-only."} },
 	}, Options{})
 	r.Handle("web", msg("n1", "alice", "/new"))
-	if rep := rec.waitReply(t, "n1"); rep.Kind != shared.KindError || rep.Text != "The session store is read-only." {
+	if rep := rec.waitReply(t, "n1"); rep.Kind != shared.KindNotice || rep.Text != "The session store is read-only." {
 		t.Errorf("failed /new answered %+v", rep)
 	}
 }
@@ -266,7 +266,7 @@ func TestModelCommand(t *testing.T) {
 	mu.Unlock()
 
 	r.Handle("web", msg("c3", "alice", "/model nope/x"))
-	if rep := rec.waitReply(t, "c3"); rep.Kind != shared.KindError || rep.Text != `Unknown provider "nope". Providers: echo, openai` {
+	if rep := rec.waitReply(t, "c3"); rep.Kind != shared.KindNotice || rep.Text != `Unknown provider "nope". Providers: echo, openai` {
 		t.Errorf("bad /model answered %+v", rep)
 	}
 }

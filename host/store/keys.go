@@ -8,10 +8,14 @@ import (
 	"slices"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/plughost/gateway/shared"
 )
 
-// maxKeyLen is the longest session key: its length is stored in 2 bytes.
-const maxKeyLen = 0xffff
+// maxKeyLen is the longest session key: the longest whose message keys
+// (len ‖ key ‖ epoch ‖ seq) bbolt still takes. A longer one is refused
+// before it is queued (ErrInvalidKey), never inside a group commit.
+const maxKeyLen = bolt.MaxKeySize - 2 - 16
 
 // msgKey is len(key) ‖ key ‖ epoch ‖ seq. The length prefix keeps one
 // session's range from running into another whose key it prefixes.
@@ -74,7 +78,7 @@ func readTail(tx *bolt.Tx, key string, epoch uint64, limit int) ([]Message, erro
 	for ; k != nil && bytes.HasPrefix(k, prefix) && (limit < 0 || len(msgs) < limit); k, v = c.Prev() {
 		msgs = append(msgs, Message{})
 		if err := json.Unmarshal(v, &msgs[len(msgs)-1]); err != nil {
-			return nil, fmt.Errorf("session %q: corrupt message %d: %w", key, binary.BigEndian.Uint64(k[len(prefix):]), err)
+			return nil, fmt.Errorf("session %s: corrupt message %d: %w", shared.LogValue(key), binary.BigEndian.Uint64(k[len(prefix):]), err)
 		}
 	}
 	slices.Reverse(msgs)

@@ -38,6 +38,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/plughost/gateway/shared"
 )
 
 // FileName is the store's file name inside the state directory.
@@ -50,6 +52,11 @@ var (
 
 // ErrClosed is returned by operations on a closed store.
 var ErrClosed = errors.New("session store closed")
+
+// ErrInvalidKey is returned for a session key the store cannot hold (empty
+// or longer than it allows), before anything is queued: a write that
+// fails inside a group commit would make its neighbours commit one by one.
+var ErrInvalidKey = errors.New("invalid session key")
 
 // Message is one transcript entry.
 type Message struct {
@@ -275,7 +282,7 @@ func (s *Store) Keys() ([]string, error) {
 // archived by Reset meanwhile goes to that archive, where it belongs.
 func (s *Store) AppendTurn(ctx context.Context, key string, epoch uint64, user, assistant Message) error {
 	if key == "" || len(key) > maxKeyLen {
-		return fmt.Errorf("append turn: session key of %d bytes (want 1 to %d)", len(key), maxKeyLen)
+		return fmt.Errorf("append turn: %w: %d bytes (want 1 to %d)", ErrInvalidKey, len(key), maxKeyLen)
 	}
 	ua, err := json.Marshal(user)
 	if err != nil {
@@ -295,13 +302,13 @@ func (s *Store) AppendTurn(ctx context.Context, key string, epoch uint64, user, 
 			sess.Created = now
 		}
 		if epoch > sess.Epoch {
-			return fmt.Errorf("append turn to %q: epoch %d is newer than the session's %d", key, epoch, sess.Epoch)
+			return fmt.Errorf("append turn to %s: epoch %d is newer than the session's %d", shared.LogValue(key), epoch, sess.Epoch)
 		}
 		b := tx.Bucket(bucketMessages)
 		seq := nextSeq(b, key, epoch)
 		for _, v := range [][]byte{ua, aa} {
 			if err := b.Put(msgKey(key, epoch, seq), v); err != nil {
-				return fmt.Errorf("append turn to %q: %w", key, err)
+				return fmt.Errorf("append turn to %s: %w", shared.LogValue(key), err)
 			}
 			seq++
 		}
@@ -329,7 +336,7 @@ func (s *Store) Reset(ctx context.Context, key string) error {
 
 func (s *Store) update(ctx context.Context, key string, fn func(*Session)) error {
 	if key == "" || len(key) > maxKeyLen {
-		return fmt.Errorf("update session: session key of %d bytes (want 1 to %d)", len(key), maxKeyLen)
+		return fmt.Errorf("update session: %w: %d bytes (want 1 to %d)", ErrInvalidKey, len(key), maxKeyLen)
 	}
 	return s.write(ctx, func(tx *bolt.Tx) error {
 		sess, err := getSession(tx, key)
@@ -353,7 +360,7 @@ func getSession(tx *bolt.Tx, key string) (Session, error) {
 		return sess, nil
 	}
 	if err := json.Unmarshal(v, &sess); err != nil {
-		return sess, fmt.Errorf("session %q: corrupt metadata: %w", key, err)
+		return sess, fmt.Errorf("session %s: corrupt metadata: %w", shared.LogValue(key), err)
 	}
 	sess.Key = key
 	return sess, nil

@@ -128,9 +128,15 @@ func (p *process) stop(grace time.Duration) {
 }
 
 // Inspect starts the plugin binary at path just long enough to ask it to
-// describe itself, for `gateway plugins` and `gateway validate`. It also
-// returns the protocol version the plugin negotiated.
-func Inspect(ctx context.Context, path string, logger hclog.Logger) (shared.Description, int, error) {
+// describe itself, for `gateway plugins` and `gateway validate`.
+func Inspect(ctx context.Context, path string, logger hclog.Logger) (shared.Description, error) {
+	d, _, err := InspectProtocol(ctx, path, logger)
+	return d, err
+}
+
+// InspectProtocol is Inspect that also returns the protocol version the
+// plugin negotiated.
+func InspectProtocol(ctx context.Context, path string, logger hclog.Logger) (shared.Description, int, error) {
 	p, err := startProcess(startOptions{path: path, logger: logger, logLevel: "warn"})
 	if err != nil {
 		return shared.Description{}, 0, err

@@ -20,6 +20,15 @@ import (
 // version is the plugin's version, set at build time.
 var version = "dev"
 
+// The defaults of the config block, written once: the schema hands them
+// to the host, which applies them; Configure falls back to them only for
+// a config with no JSON at all (tests).
+const (
+	defaultListen  = "127.0.0.1:8788"
+	defaultMaxBody = 65536
+	defaultTimeout = 120 * time.Second
+)
+
 // settings is the plugin's config block.
 type settings struct {
 	Listen    string `json:"listen"`
@@ -75,11 +84,11 @@ func (a *adapter) Describe(context.Context) (shared.Description, error) {
 		Version:     version,
 		Description: "HTTP API: POST /v1/messages {session, text} answers with the agent's reply (\"stream\": true: as server-sent events)",
 		Schema: []shared.Attribute{
-			{Name: "listen", Type: shared.TypeString, Default: "127.0.0.1:8788",
+			{Name: "listen", Type: shared.TypeString, Default: defaultListen,
 				Description: "address to listen on, host:port"},
 			{Name: "auth_token", Type: shared.TypeString, Sensitive: true,
 				Description: "when set, requests must carry Authorization: Bearer TOKEN"},
-			{Name: "max_body", Type: shared.TypeNumber, Default: 65536,
+			{Name: "max_body", Type: shared.TypeNumber, Default: defaultMaxBody,
 				Description: "largest request body in bytes; larger ones get 413"},
 			{Name: "timeout", Type: shared.TypeDuration, Default: "120s",
 				Description: "how long a request waits for the reply before 504"},
@@ -92,7 +101,8 @@ func (a *adapter) Configure(_ context.Context, cfg shared.Config) error {
 	if cfg.Logger != nil {
 		a.logger = cfg.Logger
 	}
-	a.cfg = settings{} // a second Configure starts from scratch
+	// A second Configure starts from scratch.
+	a.cfg = settings{Listen: defaultListen, MaxBody: defaultMaxBody, Timeout: defaultTimeout.String()}
 	if err := cfg.Decode(&a.cfg); err != nil {
 		return kit.InvalidConfig(err.Error(), "")
 	}
@@ -106,9 +116,10 @@ func (a *adapter) Configure(_ context.Context, cfg shared.Config) error {
 		return kit.InvalidConfig(fmt.Sprintf("listen %q is not host:port", a.cfg.Listen), `use e.g. "127.0.0.1:8788"`)
 	}
 	if a.cfg.MaxBody <= 0 {
-		a.cfg.MaxBody = 65536
+		// Zero is not "the default": a body limit of nothing is a mistake.
+		return kit.InvalidConfig(fmt.Sprintf("max_body %d is not a positive number of bytes", a.cfg.MaxBody), "leave it out for 65536")
 	}
-	a.timeout, err = kit.ParseDuration("timeout", a.cfg.Timeout, 120*time.Second)
+	a.timeout, err = kit.ParseDuration("timeout", a.cfg.Timeout, defaultTimeout)
 	return err
 }
 
@@ -215,7 +226,7 @@ func (a *adapter) submit(ctx context.Context, session, text string, stream bool,
 		ID: id, ConversationID: session, UserID: session, UserName: session,
 		Direct: true, Text: text, UnixNano: time.Now().UnixNano(),
 	}
-	a.logger.Debug("message received", "session", session, "id", id, "bytes", len(text))
+	a.logger.Debug("message received", "session", shared.LogValue(session), "id", id, "bytes", len(text))
 	select {
 	case link.events <- shared.Event{Message: msg}:
 		return id, w, link, nil

@@ -125,6 +125,12 @@ func TestBadRequestsAre400(t *testing.T) {
 		{"no text", `{"session":"alice"}`, `"text"`},
 		{"missing session", `{"text":"hello"}`, `"session"`},
 		{"blank session", `{"session":" ","text":"hello"}`, `"session"`},
+		{"trailing object", `{"session":"a","text":"hi"} {"x":1}`, "data after the JSON object"},
+		{"trailing garbage", `{"session":"a","text":"hi"}}`, "data after the JSON object"},
+		{"invalid UTF-8 text", "{\"session\":\"a\",\"text\":\"hi \xff\xfe\"}", "not valid UTF-8"},
+		{"invalid UTF-8 session", "{\"session\":\"\xc3\",\"text\":\"hi\"}", "not valid UTF-8"},
+		{"session too long", `{"session":"` + strings.Repeat("s", 40000) + `","text":"hi"}`, `"session" is 40000 bytes long; ids are at most 256 bytes`},
+		{"control character in session", `{"session":"a\u0000b","text":"hi"}`, `"session" holds the control character U+0000`},
 	} {
 		r := h.post(tc.body, nil)
 		if r.Status != http.StatusBadRequest || !strings.Contains(r.str("error"), tc.want) {
@@ -242,6 +248,7 @@ func TestConfigureRejectsBadConfigAsFatal(t *testing.T) {
 		{"bad timeout", `{"listen":"127.0.0.1:0","timeout":"soon"}`, "timeout"},
 		{"negative timeout", `{"listen":"127.0.0.1:0","timeout":"-1s"}`, "timeout"},
 		{"wrong type", `{"listen":"127.0.0.1:0","max_body":"big"}`, "max_body"},
+		{"zero max_body", `{"listen":"127.0.0.1:0","max_body":0}`, "max_body 0 is not a positive number"},
 	} {
 		c := shared.TestPlatform(t, newAdapter())
 		err := c.Configure(context.Background(), shared.Config{Raw: []byte(tc.raw)})

@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/plughost/gateway/shared"
 )
@@ -55,23 +59,18 @@ func (a *adapter) handleMessage(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "missing or wrong bearer token")
 		return
 	}
-	var req messageRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, a.cfg.MaxBody))
-	if err := dec.Decode(&req); err != nil {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.cfg.MaxBody))
+	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			writeError(w, http.StatusRequestEntityTooLarge, "request body is larger than max_body")
 			return
 		}
-		writeError(w, http.StatusBadRequest, "request body is not valid JSON: "+err.Error())
-		return
+		return // the client went away
 	}
-	if strings.TrimSpace(req.Session) == "" {
-		writeError(w, http.StatusBadRequest, `"session" is required`)
-		return
-	}
-	if strings.TrimSpace(req.Text) == "" {
-		writeError(w, http.StatusBadRequest, `"text" is required and must not be empty`)
+	req, err := decodeMessageRequest(body)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	ctx := r.Context()
@@ -107,6 +106,35 @@ func (a *adapter) handleMessage(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusServiceUnavailable, "the gateway host disconnected before it replied")
 		}
 	}
+}
+
+// decodeMessageRequest decodes and checks a POST /v1/messages body: one
+// JSON object and nothing after it, valid UTF-8, a session that is a
+// usable id (shared.CheckID) and a text that is not blank. Its errors are
+// the reason a 400 gives.
+func decodeMessageRequest(body []byte) (messageRequest, error) {
+	var req messageRequest
+	if !utf8.Valid(body) {
+		// encoding/json would quietly turn invalid bytes into U+FFFD.
+		return req, errors.New("request body is not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&req); err != nil {
+		return req, fmt.Errorf("request body is not valid JSON: %w", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return req, errors.New("request body has data after the JSON object; send exactly one object")
+	}
+	if strings.TrimSpace(req.Session) == "" {
+		return req, errors.New(`"session" is required`)
+	}
+	if err := shared.CheckID(`"session"`, req.Session); err != nil {
+		return req, err
+	}
+	if strings.TrimSpace(req.Text) == "" {
+		return req, errors.New(`"text" is required and must not be empty`)
+	}
+	return req, nil
 }
 
 func writeReply(w http.ResponseWriter, session string, rep shared.Reply) {

@@ -102,5 +102,5 @@ const inspectTimeout = 15 * time.Second
 func inspect(path string) (shared.Description, int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), inspectTimeout)
 	defer cancel()
-	return supervisor.Inspect(ctx, path, hclog.NewNullLogger())
+	return supervisor.InspectProtocol(ctx, path, hclog.NewNullLogger())
 }

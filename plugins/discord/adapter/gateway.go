@@ -277,6 +277,12 @@ func (a *Adapter) dispatch(event string, data json.RawMessage, emit emitFunc) bo
 		if msg == nil {
 			return true
 		}
+		if err := msg.CheckIDs(); err != nil {
+			// Discord's ids are short snowflakes; anything else is not
+			// Discord, and the host would refuse it anyway.
+			a.log.Warn("dropped a message whose ids are unusable", "message_id", shared.LogValue(msg.ID), "reason", err)
+			return true
+		}
 		a.log.Debug("message received", "channel", msg.ConversationID, "user", msg.UserID, "message_id", msg.ID)
 		return emit(shared.Event{Message: msg})
 	case "GUILD_CREATE":
@@ -348,11 +354,16 @@ func (c *conn) write(v any) error {
 }
 
 func (c *conn) read() (gatewayPayload, error) {
-	var p gatewayPayload
 	_, data, err := c.ws.ReadMessage()
 	if err != nil {
-		return p, err
+		return gatewayPayload{}, err
 	}
+	return decodePayload(data)
+}
+
+// decodePayload decodes one gateway frame.
+func decodePayload(data []byte) (gatewayPayload, error) {
+	var p gatewayPayload
 	if err := json.Unmarshal(data, &p); err != nil {
 		return p, fmt.Errorf("decoding a gateway payload: %w", err)
 	}
