@@ -204,8 +204,15 @@ func (l *link) acker(seq uint64) func(error) {
 			a.Error = err.Error()
 		}
 		// A closed stream drops the ack: the plugin's Deliver fails
-		// and the platform delivers the message again.
-		_ = l.enqueue(context.Background(), &pb.HostFrame{Kind: &pb.HostFrame_Ack{Ack: a}})
+		// and the platform delivers the message again. The caller (the
+		// store's committer) must not wait for a writer held up by a
+		// slow plugin: when the queue is full the ack waits on its own.
+		f := &pb.HostFrame{Kind: &pb.HostFrame_Ack{Ack: a}}
+		select {
+		case l.out <- f:
+		default:
+			go func() { _ = l.enqueue(context.Background(), f) }()
+		}
 	}
 }
 
