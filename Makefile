@@ -1,7 +1,7 @@
 # gateway — build, run, test.
 #
 #   make run     build everything and run the gateway on config.hcl
-#   make test    go vet + all tests with the race detector
+#   make test    go vet + all tests with the race detector (installs systemd-analyze if missing)
 #   make bench   benchmarks and load runs against in-run baselines
 #   make fuzz    runs every fuzz target for FUZZTIME each (their seed corpora
 #                in testdata/fuzz also run as plain tests in make test)
@@ -19,7 +19,7 @@ PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.5.1
 TOOLS := $(CURDIR)/$(BIN)/tools
 
-.PHONY: all build run test vet bench fuzz generate clean
+.PHONY: all build run test test-deps vet bench fuzz generate clean
 
 all: build
 
@@ -38,8 +38,15 @@ run: build
 vet:
 	$(GO) vet ./...
 
-test: vet
+test: vet test-deps
 	$(GO) test -race -count=1 -timeout 15m ./...
+
+# System tools the tests use: systemd-analyze checks the generated unit.
+test-deps:
+	@command -v systemd-analyze >/dev/null 2>&1 || { \
+		echo "systemd-analyze not found: installing Debian's systemd"; \
+		(apt-get update -qq && apt-get install -y -qq systemd) || \
+		(sudo apt-get update -qq && sudo apt-get install -y -qq systemd); }
 
 # FUZZTIME bounds each fuzz target, e.g. make fuzz FUZZTIME=5m. Inputs that
 # fail are written to the package's testdata/fuzz/FuzzXxx/: fix the bug and

@@ -66,3 +66,37 @@ platform "matrix" {
     allowed_rooms   = []    # room ids; empty allows all
   }
 }
+
+# Telegram (long polling). See plugins/telegram/README.md for BotFather,
+# privacy mode in groups and how to find user and chat ids.
+platform "telegram" {
+  plugin  = "telegram"
+  enabled = env("TELEGRAM_TOKEN", "") != ""
+  config {
+    token           = env("TELEGRAM_TOKEN", "")  # sensitive; from @BotFather
+    api_url         = "https://api.telegram.org" # requests go to {api_url}/bot{token}/{method}
+    require_mention = true  # in groups: answer only @mentions, replies to the bot, and /commands
+    allowed_users   = []    # user ids (strings); empty allows all
+    allowed_chats   = []    # chat ids (strings, groups are negative); empty allows all
+    poll_timeout    = "30s" # getUpdates long-poll timeout
+  }
+}
+
+# Slack over Socket Mode (no public URL needed); see plugins/slack/README.md.
+platform "slack" {
+  plugin  = "slack"
+  enabled = env("SLACK_BOT_TOKEN", "") != ""
+  config {
+    bot_token        = env("SLACK_BOT_TOKEN", "")   # xoxb-…, sensitive
+    app_token        = env("SLACK_APP_TOKEN", "")   # xapp-… with connections:write, sensitive
+    api_url          = "https://slack.com/api/"     # Web API base; Socket Mode URL comes from apps.connections.open
+    require_mention  = true    # in channels: answer only @mentions (app_mention); DMs always
+    reply_in_thread  = true    # answer a channel message in its thread
+    allowed_users    = []      # user ids; empty allows all
+    allowed_channels = []      # channel ids; empty allows all
+  }
+  restart {
+    initial_backoff = "1s"
+    max_backoff     = "2m"
+  }
+}

@@ -9,7 +9,10 @@ import (
 	"sync/atomic"
 
 	"github.com/hashicorp/go-plugin"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	pb "github.com/plughost/gateway/shared/proto"
 )
@@ -270,6 +273,12 @@ func (l *link) call(ctx context.Context, rf *pb.ReplyFrame) ([]string, error) {
 		}
 		if f := fatalFromProto(r.GetFatal()); f != nil {
 			return r.GetMessageIds(), f
+		}
+		if b := r.GetDeliveryStatus(); len(b) > 0 {
+			var st spb.Status
+			if err := proto.Unmarshal(b, &st); err == nil {
+				return r.GetMessageIds(), deliveryFromStatus(status.FromProto(&st).Err())
+			}
 		}
 		if msg := r.GetError(); msg != "" {
 			return r.GetMessageIds(), &SendError{Message: msg}

@@ -71,7 +71,7 @@ func messageToProto(m *Message) *pb.Message {
 	return &pb.Message{
 		Id: m.ID, ConversationId: m.ConversationID, ThreadId: m.ThreadID,
 		UserId: m.UserID, UserName: m.UserName, GuildId: m.GuildID,
-		Direct: m.Direct, Text: m.Text, UnixNano: m.UnixNano, Cursor: m.Cursor,
+		Direct: m.Direct, Text: m.Text, UnixNano: m.UnixNano, Cursor: m.Cursor, ExpiresUnixNano: m.ExpiresUnixNano,
 	}
 }
 
@@ -79,7 +79,7 @@ func messageFromProto(m *pb.Message) *Message {
 	return &Message{
 		ID: m.GetId(), ConversationID: m.GetConversationId(), ThreadID: m.GetThreadId(),
 		UserID: m.GetUserId(), UserName: m.GetUserName(), GuildID: m.GetGuildId(),
-		Direct: m.GetDirect(), Text: m.GetText(), UnixNano: m.GetUnixNano(), Cursor: m.GetCursor(),
+		Direct: m.GetDirect(), Text: m.GetText(), UnixNano: m.GetUnixNano(), Cursor: m.GetCursor(), ExpiresUnixNano: m.GetExpiresUnixNano(),
 	}
 }
 

@@ -126,6 +126,10 @@ func (s *grpcServer) Send(ctx context.Context, req *pb.SendRequest) (*pb.SendRes
 	if errors.As(err, &fatal) {
 		return &pb.SendResponse{MessageIds: ids, Fatal: fatalToProto(fatal)}, nil
 	}
+	var undelivered *DeliveryError
+	if errors.As(err, &undelivered) {
+		return nil, undelivered // its own status, its own words
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -255,7 +259,7 @@ func (c *GRPCClient) Run(ctx context.Context, events chan<- Event) error {
 func (c *GRPCClient) Send(ctx context.Context, r Reply) ([]string, error) {
 	resp, err := c.client.Send(ctx, replyToProto(r))
 	if err != nil {
-		return nil, err
+		return nil, deliveryFromStatus(err)
 	}
 	if f := fatalFromProto(resp.GetFatal()); f != nil {
 		return resp.GetMessageIds(), f

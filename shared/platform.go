@@ -160,6 +160,11 @@ type Message struct {
 	Direct   bool
 	Text     string
 	UnixNano int64
+	// ExpiresUnixNano is when the platform stops waiting for the reply (an
+	// HTTP request's timeout), 0 for never: the host does not start a turn
+	// for a message whose time is up, and a reply it could not deliver is
+	// kept out of the history the model sees.
+	ExpiresUnixNano int64
 	// Cursor is the platform's position just after this message (a sync
 	// token, an update offset), opaque to the host. Once the host has taken
 	// the message it keeps the cursor durably per platform and hands the
@@ -213,6 +218,9 @@ const (
 	KindNotice
 	// KindError says the gateway could not answer, and why.
 	KindError
+	// KindBusy says the session is busy with other messages: the user
+	// should send it again later (the HTTP API answers 429).
+	KindBusy
 )
 
 // Conversation names where a message was said.

@@ -32,7 +32,7 @@ func serve(impl Platform, plugins func(Platform, hclog.Logger) map[int]plugin.Pl
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  Handshake,
 		VersionedPlugins: plugins(impl, logger),
-		GRPCServer:       plugin.DefaultGRPCServer,
+		GRPCServer:       newGRPCServer,
 		Logger:           logger,
 	})
 	os.Exit(0)

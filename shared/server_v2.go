@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 
 	pb "github.com/plughost/gateway/shared/proto"
 )
@@ -279,9 +280,13 @@ func (s *grpcServerV2) sendLoop(ctx context.Context, queue <-chan *pb.HostFrame,
 		}
 		res := &pb.SendResult{Id: rf.GetId(), MessageIds: ids}
 		var fatal *FatalError
+		var undelivered *DeliveryError
 		switch {
 		case errors.As(err, &fatal):
 			res.Fatal = fatalToProto(fatal)
+		case errors.As(err, &undelivered):
+			res.Error = undelivered.Error()
+			res.DeliveryStatus, _ = proto.Marshal(undelivered.GRPCStatus().Proto())
 		case err != nil:
 			res.Error = err.Error()
 		}

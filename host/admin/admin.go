@@ -7,15 +7,22 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/net/netutil"
+
+	"github.com/plughost/gateway/host/safepath"
+	"github.com/plughost/gateway/shared/webguard"
 )
 
 // Options configure a Server.
@@ -30,7 +37,26 @@ type Options struct {
 	// Gatherer serves /metrics; nil for none.
 	Gatherer prometheus.Gatherer
 	Logger   hclog.Logger
+	// MaxConnections bounds the open connections (DefaultMaxConnections
+	// if 0): a flood of idle connections must never take the file
+	// descriptors the host needs to start its plugins.
+	MaxConnections int
+	// AllowedHosts and AllowedOrigins relax the Host and Origin checks
+	// that keep web pages from reading the endpoint (see webguard).
+	AllowedHosts   []string
+	AllowedOrigins []string
 }
+
+// DefaultMaxConnections is the connection cap when Options sets none.
+const DefaultMaxConnections = 32
+
+// Timeouts of the endpoint's connections: every answer is small and quick.
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 10 * time.Second
+	writeTimeout      = 30 * time.Second
+	idleTimeout       = 30 * time.Second
+)
 
 // Server is a running admin endpoint.
 type Server struct {
@@ -48,8 +74,8 @@ func IsUnix(addr string) bool {
 }
 
 // Listen binds the endpoint and starts serving. A unix socket is created
-// mode 0600 (a stale socket file left by a crashed host is replaced: the
-// caller holds the PID lock, so no live host owns it).
+// mode 0600, in a folder only root or the host's user can change; a stale
+// socket left by a crashed host is replaced, but nothing else at its path.
 func Listen(opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
@@ -58,13 +84,8 @@ func Listen(opts Options) (*Server, error) {
 	var err error
 	s := &Server{done: make(chan error, 1)}
 	if IsUnix(opts.Addr) {
-		path := opts.Addr
-		_ = os.Remove(path)
-		ln, err = net.Listen("unix", path)
-		if err == nil {
-			err = os.Chmod(path, 0o600)
-		}
-		s.unix = path
+		ln, err = listenUnix(opts.Addr)
+		s.unix = opts.Addr
 	} else {
 		ln, err = net.Listen("tcp", opts.Addr)
 	}
@@ -92,11 +113,72 @@ func Listen(opts Options) (*Server, error) {
 	if opts.Gatherer != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{}))
 	}
+	guarded, err := webguard.Wrap(mux, webguard.Options{Listen: opts.Addr, AnyHost: s.unix != "",
+		AllowedHosts: opts.AllowedHosts, AllowedOrigins: opts.AllowedOrigins})
+	if err != nil {
+		_ = ln.Close()
+		return nil, fmt.Errorf("admin endpoint: %w", err)
+	}
+	limit := opts.MaxConnections
+	if limit <= 0 {
+		limit = DefaultMaxConnections
+	}
 	s.ln = ln
-	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() { s.done <- s.srv.Serve(ln) }()
-	opts.Logger.Info("admin endpoint listening", "addr", ln.Addr().String())
+	s.srv = &http.Server{Handler: guarded, ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout,
+		WriteTimeout: writeTimeout, IdleTimeout: idleTimeout, MaxHeaderBytes: 16 << 10}
+	go func() { s.done <- s.srv.Serve(netutil.LimitListener(ln, limit)) }()
+	opts.Logger.Info("admin endpoint listening", "addr", ln.Addr().String(), "open_to", openTo(opts.Addr), "max_connections", limit)
 	return s, nil
+}
+
+// openTo says who may talk to the endpoint at addr, for the log.
+func openTo(addr string) string {
+	switch {
+	case IsUnix(addr):
+		return "the gateway's user (unix socket, mode 0600)"
+	case webguard.Loopback(addr):
+		return "anyone on this machine (loopback, no authentication)"
+	default:
+		return "anyone who can reach " + addr + " (allow_unauthenticated, no authentication)"
+	}
+}
+
+// listenUnix listens on a unix socket at path, created mode 0600 from the
+// start (by the umask: a chmod afterwards leaves a window, and follows
+// links). The umask is the process's: Listen runs at start-up, before
+// anything else of the host creates files.
+func listenUnix(path string) (net.Listener, error) {
+	if err := safepath.CheckDir(filepath.Dir(path), "the admin socket's folder"); err != nil {
+		return nil, err
+	}
+	if err := removeStaleSocket(path); err != nil {
+		return nil, err
+	}
+	old := syscall.Umask(0o177)
+	ln, err := net.Listen("unix", path)
+	syscall.Umask(old)
+	return ln, err
+}
+
+// removeStaleSocket removes the socket a crashed host left at path. Whatever
+// else is there (a file, a link, a socket someone answers on) stays, and is
+// an error.
+func removeStaleSocket(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if fi.Mode().Type() != fs.ModeSocket {
+		return fmt.Errorf("%s exists and is not a socket (%s); refusing to replace it: remove it or choose another admin path", path, fi.Mode().Type())
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return fmt.Errorf("another process is listening on %s; choose another admin path", path)
+	}
+	return os.Remove(path)
 }
 
 // Addr returns the address the endpoint listens on.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -46,9 +47,7 @@ func fetch(t *testing.T, c *http.Client, url string) (int, string) {
 
 func TestUnixSocketIsPrivateAndServes(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "admin.sock")
-	if err := os.WriteFile(path, nil, 0o644); err != nil { // a stale socket file left by a crash
-		t.Fatal(err)
-	}
+	staleSocket(t, path) // left by a crash
 	s := listen(t, path, false)
 	fi, err := os.Stat(path)
 	if err != nil {
@@ -110,4 +109,73 @@ func TestIsUnix(t *testing.T) {
 			t.Errorf("IsUnix(%q) = %v", addr, got)
 		}
 	}
+}
+
+// staleSocket leaves a socket at path that nobody listens on, as a crashed
+// host does.
+func staleSocket(t *testing.T, path string) {
+	t.Helper()
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.SetUnlinkOnClose(false)
+	ln.Close()
+}
+
+// admin = "PATH" must never delete what is at PATH unless it is a stale
+// socket, nor use a folder others can write to.
+func TestUnixSocketPathIsNotTrustedBlindly(t *testing.T) {
+	t.Run("a regular file", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "precious")
+		if err := os.WriteFile(path, []byte("keep me"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Listen(Options{Addr: path})
+		if err == nil || !strings.Contains(err.Error(), "is not a socket") {
+			t.Fatalf("err = %v, want a refusal naming a non-socket", err)
+		}
+		if b, _ := os.ReadFile(path); string(b) != "keep me" {
+			t.Fatalf("the file at the admin path was changed: %q", b)
+		}
+	})
+	t.Run("a symlink", func(t *testing.T) {
+		dir := t.TempDir()
+		target := filepath.Join(dir, "target")
+		if err := os.WriteFile(target, []byte("keep me"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, "admin.sock")
+		if err := os.Symlink(target, path); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Listen(Options{Addr: path}); err == nil {
+			t.Fatal("a symlink at the admin path was replaced")
+		}
+		fi, err := os.Stat(target)
+		if err != nil || fi.Mode().Perm() != 0o644 {
+			t.Fatalf("the link's target changed: %v %v", fi, err)
+		}
+	})
+	t.Run("a live socket", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "admin.sock")
+		ln, err := net.Listen("unix", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		if _, err := Listen(Options{Addr: path}); err == nil || !strings.Contains(err.Error(), "listening") {
+			t.Fatalf("err = %v, want a refusal: another process listens there", err)
+		}
+	})
+	t.Run("a folder others can write to", func(t *testing.T) {
+		dir := t.TempDir()
+		if err := os.Chmod(dir, os.ModeSticky|0o777); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Listen(Options{Addr: filepath.Join(dir, "admin.sock")})
+		if err == nil || !strings.Contains(err.Error(), "writable by group or others") {
+			t.Fatalf("err = %v, want a refusal of the folder", err)
+		}
+	})
 }

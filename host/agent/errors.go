@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/plughost/gateway/host/provider"
 	"github.com/plughost/gateway/host/router"
 )
@@ -29,6 +31,36 @@ func (e *UserError) UserMessage() string { return e.Message }
 // Unwrap returns the cause.
 func (e *UserError) Unwrap() error { return e.Err }
 
+// LogDetails returns the level the failure deserves in the log (error for
+// what only the operator can fix: a rejected key, a misconfigured provider;
+// warn otherwise) and key/value pairs saying what happened: for a provider
+// failure its HTTP status, the provider's own message and the number of
+// attempts. The API key never appears: provider messages are redacted.
+func (e *UserError) LogDetails() (hclog.Level, []any) {
+	var pe *provider.Error
+	if !errors.As(e.Err, &pe) {
+		if e.Err == nil {
+			return hclog.Warn, nil
+		}
+		return hclog.Warn, []any{"cause", e.Err.Error()}
+	}
+	fields := []any{"provider", pe.Provider, "kind", string(pe.Kind), "attempts", pe.Attempts}
+	if pe.Status != 0 {
+		fields = append(fields, "status", pe.Status)
+	}
+	if pe.Message != "" {
+		fields = append(fields, "provider_message", pe.Message)
+	}
+	if pe.Err != nil {
+		fields = append(fields, "cause", pe.Err.Error())
+	}
+	level := hclog.Warn
+	if pe.Kind == provider.KindAuth || pe.Kind == provider.KindMisconfigured {
+		level = hclog.Error
+	}
+	return level, fields
+}
+
 // userError turns a provider failure into words for the user.
 func userError(model string, err error) error {
 	var pe *provider.Error
@@ -51,6 +83,8 @@ func userError(model string, err error) error {
 		msg = fmt.Sprintf("provider %q refused the request: %s", pe.Provider, pe.Message)
 	case provider.KindBadResponse:
 		msg = fmt.Sprintf("provider %q sent a reply that could not be read", pe.Provider)
+	case provider.KindMisconfigured:
+		msg = fmt.Sprintf("provider %q cannot be reached as configured: %s", pe.Provider, pe.Message)
 	case provider.KindClosed:
 		msg = "the reply was interrupted because this session's agent was replaced; send your message again"
 	default:

@@ -25,6 +25,12 @@ var (
 		"Evicted agents closed, by eviction reason.", []string{"reason"}, nil)
 	descProviderErrors = prometheus.NewDesc("gateway_provider_errors_total",
 		"Failed provider requests, by provider and kind.", []string{"provider", "kind"}, nil)
+	descConnWaiting = prometheus.NewDesc("gateway_provider_conn_waiting",
+		"Provider requests waiting now for one of max_connections, by provider.", []string{"provider"}, nil)
+	descConnWaits = prometheus.NewDesc("gateway_provider_conn_waits_total",
+		"Provider requests that got a pooled connection, by provider.", []string{"provider"}, nil)
+	descConnWaitSeconds = prometheus.NewDesc("gateway_provider_conn_wait_seconds_total",
+		"Time provider requests spent waiting for a pooled connection (not counted in timeout), by provider.", []string{"provider"}, nil)
 	descStoreWrites = prometheus.NewDesc("gateway_store_writes_total",
 		"Session store writes committed.", nil, nil)
 	descStoreCommits = prometheus.NewDesc("gateway_store_commits_total",
@@ -38,7 +44,8 @@ var _ prometheus.Collector = (*collector)(nil)
 // Describe sends the metric descriptions.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descAgents, descMaxAgents, descClosing, descEvictions,
-		descCloses, descProviderErrors, descStoreWrites, descStoreCommits} {
+		descCloses, descProviderErrors, descConnWaiting, descConnWaits, descConnWaitSeconds,
+		descStoreWrites, descStoreCommits} {
 		ch <- d
 	}
 }
@@ -55,6 +62,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for k, n := range c.s.errs.snapshot() {
 		ch <- prometheus.MustNewConstMetric(descProviderErrors, prometheus.CounterValue, float64(n), k.provider, string(k.kind))
+	}
+	for name, ps := range c.s.PoolStats() {
+		ch <- prometheus.MustNewConstMetric(descConnWaiting, prometheus.GaugeValue, float64(ps.Waiting), name)
+		ch <- prometheus.MustNewConstMetric(descConnWaits, prometheus.CounterValue, float64(ps.Waits), name)
+		ch <- prometheus.MustNewConstMetric(descConnWaitSeconds, prometheus.CounterValue, ps.WaitSeconds, name)
 	}
 	cs := c.s.store.Stats()
 	ch <- prometheus.MustNewConstMetric(descStoreWrites, prometheus.CounterValue, float64(cs.Writes))

@@ -50,3 +50,17 @@ func (s *Service) ProviderErrors() map[string]map[provider.Kind]uint64 {
 	}
 	return out
 }
+
+// PoolStats returns, for each provider with a connection pool, the requests
+// waiting for a connection and the time they waited.
+func (s *Service) PoolStats() map[string]provider.PoolStats {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := map[string]provider.PoolStats{}
+	for name, ref := range s.providers {
+		if p, ok := ref.p.(interface{ PoolStats() provider.PoolStats }); ok {
+			out[name] = p.PoolStats()
+		}
+	}
+	return out
+}

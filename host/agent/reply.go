@@ -32,52 +32,108 @@ type turn struct {
 	ver     uint64
 }
 
-// Reply produces the agent's reply to text in session key: it gets (or
+// TurnID names a committed turn, for MarkUndelivered.
+type TurnID struct {
+	Epoch uint64
+	Asked time.Time
+}
+
+// Answer is a committed turn's reply.
+type Answer struct {
+	Text string
+	Turn TurnID
+}
+
+// Reply is Answer's text.
+func (s *Service) Reply(ctx context.Context, key, text string) (string, error) {
+	a, err := s.Answer(ctx, key, text)
+	return a.Text, err
+}
+
+// Answer produces the agent's reply to text in session key: it gets (or
 // builds) the session's agent from the cache marked in use, with the session
 // (the agent's cached copy, or loaded from the store), sends system prompt +
 // the last history_limit messages + text to the provider, commits the turn
-// durably, and only then returns the reply.
+// durably, and only then returns the reply, with the turn's id.
 // Failures meant for the user are *UserError; a cancelled ctx returns ctx's
 // error (context.Canceled for /stop).
-func (s *Service) Reply(ctx context.Context, key, text string) (string, error) {
+func (s *Service) Answer(ctx context.Context, key, text string) (Answer, error) {
 	t, err := s.begin(key, text)
 	if err != nil {
-		return "", err
+		return Answer{}, err
 	}
 	resp, err := t.agent.client.Complete(ctx, t.req)
 	s.cache.release(t.agent)
 	if err != nil {
 		s.cache.endTurn(t.key, t.agent, t.trusted, t.ver, turnNoWrite)
-		return "", s.failed(ctx, t, err)
+		return Answer{}, s.failed(ctx, t, err)
 	}
-	if err := s.commit(ctx, t, resp.Content); err != nil {
-		return "", err
+	content := s.capReply(t, resp.Content)
+	if err := s.commit(ctx, t, content); err != nil {
+		return Answer{}, err
 	}
-	return resp.Content, nil
+	return Answer{Text: content, Turn: TurnID{Epoch: t.epoch, Asked: t.asked}}, nil
 }
 
-// ReplyStream is Reply for platforms that show partial replies: onDelta is
-// called with each piece of text as the provider streams it. The whole reply
-// is committed, then returned, exactly as with Reply; a reply that fails
-// midway is not recorded.
+// capReply applies max_reply_bytes to a turn's reply, saying so in the log.
+func (s *Service) capReply(t *turn, reply string) string {
+	limit := s.maxReplyBytes()
+	out, cut := capReply(reply, limit)
+	if cut {
+		s.log.Warn("reply cut at max_reply_bytes", "session", t.key, "model", t.spec.model,
+			"bytes", len(reply), "max_reply_bytes", limit)
+	}
+	return out
+}
+
+// MarkUndelivered marks a committed turn whose reply never reached the user:
+// it is kept in the transcript but left out of the history the model is
+// sent from now on. The session's cached copy is dropped (the next turn
+// reads the store).
+func (s *Service) MarkUndelivered(ctx context.Context, key string, turn TurnID) error {
+	s.cache.beginWrite(key)
+	err := s.store.MarkUndelivered(ctx, key, turn.Epoch, turn.Asked)
+	s.endWrite(key, "", err)
+	if err != nil {
+		return fmt.Errorf("mark turn of session %q undelivered: %w", key, err)
+	}
+	return nil
+}
+
+// StoreHealth is the session store's write health, for status and readiness.
+func (s *Service) StoreHealth() store.Health { return s.store.Health() }
+
+// ReplyStream is AnswerStream's text.
 func (s *Service) ReplyStream(ctx context.Context, key, text string, onDelta func(string)) (string, error) {
+	a, err := s.AnswerStream(ctx, key, text, onDelta)
+	return a.Text, err
+}
+
+// AnswerStream is Answer for platforms that show partial replies: onDelta
+// is called with each piece of text as the provider streams it. The whole
+// reply is committed, then returned, exactly as with Answer; a reply that
+// fails midway is not recorded.
+func (s *Service) AnswerStream(ctx context.Context, key, text string, onDelta func(string)) (Answer, error) {
 	t, err := s.begin(key, text)
 	if err != nil {
-		return "", err
+		return Answer{}, err
 	}
-	content, err := t.stream(ctx, onDelta)
+	content, err := t.stream(ctx, s.maxReplyBytes(), onDelta)
 	s.cache.release(t.agent)
 	if err != nil {
 		s.cache.endTurn(t.key, t.agent, t.trusted, t.ver, turnNoWrite)
-		return "", s.failed(ctx, t, err)
+		return Answer{}, s.failed(ctx, t, err)
 	}
+	content = s.capReply(t, content)
 	if err := s.commit(ctx, t, content); err != nil {
-		return "", err
+		return Answer{}, err
 	}
-	return content, nil
+	return Answer{Text: content, Turn: TurnID{Epoch: t.epoch, Asked: t.asked}}, nil
 }
 
-func (t *turn) stream(ctx context.Context, onDelta func(string)) (string, error) {
+// stream reads the provider's stream until it ends or holds more than limit
+// bytes (the rest would be cut anyway).
+func (t *turn) stream(ctx context.Context, limit int, onDelta func(string)) (string, error) {
 	st, err := t.agent.client.Stream(ctx, t.req)
 	if err != nil {
 		return "", err
@@ -96,6 +152,9 @@ func (t *turn) stream(ctx context.Context, onDelta func(string)) (string, error)
 			b.WriteString(c.Delta)
 			if onDelta != nil {
 				onDelta(c.Delta)
+			}
+			if b.Len() > limit {
+				return b.String(), nil
 			}
 		}
 	}

@@ -20,6 +20,8 @@ const (
 	DefaultModel     = "echo/echo"
 	DefaultMaxAgents = 128
 	DefaultIdleTTL   = time.Hour
+	// DefaultMaxReplyBytes is max_reply_bytes when the config leaves it 0.
+	DefaultMaxReplyBytes = 64 << 10
 	// DefaultGrace is how long an evicted agent's reply may keep running
 	// before it is cancelled so that the agent can be closed.
 	DefaultGrace = 30 * time.Second
@@ -39,6 +41,9 @@ type Config struct {
 	// DefaultIdleTTL if 0.
 	MaxAgents int
 	IdleTTL   time.Duration
+	// MaxReplyBytes caps a reply where it is produced (max_reply_bytes);
+	// DefaultMaxReplyBytes if 0, at most shared.MaxReplyBytesLimit.
+	MaxReplyBytes int
 }
 
 // Options tunes a Service beyond its config; the zero value is the default.

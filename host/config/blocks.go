@@ -2,18 +2,24 @@ package config
 
 import (
 	"encoding/hex"
+	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/plughost/gateway/host/admin"
+	"github.com/plughost/gateway/host/provider"
+	"github.com/plughost/gateway/shared/webguard"
 )
 
 var gatewaySchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 	{Name: "state_dir"}, {Name: "plugin_dir"}, {Name: "admin"},
 	{Name: "log_level"}, {Name: "log_format"}, {Name: "shutdown_timeout"},
-	{Name: "plugin_start_timeout"},
+	{Name: "plugin_start_timeout"}, {Name: "admin_max_connections"},
+	{Name: "allowed_hosts"}, {Name: "allowed_origins"}, {Name: "allow_unauthenticated"},
 }}
 
 // decode decodes the gateway block over the defaults in g.
@@ -28,6 +34,21 @@ func (g *Gateway) decode(d *decoder, body hcl.Body) {
 	d.oneOf(a, "log_format", &g.LogFormat, "text", "json")
 	d.duration(a, "shutdown_timeout", &g.ShutdownTimeout)
 	d.duration(a, "plugin_start_timeout", &g.PluginStartTimeout)
+	d.integer(a, "admin_max_connections", 1, &g.AdminMaxConnections)
+	d.stringList(a, "allowed_hosts", &g.AllowedHosts)
+	d.stringList(a, "allowed_origins", &g.AllowedOrigins)
+	d.boolean(a, "allow_unauthenticated", &g.AllowUnauthenticated)
+	if attr := a["allowed_origins"]; attr != nil {
+		if _, err := webguard.Wrap(http.NotFoundHandler(), webguard.Options{AllowedOrigins: g.AllowedOrigins}); err != nil {
+			d.errorf(attr.Range, "Invalid allowed_origins", "%v; write origins as \"https://host[:port]\".", err)
+		}
+	}
+	// The admin endpoint has no authentication: reachable from other
+	// machines only when the operator says so.
+	if attr := a["admin"]; attr != nil && !admin.IsUnix(g.Admin) && !webguard.Loopback(g.Admin) && !g.AllowUnauthenticated {
+		d.errorf(attr.Range, "Admin endpoint open to the network",
+			"admin %q is reachable from other machines, and the admin endpoint (status, metrics) has no authentication. Listen on 127.0.0.1 or a unix socket, or set allow_unauthenticated = true in the gateway block to serve it to everyone who can reach it.", g.Admin)
+	}
 }
 
 var cacheSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
@@ -71,6 +92,7 @@ func (s *Store) decode(d *decoder, body hcl.Body) {
 var agentSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 	{Name: "model"}, {Name: "system_prompt"}, {Name: "history_limit"},
 	{Name: "max_concurrent"}, {Name: "queue_limit"}, {Name: "reply_timeout"},
+	{Name: "max_reply_bytes"},
 }}
 
 // decode decodes the agent block over the defaults in a and returns the
@@ -85,6 +107,11 @@ func (a *Agent) decode(d *decoder, block *hcl.Block) hcl.Range {
 	d.integer(attrs, "max_concurrent", 1, &a.MaxConcurrent)
 	d.integer(attrs, "queue_limit", 0, &a.QueueLimit)
 	d.duration(attrs, "reply_timeout", &a.ReplyTimeout)
+	d.integer(attrs, "max_reply_bytes", 1024, &a.MaxReplyBytes)
+	if a.MaxReplyBytes > MaxReplyBytesLimit {
+		d.errorf(attrs["max_reply_bytes"].Range, "max_reply_bytes too large",
+			"max_reply_bytes is at most %d (4 MiB, within the plugin protocol's message size), not %d.", MaxReplyBytesLimit, a.MaxReplyBytes)
+	}
 	if m, ok := attrs["model"]; ok {
 		return m.Range
 	}
@@ -94,6 +121,7 @@ func (a *Agent) decode(d *decoder, block *hcl.Block) hcl.Range {
 var providerSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 	{Name: "type"}, {Name: "base_url"}, {Name: "api_key"},
 	{Name: "timeout"}, {Name: "max_connections"}, {Name: "headers"},
+	{Name: "stream_idle_timeout"},
 }}
 
 // providerTypes are the values of a provider's type.
@@ -131,6 +159,7 @@ func decodeProvider(d *decoder, b *hcl.Block) *Provider {
 	d.str(attrs, "api_key", &p.APIKey)
 	d.duration(attrs, "timeout", &p.Timeout)
 	d.integer(attrs, "max_connections", 1, &p.MaxConnections)
+	d.duration(attrs, "stream_idle_timeout", &p.StreamIdleTimeout)
 	d.stringMap(attrs, "headers", &p.Headers)
 
 	switch {
@@ -146,7 +175,7 @@ func decodeProvider(d *decoder, b *hcl.Block) *Provider {
 	case p.BaseURL != "":
 		if u, err := url.Parse(p.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			d.errorf(baseURL.Range, "Invalid base_url",
-				"base_url must be an http:// or https:// URL, such as \"https://api.openai.com/v1\", not %q.", p.BaseURL)
+				"base_url must be an http:// or https:// URL, such as \"https://api.openai.com/v1\", not %q.", provider.RedactURL(p.BaseURL))
 		}
 	}
 	if !nameOK {
@@ -164,6 +193,7 @@ var platformSchema = &hcl.BodySchema{
 
 var restartSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 	{Name: "initial_backoff"}, {Name: "max_backoff"}, {Name: "max_failures"}, {Name: "failure_window"},
+	{Name: "liveness_interval"}, {Name: "liveness_timeout"}, {Name: "liveness_failures"},
 }}
 
 // decodePlatform decodes a platform "NAME" block, leaving its config block
@@ -231,6 +261,9 @@ func (r *Restart) decode(d *decoder, body hcl.Body) {
 	d.duration(a, "max_backoff", &r.MaxBackoff)
 	d.integer(a, "max_failures", 1, &r.MaxFailures)
 	d.duration(a, "failure_window", &r.FailureWindow)
+	d.duration(a, "liveness_interval", &r.LivenessInterval)
+	d.duration(a, "liveness_timeout", &r.LivenessTimeout)
+	d.integer(a, "liveness_failures", 1, &r.LivenessFailures)
 	if mb := a["max_backoff"]; mb != nil && r.MaxBackoff < r.InitialBackoff {
 		d.errorf(mb.Range, "Invalid max_backoff",
 			"max_backoff (%s) must not be shorter than initial_backoff (%s).", r.MaxBackoff, r.InitialBackoff)

@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -83,6 +84,10 @@ func TestParseDiagnostics(t *testing.T) {
 			nil, [][2]string{{"config.hcl:2:3: Invalid number", "max_agents must be at least 1, not 0"}}},
 		{"negative max_connections", "provider \"echo\" {\n  max_connections = -4\n}",
 			nil, [][2]string{{"config.hcl:2:3: Invalid number", "max_connections must be at least 1, not -4"}}},
+		{"tiny max_reply_bytes", "agent {\n  max_reply_bytes = 10\n}",
+			nil, [][2]string{{"config.hcl:2:3: Invalid number", "max_reply_bytes must be at least 1024, not 10"}}},
+		{"huge max_reply_bytes", "agent {\n  max_reply_bytes = 5000000\n}",
+			nil, [][2]string{{"config.hcl:2:3: max_reply_bytes too large", "max_reply_bytes is at most 4194304"}}},
 		{"fractional queue_limit", "agent {\n  queue_limit = 1.5\n}",
 			nil, [][2]string{{"config.hcl:2:3: Invalid number", "queue_limit must be a whole number, not 1.5"}}},
 		{"duplicate gateway block", "gateway {}\ngateway {}",
@@ -178,21 +183,23 @@ func TestDefaults(t *testing.T) {
 	c := mustParse(t, "", nil)
 	dir, _ := filepath.Abs(".")
 	want := Gateway{
-		StateDir:           filepath.Join(dir, ".gateway"),
-		PluginDir:          filepath.Join(dir, "bin/plugins"),
-		Admin:              "127.0.0.1:8787",
-		LogLevel:           "info",
-		LogFormat:          "text",
-		ShutdownTimeout:    30 * time.Second,
-		PluginStartTimeout: 10 * time.Second,
+		StateDir:            filepath.Join(dir, ".gateway"),
+		PluginDir:           filepath.Join(dir, "bin/plugins"),
+		Admin:               "127.0.0.1:8787",
+		LogLevel:            "info",
+		LogFormat:           "text",
+		ShutdownTimeout:     30 * time.Second,
+		PluginStartTimeout:  10 * time.Second,
+		AdminMaxConnections: 32,
 	}
-	if c.Gateway != want {
+	if !reflect.DeepEqual(c.Gateway, want) {
 		t.Errorf("Gateway = %+v, want %+v", c.Gateway, want)
 	}
 	if c.Path != filepath.Join(dir, "config.hcl") || c.Dir != dir {
 		t.Errorf("Path, Dir = %q, %q", c.Path, c.Dir)
 	}
-	wantAgent := Agent{Model: "echo/echo", HistoryLimit: 40, MaxConcurrent: 64, QueueLimit: 8, ReplyTimeout: 5 * time.Minute}
+	wantAgent := Agent{Model: "echo/echo", HistoryLimit: 40, MaxConcurrent: 64, QueueLimit: 8, ReplyTimeout: 5 * time.Minute,
+		MaxReplyBytes: DefaultMaxReplyBytes}
 	if c.Agent != wantAgent {
 		t.Errorf("Agent = %+v, want %+v", c.Agent, wantAgent)
 	}
@@ -227,7 +234,8 @@ platform "http" {}
 	if p == nil {
 		t.Fatal("PlatformByName(http) = nil")
 	}
-	want := Restart{InitialBackoff: time.Second, MaxBackoff: 2 * time.Minute, MaxFailures: 5, FailureWindow: time.Minute}
+	want := Restart{InitialBackoff: time.Second, MaxBackoff: 2 * time.Minute, MaxFailures: 5, FailureWindow: time.Minute,
+		LivenessInterval: 5 * time.Second, LivenessTimeout: 5 * time.Second, LivenessFailures: 3}
 	if p.Plugin != "http" || !p.Enabled || p.SessionScope != "conversation" || p.SHA256 != "" || p.Restart != want || p.Body != nil {
 		t.Errorf("platform = %+v", p)
 	}
@@ -258,6 +266,7 @@ provider "openai" {
   base_url        = env("OPENAI_BASE_URL", "https://api.openai.com/v1")
   api_key         = env("OPENAI_API_KEY", "")
   timeout         = "20s"
+  stream_idle_timeout = "45s"
   max_connections = 4
   headers         = { "X-Title" = "gateway" }
 }
@@ -269,6 +278,7 @@ agent {
   max_concurrent = 2
   queue_limit    = 0
   reply_timeout  = "1m30s"
+  max_reply_bytes = 100000
 }
 
 cache {
@@ -289,6 +299,9 @@ platform "discord" {
     max_backoff     = "1m"
     max_failures    = 3
     failure_window  = "30s"
+    liveness_interval = "2s"
+    liveness_timeout  = "1s"
+    liveness_failures = 2
   }
 }
 `
@@ -299,8 +312,9 @@ platform "discord" {
 	wantGateway := Gateway{
 		StateDir: "/var/lib/gateway", PluginDir: "/etc/gateway/plugins", Admin: "/etc/gateway/run/admin.sock",
 		LogLevel: "debug", LogFormat: "json", ShutdownTimeout: 45 * time.Second, PluginStartTimeout: 3 * time.Second,
+		AdminMaxConnections: 32,
 	}
-	if c.Gateway != wantGateway {
+	if !reflect.DeepEqual(c.Gateway, wantGateway) {
 		t.Errorf("Gateway = %+v, want %+v", c.Gateway, wantGateway)
 	}
 	if len(c.Providers) != 2 || c.Providers[0].Name != "echo" || c.Providers[1].Name != "openai" {
@@ -308,11 +322,11 @@ platform "discord" {
 	}
 	oa := c.Providers[1]
 	if oa.BaseURL != "https://api.openai.com/v1" || oa.APIKey != "sk-test" || oa.Timeout != 20*time.Second ||
-		oa.MaxConnections != 4 || oa.Headers["X-Title"] != "gateway" {
+		oa.MaxConnections != 4 || oa.Headers["X-Title"] != "gateway" || oa.StreamIdleTimeout != 45*time.Second {
 		t.Errorf("openai provider = %+v (key %q)", oa, oa.APIKey)
 	}
 	wantAgent := Agent{Model: "openai/gpt-4o-mini", SystemPrompt: "You are a helpful assistant.",
-		HistoryLimit: 0, MaxConcurrent: 2, QueueLimit: 0, ReplyTimeout: 90 * time.Second}
+		HistoryLimit: 0, MaxConcurrent: 2, QueueLimit: 0, ReplyTimeout: 90 * time.Second, MaxReplyBytes: 100000}
 	if c.Agent != wantAgent {
 		t.Errorf("Agent = %+v, want %+v", c.Agent, wantAgent)
 	}
@@ -320,11 +334,12 @@ platform "discord" {
 		t.Errorf("Cache = %+v", c.Cache)
 	}
 	p := c.PlatformByName("discord")
-	wantRestart := Restart{InitialBackoff: 2 * time.Second, MaxBackoff: time.Minute, MaxFailures: 3, FailureWindow: 30 * time.Second}
+	wantRestart := Restart{InitialBackoff: 2 * time.Second, MaxBackoff: time.Minute, MaxFailures: 3, FailureWindow: 30 * time.Second,
+		LivenessInterval: 2 * time.Second, LivenessTimeout: time.Second, LivenessFailures: 2}
 	if p.Enabled || p.SessionScope != "user" || p.SHA256 != strings.Repeat("ab", 32) || p.Restart != wantRestart {
 		t.Errorf("platform = %+v", p)
 	}
-	if p.Body == nil || p.ConfigRange.Start.Line != 41 {
+	if p.Body == nil || p.ConfigRange.Start.Line != 43 {
 		t.Errorf("config block not kept: Body %v, ConfigRange %v", p.Body, p.ConfigRange)
 	}
 }

@@ -151,6 +151,25 @@ func (d *decoder) stringMap(attrs hcl.Attributes, name string, dst *map[string]s
 	*dst = m
 }
 
+// stringList decodes a list of strings.
+func (d *decoder) stringList(attrs hcl.Attributes, name string, dst *[]string) {
+	attr := attrs[name]
+	v, ok := d.value(attr, cty.List(cty.String))
+	if !ok {
+		return
+	}
+	out := make([]string, 0, v.LengthInt())
+	for it := v.ElementIterator(); it.Next(); {
+		_, e := it.Element()
+		if e.IsNull() {
+			d.errorf(attr.Range, "Invalid value", "%s must hold strings, not null.", name)
+			continue
+		}
+		out = append(out, e.AsString())
+	}
+	*dst = out
+}
+
 // The ways parseDuration fails. They never quote the text, which may come
 // from a sensitive attribute.
 var (

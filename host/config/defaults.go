@@ -18,12 +18,20 @@ const (
 	DefaultLogFormat          = "text"
 	DefaultShutdownTimeout    = 30 * time.Second
 	DefaultPluginStartTimeout = 10 * time.Second
+	// DefaultAdminMaxConnections: the admin endpoint is for operators and
+	// monitoring, a few connections, far below the descriptor limit.
+	DefaultAdminMaxConnections = 32
 
 	DefaultModel         = "echo/echo"
 	DefaultHistoryLimit  = 40
 	DefaultMaxConcurrent = 64
 	DefaultQueueLimit    = 8
 	DefaultReplyTimeout  = 5 * time.Minute
+	// DefaultMaxReplyBytes is max_reply_bytes: about what a model writes in
+	// 16k tokens, the output cap of most chat models. Longer replies are
+	// runaways (a loop, a dumped file) that every later turn would resend
+	// as history, and already take 33 Discord messages.
+	DefaultMaxReplyBytes = 64 << 10
 
 	DefaultMaxAgents = 128
 	DefaultIdleTTL   = time.Hour
@@ -38,6 +46,10 @@ var DefaultRestart = Restart{
 	MaxBackoff:     2 * time.Minute,
 	MaxFailures:    5,
 	FailureWindow:  time.Minute,
+	// Noticed within 10 s, killed within 20 s (issue 21).
+	LivenessInterval: 5 * time.Second,
+	LivenessTimeout:  5 * time.Second,
+	LivenessFailures: 3,
 }
 
 // defaults returns the configuration of an empty file, less the implicit
@@ -52,6 +64,8 @@ func defaults() *Config {
 			LogFormat:          DefaultLogFormat,
 			ShutdownTimeout:    DefaultShutdownTimeout,
 			PluginStartTimeout: DefaultPluginStartTimeout,
+
+			AdminMaxConnections: DefaultAdminMaxConnections,
 		},
 		Agent: Agent{
 			Model:         DefaultModel,
@@ -59,6 +73,7 @@ func defaults() *Config {
 			MaxConcurrent: DefaultMaxConcurrent,
 			QueueLimit:    DefaultQueueLimit,
 			ReplyTimeout:  DefaultReplyTimeout,
+			MaxReplyBytes: DefaultMaxReplyBytes,
 		},
 		Cache: Cache{
 			MaxAgents: DefaultMaxAgents,

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/plughost/gateway/host/provider"
 )
 
 // providerView is a Provider as it may be printed: the API key and header
@@ -16,6 +18,7 @@ type providerView struct {
 	APIKey         string            `json:"api_key,omitempty"`
 	Timeout        string            `json:"timeout"`
 	MaxConnections int               `json:"max_connections"`
+	StreamIdle     string            `json:"stream_idle_timeout,omitempty"`
 	Headers        map[string]string `json:"headers,omitempty"`
 }
 
@@ -23,8 +26,11 @@ type providerView struct {
 // "no key configured" remains visible.
 func (p Provider) view() providerView {
 	v := providerView{
-		Name: p.Name, Type: p.Type, BaseURL: p.BaseURL,
+		Name: p.Name, Type: p.Type, BaseURL: provider.RedactURL(p.BaseURL),
 		Timeout: p.Timeout.String(), MaxConnections: p.MaxConnections,
+	}
+	if p.StreamIdleTimeout > 0 {
+		v.StreamIdle = p.StreamIdleTimeout.String()
 	}
 	if p.APIKey != "" {
 		v.APIKey = SensitivePlaceholder

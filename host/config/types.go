@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/plughost/gateway/shared"
 )
 
 // Config is a loaded configuration file.
@@ -36,6 +38,18 @@ type Gateway struct {
 	ShutdownTimeout time.Duration // default 30s
 	// PluginStartTimeout bounds a plugin's start-up handshake; default 10s.
 	PluginStartTimeout time.Duration
+	// AdminMaxConnections bounds the admin endpoint's open connections;
+	// default 32, far below the host's file-descriptor limit.
+	AdminMaxConnections int
+	// AllowedHosts are further Host header names the admin endpoint
+	// answers to (IP addresses and localhost always pass).
+	AllowedHosts []string
+	// AllowedOrigins are the web origins whose pages may call the admin
+	// endpoint cross-origin; none by default.
+	AllowedOrigins []string
+	// AllowUnauthenticated lets admin listen on a non-loopback address:
+	// the admin endpoint has no authentication.
+	AllowUnauthenticated bool
 }
 
 // Provider is a provider "NAME" block.
@@ -44,9 +58,12 @@ type Provider struct {
 	Type           string // "echo" or "openai"; default: Name when that is a type
 	BaseURL        string
 	APIKey         string            // sensitive: never logged or printed
-	Timeout        time.Duration     // per request; default 60s
+	Timeout        time.Duration     // per request, from when it has a connection; default 60s
 	MaxConnections int               // default 32
 	Headers        map[string]string // extra request headers
+	// StreamIdleTimeout bounds the pause between two pieces of a streamed
+	// reply; zero means Timeout.
+	StreamIdleTimeout time.Duration
 }
 
 // Agent is the agent block.
@@ -60,6 +77,10 @@ type Agent struct {
 	QueueLimit int
 	// ReplyTimeout bounds one reply; default 5m.
 	ReplyTimeout time.Duration
+	// MaxReplyBytes caps a reply where the agent produces it: a longer one
+	// is cut at a line or word boundary and ends with a note. Default
+	// DefaultMaxReplyBytes, at most MaxReplyBytesLimit.
+	MaxReplyBytes int
 }
 
 // Store is the store block: where sessions and taken message ids are kept
@@ -74,6 +95,11 @@ type Store struct {
 	// before the reply and fsynced within SyncInterval.
 	SyncInterval time.Duration
 }
+
+// MaxReplyBytesLimit is the largest max_reply_bytes: a reply, with the
+// note and the rest of its message, stays within one plugin protocol
+// message.
+const MaxReplyBytesLimit = shared.MaxReplyBytesLimit
 
 // Cache is the cache block.
 type Cache struct {
@@ -111,6 +137,13 @@ type Restart struct {
 	// platform is marked failed. Defaults 5 and 1m.
 	MaxFailures   int
 	FailureWindow time.Duration
+	// LivenessInterval is how often the host pings the plugin; default 5s.
+	LivenessInterval time.Duration
+	// LivenessTimeout bounds each ping; default 5s.
+	LivenessTimeout time.Duration
+	// LivenessFailures missed pings in a row get the plugin killed and
+	// restarted (the first one makes it degraded); default 3.
+	LivenessFailures int
 }
 
 // PluginPath returns the path of the platform's plugin binary.

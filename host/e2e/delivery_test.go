@@ -1,213 +1,234 @@
 package e2e
 
 import (
-	"context"
+	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
 	"strings"
-	"sync/atomic"
-	"syscall"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/plughost/gateway/host/provider/providertest"
 )
 
-// spoolPlatform is the behave plugin playing a platform that redelivers
-// what its plugin did not confirm (see testdata/plugins/behave).
-func spoolPlatform(spool string, dieBeforeConfirm bool) string {
-	return fmt.Sprintf(`
-platform "spool" {
-  plugin = "behave"
-  config {
-    spool_dir          = %q
-    die_before_confirm = %v
-  }
-  restart {
-    initial_backoff = "50ms"
-    max_backoff     = "200ms"
-  }
-}
-`, spool, dieBeforeConfirm)
-}
-
-// spool is the test's side of the behave plugin's spool platform.
-type spool struct {
-	t   *testing.T
-	dir string
-}
-
-func newSpool(t *testing.T) *spool {
-	dir := filepath.Join(t.TempDir(), "spool")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		t.Fatal(err)
+// postFull posts body to the HTTP platform at addr and returns the whole
+// response (status, headers, decoded body).
+func postFull(t testing.TB, addr, body string, timeout time.Duration) (*http.Response, map[string]any, error) {
+	t.Helper()
+	c := http.Client{Timeout: timeout}
+	resp, err := c.Post("http://"+addr+"/v1/messages", "application/json", strings.NewReader(body))
+	if err != nil {
+		return nil, nil, err
 	}
-	return &spool{t: t, dir: dir}
-}
-
-// say puts a message on the platform.
-func (s *spool) say(id, text string) {
-	s.t.Helper()
-	tmp := filepath.Join(s.dir, id+".tmp")
-	if err := os.WriteFile(tmp, []byte(text), 0o600); err != nil {
-		s.t.Fatal(err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	if err := json.Unmarshal(b, &out); err != nil {
+		return resp, nil, fmt.Errorf("response %d is not JSON: %q", resp.StatusCode, b)
 	}
-	if err := os.Rename(tmp, filepath.Join(s.dir, id+".msg")); err != nil {
-		s.t.Fatal(err)
+	return resp, out, nil
+}
+
+// metric reads one unlabelled metric from /metrics; -1 when absent.
+func (e *env) metric(name string) float64 {
+	e.t.Helper()
+	_, body := get(e.t, "http://"+e.admin+"/metrics")
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` ([0-9.e+-]+)$`).FindStringSubmatch(body)
+	if m == nil {
+		return -1
 	}
+	v, _ := strconv.ParseFloat(m[1], 64)
+	return v
 }
 
-func (s *spool) confirmed(id string) bool {
-	_, err := os.Stat(filepath.Join(s.dir, id+".done"))
-	return err == nil
-}
-
-// replies returns the texts answered to id.
-func (s *spool) replies(id string) []string {
-	data, _ := os.ReadFile(filepath.Join(s.dir, "replies"))
-	var out []string
-	for _, line := range strings.Split(string(data), "\n") {
-		if to, text, ok := strings.Cut(line, "\t"); ok && to == id {
-			out = append(out, text)
-		}
-	}
-	return out
-}
-
-func (s *spool) lines(name string) []string {
-	data, _ := os.ReadFile(filepath.Join(s.dir, name))
-	return strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
-}
-
-// waitAnswered waits until id is confirmed and answered, and returns its
-// replies.
-func (s *spool) waitAnswered(id string) []string {
-	s.t.Helper()
-	eventually(s.t, 30*time.Second, "message "+id+" confirmed and answered", func() bool {
-		return s.confirmed(id) && len(s.replies(id)) > 0
-	})
-	return s.replies(id)
-}
-
-// TestRedeliveredMessageIsAnsweredOnce: the plugin is SIGKILLed after the
-// host took (and answered) a message but before it confirmed it to its
-// platform; the platform delivers it again to the restarted plugin, and the
-// host acknowledges it without answering it a second time. The restarted
-// plugin gets the cursor the host kept.
-func TestRedeliveredMessageIsAnsweredOnce(t *testing.T) {
+// A busy session answers 429 with Retry-After on the HTTP API; an agent
+// failure stays a 502.
+func TestBusySessionIs429WithRetryAfter(t *testing.T) {
+	ai := newFakeOpenAI(t)
 	e := newEnv(t)
-	e.install("behave", "behave")
-	sp := newSpool(t)
-	e.writeConfig(spoolPlatform(sp.dir, true))
-	sp.say("m1", "hello")
-	e.start()
-
-	got := sp.waitAnswered("m1")
-	// Anything answered twice would be answered before m2: the router
-	// keeps a conversation's order.
-	sp.say("m2", "again")
-	sp.waitAnswered("m2")
-	if got = sp.replies("m1"); len(got) != 1 || got[0] != "echo: hello" {
-		t.Errorf("replies to m1 = %q, want one echo: hello", got)
-	}
-	if _, err := os.Stat(filepath.Join(sp.dir, "died")); err != nil {
-		t.Fatal("the plugin did not kill itself before confirming: the test proved nothing")
-	}
-	if cursors := sp.lines("cursors"); len(cursors) < 2 || cursors[0] != "" || cursors[1] != "m1" {
-		t.Errorf("cursors the plugin started with = %q, want \"\" then m1", cursors)
-	}
-}
-
-// TestMessageTakenBeforeAHostCrashIsNotAnsweredAgain: the host is SIGKILLed
-// and the platform delivers a message it had taken and answered again to
-// the next host: it is acknowledged, not answered.
-func TestMessageTakenBeforeAHostCrashIsNotAnsweredAgain(t *testing.T) {
-	e := newEnv(t)
-	e.install("behave", "behave")
-	sp := newSpool(t)
-	e.writeConfig(spoolPlatform(sp.dir, false))
-	sp.say("m1", "hello")
-	h := e.start()
-	sp.waitAnswered("m1")
-	// The record that m1 was answered is written after its reply went out;
-	// m2's take commits after it, so once m2 is confirmed, m1's record is
-	// durable. (The last reply before a crash can always be sent again:
-	// sending to a platform and recording it are not one step.)
-	sp.say("m2", "next")
-	eventually(t, 30*time.Second, "m2 confirmed", func() bool { return sp.confirmed("m2") })
-	_ = h.cmd.Process.Signal(syscall.SIGKILL)
-	h.waitExit(10 * time.Second)
-
-	// The platform forgets the confirmation: it delivers m1 again.
-	if err := os.Rename(filepath.Join(sp.dir, "m1.done"), filepath.Join(sp.dir, "m1.msg")); err != nil {
-		t.Fatal(err)
-	}
-	// The killed host's plugin exits by itself (it watches its parent);
-	// until it has, it could still be delivering from the spool.
-	eventually(t, 10*time.Second, "the old plugin to exit", func() bool {
-		st, up := e.status()
-		return !up && st.PID == 0
-	})
-	e.start()
-	eventually(t, 30*time.Second, "m1 confirmed again", func() bool { return sp.confirmed("m1") })
-	sp.say("m3", "again")
-	sp.waitAnswered("m3")
-	if got := sp.replies("m1"); len(got) != 1 {
-		t.Errorf("replies to m1 = %q, want exactly one across the host crash", got)
-	}
-}
-
-// TestProtocol1PluginStillWorks: a plugin binary built before protocol 2
-// loads and answers (whole replies, no streaming).
-func TestProtocol1PluginStillWorks(t *testing.T) {
-	e := newEnv(t)
-	e.install("httpv1", "http")
+	e.install("http", "http")
 	web := freeAddr(t)
-	e.writeConfig(httpPlatform("web", web, ""))
+	e.writeConfig(strings.Replace(openAIConfig(ai, "sk-test-key", ""), "history_limit = 40", "history_limit = 40\n  queue_limit = 1", 1) +
+		httpPlatform("web", web, `timeout = "20s"`))
+	e.start()
+	e.waitPlatform("web", 20*time.Second, inState("running"))
+
+	var wg sync.WaitGroup
+	for _, text := range []string{"slow 3000", "slow 10"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _, _ = postFull(t, web, `{"session":"b","text":"`+text+`"}`, 30*time.Second)
+		}()
+		// The first must be running before the second queues behind it.
+		eventually(t, 10*time.Second, "the turn to reach the provider", func() bool { return ai.Served() >= 1 })
+	}
+	var resp *http.Response
+	var body map[string]any
+	eventually(t, 10*time.Second, "a busy answer", func() bool {
+		var err error
+		resp, body, err = postFull(t, web, `{"session":"b","text":"third"}`, 10*time.Second)
+		return err == nil && resp.StatusCode == http.StatusTooManyRequests
+	})
+	if resp.Header.Get("Retry-After") == "" || !strings.Contains(fmt.Sprint(body["error"]), "Busy") {
+		t.Fatalf("429 without Retry-After or reason: %v %v", resp.Header, body)
+	}
+	wg.Wait()
+
+	// An agent failure is still a 502.
+	fail := providertest.Scripted{Status: 500}
+	ai.Script(fail, fail, fail, fail, fail, fail)
+	resp, body, err := postFull(t, web, `{"session":"c","text":"fails"}`, 30*time.Second)
+	if err != nil || resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("agent failure answered %v %v (%v), want 502", resp, body, err)
+	}
+}
+
+// A request the HTTP client gave up on (timeout) does not start a turn if
+// it has not started, and a turn that finished after its client left is
+// not part of the history the model sees next.
+func TestTimedOutRequestsAreNotAnsweredIntoHistory(t *testing.T) {
+	ai := newFakeOpenAI(t)
+	e := newEnv(t)
+	e.install("http", "http")
+	web := freeAddr(t)
+	e.writeConfig(openAIConfig(ai, "sk-test-key", "") + httpPlatform("web", web, `timeout = "1s"`))
 	h := e.start()
 	e.waitPlatform("web", 20*time.Second, inState("running"))
-	code, body := post(t, web, `{"session":"a","text":"hi"}`)
-	if code != 200 || body["reply"] != "echo: hi" {
-		t.Fatalf("POST = %d %v, want 200 echo: hi", code, body)
+
+	// One slow turn and three more queued behind it, all with clients
+	// that give up after 1s.
+	var wg sync.WaitGroup
+	codes := make([]int, 4)
+	for i := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, _, err := postFull(t, web, `{"session":"u","text":"slow 2500"}`, 10*time.Second)
+			if err == nil {
+				codes[i] = resp.StatusCode
+			}
+		}()
+		if i == 0 {
+			eventually(t, 10*time.Second, "the first turn to reach the provider", func() bool { return ai.Served() >= 1 })
+		}
 	}
-	if log := h.log.String(); !strings.Contains(log, "older protocol") || !strings.Contains(log, "rebuild") {
-		t.Errorf("the host did not warn that the plugin speaks protocol 1")
+	wg.Wait()
+	for i, c := range codes {
+		if c != http.StatusGatewayTimeout {
+			t.Fatalf("request %d answered %d, want 504", i, c)
+		}
+	}
+	eventually(t, 10*time.Second, "the late reply to be marked undelivered", func() bool {
+		return strings.Contains(h.log.String(), "marked undelivered in the transcript")
+	})
+	if n := ai.Served(); n != 1 {
+		t.Fatalf("the provider was asked %d times; the three requests that expired while queued must not start a turn", n)
+	}
+	code, body := post(t, web, `{"session":"u","text":"hi"}`)
+	if code != 200 || body["reply"] != "turns=1 last=hi" {
+		t.Fatalf("next turn = %d %v; want the undelivered turn left out of the history (turns=1)", code, body)
 	}
 }
 
-// TestTakenMessageIsAnsweredAfterAHostCrash: the host took a message (the
-// plugin confirmed it to its platform, which will not deliver it again)
-// and died before answering it; the next host answers it, once.
-func TestTakenMessageIsAnsweredAfterAHostCrash(t *testing.T) {
-	ai := providertest.New(t)
-	ai.APIKey = "sk-test-key"
-	var held atomic.Bool
-	ai.Hold = func(ctx context.Context, _ *providertest.Request) {
-		if held.CompareAndSwap(false, true) {
-			<-ctx.Done() // the first host never gets its answer
+// A reply of 5 MB either reaches the HTTP client whole (a build whose
+// message limits agree end to end) or is reported to it at once, with a
+// clear error, and kept out of the history: never a silent 504 with the
+// turn in history.
+func TestUndeliverableReplyIsReportedAndKeptOutOfHistory(t *testing.T) {
+	ai := newFakeOpenAI(t)
+	big := strings.Repeat("x", 5<<20)
+	ai.Reply = func(r *providertest.Request) string {
+		if r.LastUser() == "big" {
+			return big
 		}
+		users := 0
+		for _, m := range r.Messages {
+			if m.Role == "user" {
+				users++
+			}
+		}
+		return fmt.Sprintf("turns=%d last=%s", users, r.LastUser())
 	}
 	e := newEnv(t)
-	e.install("behave", "behave")
-	sp := newSpool(t)
-	e.writeConfig(openAIConfig(ai, "sk-test-key", "") + spoolPlatform(sp.dir, false))
-	sp.say("m1", "hello")
+	e.install("http", "http")
+	web := freeAddr(t)
+	e.writeConfig(openAIConfig(ai, "sk-test-key", "") + httpPlatform("web", web, `timeout = "60s"`))
 	h := e.start()
-	eventually(t, 30*time.Second, "m1 taken and being answered", func() bool {
-		return sp.confirmed("m1") && len(ai.Requests()) == 1
-	})
-	_ = h.cmd.Process.Signal(syscall.SIGKILL)
-	h.waitExit(10 * time.Second)
-	if got := sp.replies("m1"); len(got) != 0 {
-		t.Fatalf("m1 answered before the crash: %q", got)
+	e.waitPlatform("web", 20*time.Second, inState("running"))
+	start := time.Now()
+	resp, body, err := postFull(t, web, `{"session":"g","text":"big"}`, 60*time.Second)
+	if err != nil {
+		t.Fatal(err)
 	}
+	if resp.StatusCode == 200 {
+		if got := fmt.Sprint(body["reply"]); !strings.HasPrefix(got, "xxx") {
+			t.Fatalf("200 with reply %.40q", got)
+		}
+		code, body := post(t, web, `{"session":"g","text":"next"}`)
+		if code != 200 || body["reply"] != "turns=2 last=next" {
+			t.Fatalf("after a delivered reply: %d %v, want turns=2", code, body)
+		}
+		return
+	}
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(fmt.Sprint(body["error"]), "could not be delivered") {
+		t.Fatalf("undeliverable reply answered %d %v, want 502 naming the delivery failure", resp.StatusCode, body)
+	}
+	t.Logf("undeliverable reply reported after %s", time.Since(start).Round(time.Millisecond))
+	if !strings.Contains(h.log.String(), "marked undelivered in the transcript") {
+		t.Fatal("the log does not say the reply was marked undelivered")
+	}
+	code, body := post(t, web, `{"session":"g","text":"next"}`)
+	if code != 200 || body["reply"] != "turns=1 last=next" {
+		t.Fatalf("next turn = %d %v; want the undelivered turn left out (turns=1)", code, body)
+	}
+}
 
+// With one platform's plugin frozen while replies to it are on their way,
+// the other platform answers at once: a reply slot is for producing a
+// reply, not delivering it, and each platform has its own delivery queue.
+// Goroutines stay bounded.
+func TestFrozenPlatformDoesNotStarveAnother(t *testing.T) {
+	ai := newFakeOpenAI(t)
+	e := newEnv(t)
+	e.install("http", "http")
+	web, other := freeAddr(t), freeAddr(t)
+	noLiveness := "\n  restart {\n    liveness_interval = \"1h\"\n  }\n"
+	block := func(name, addr, timeout string) string {
+		return fmt.Sprintf("platform %q {\n  plugin = \"http\"\n  config {\n    listen = %q\n    timeout = %q\n  }\n%s}\n", name, addr, timeout, noLiveness)
+	}
+	cfg := strings.Replace(openAIConfig(ai, "sk-test-key", ""), "history_limit = 40", "history_limit = 40\n  max_concurrent = 2", 1)
+	e.writeConfig(cfg + block("web", web, "60s") + block("other", other, "5s"))
 	e.start()
-	eventually(t, 30*time.Second, "m1 answered by the next host", func() bool { return len(sp.replies("m1")) > 0 })
-	sp.say("m2", "again")
-	sp.waitAnswered("m2")
-	if got := sp.replies("m1"); len(got) != 1 || got[0] != "reply to: hello" {
-		t.Errorf("replies to m1 = %q, want one reply to: hello", got)
+	webSt := e.waitPlatform("web", 20*time.Second, inState("running"))
+	e.waitPlatform("other", 20*time.Second, inState("running"))
+	before := e.metric("go_goroutines")
+
+	const n = 8
+	for i := range n {
+		go func() {
+			_, _, _ = postFull(t, web, fmt.Sprintf(`{"session":"w%d","text":"slow 300"}`, i), 90*time.Second)
+		}()
+	}
+	eventually(t, 10*time.Second, "the web turns to reach the provider", func() bool { return ai.Served() >= 1 })
+	sigstop(t, webSt.PID)
+	// Every web turn is produced; its reply now waits on the frozen plugin.
+	eventually(t, 30*time.Second, "every web turn to be produced", func() bool { return ai.Served() >= n })
+
+	for i := range 3 {
+		text := fmt.Sprintf("hello %d", i)
+		resp, body, err := postFull(t, other, `{"session":"o","text":"`+text+`"}`, 30*time.Second)
+		if err != nil || resp.StatusCode != 200 || body["reply"] != fmt.Sprintf("turns=%d last=%s", i+1, text) {
+			t.Fatalf("healthy platform with the other one frozen: %v %v (%v); want 200 within its 5s timeout", resp, body, err)
+		}
+	}
+	after := e.metric("go_goroutines")
+	t.Logf("goroutines: %v before, %v with %d replies stuck on a frozen plugin", before, after, n)
+	if after > before+4*n+50 {
+		t.Fatalf("goroutines grew from %v to %v for %d stuck replies", before, after, n)
 	}
 }

@@ -24,6 +24,8 @@ var bins = map[string]string{}
 var pluginSources = map[string]string{
 	"http":        "./plugins/http",
 	"discord":     "./plugins/discord",
+	"telegram":    "./plugins/telegram",
+	"slack":       "./plugins/slack",
 	"matrix":      "./plugins/matrix",
 	"behave":      "./testdata/plugins/behave",
 	"exitnow":     "./testdata/plugins/exitnow",
@@ -134,6 +136,9 @@ type env struct {
 	// logLevel and gatewayExtra go into the gateway block writeConfig writes.
 	logLevel     string
 	gatewayExtra string
+	// nofile, if set, is the file-descriptor limit `gateway run` starts with
+	// (soft and hard), as `ulimit -n` sets it.
+	nofile int
 }
 
 func newEnv(t *testing.T) *env {
@@ -185,7 +190,12 @@ func (e *env) writeConfig(body string) {
   %s
 }
 `, e.admin, level, e.gatewayExtra) + body
-	if err := os.WriteFile(e.config, []byte(src), 0o644); err != nil {
+	// Atomically: a host reloading meanwhile never reads half a file.
+	tmp := e.config + ".tmp"
+	if err := os.WriteFile(tmp, []byte(src), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, e.config); err != nil {
 		e.t.Fatal(err)
 	}
 }
@@ -245,6 +255,9 @@ func (e *env) startWithEnv(environ []string, extra ...string) *host {
 	e.t.Helper()
 	h := &host{t: e.t, e: e, log: &syncBuffer{}, exited: make(chan struct{})}
 	h.cmd = exec.Command(bins["gateway"], append([]string{"run", "-config", e.config}, extra...)...)
+	if e.nofile > 0 {
+		h.cmd = exec.Command("/bin/sh", append([]string{"-c", fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, e.nofile), h.cmd.Path}, h.cmd.Args[1:]...)...)
+	}
 	h.cmd.Stdout = h.log
 	h.cmd.Stderr = h.log
 	h.cmd.Env = append(os.Environ(), environ...)
@@ -375,6 +388,7 @@ func post(t testing.TB, addr, body string, header ...string) (int, map[string]an
 	if err != nil {
 		t.Fatal(err)
 	}
+	req.Header.Set("Content-Type", "application/json") // header may override it
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}

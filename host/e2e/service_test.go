@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -49,6 +50,7 @@ platform "remove" { plugin = "behave" }
 		}}
 		req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace),
 			http.MethodPost, "http://"+web+"/v1/messages", strings.NewReader(`{"session":"s","text":"`+text+`"}`))
+		req.Header.Set("Content-Type", "application/json")
 		resp, err := client.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -379,33 +381,85 @@ func TestSystemdNotify(t *testing.T) {
 }
 
 func TestServiceUnit(t *testing.T) {
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Fatal("systemd-analyze is missing: `make test-deps` installs it (apt-get install -y systemd)")
+	}
 	e := newEnv(t)
+	// Paths with a space, "%" (a systemd specifier) and "$" (a variable in
+	// ExecStart) must reach systemd as they are.
+	weird := filepath.Join(e.dir, "a b%c$d")
+	if err := os.Mkdir(weird, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	exe := filepath.Join(weird, "gate way%x")
+	if err := os.Symlink(bins["gateway"], exe); err != nil {
+		t.Fatal(err)
+	}
+	e.config = filepath.Join(weird, "config.hcl")
 	e.writeConfig("")
-	out, stderr, code := e.gw("service-unit")
+	verify := func(name, unit string) {
+		t.Helper()
+		path := filepath.Join(e.dir, name)
+		if err := os.WriteFile(path, []byte(unit), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if b, err := exec.Command(analyze, "verify", path).CombinedOutput(); err != nil {
+			t.Fatalf("systemd-analyze verify: %v\n%s\n%s", err, b, unit)
+		}
+	}
+
+	// DynamicUser=yes can only own a state_dir under /var/lib: said so.
+	if _, stderr, code := e.gw("service-unit", "-exe", exe); code != 1 || !strings.Contains(stderr, "/var/lib/") || !strings.Contains(stderr, "-user") {
+		t.Fatalf("service-unit with state_dir outside /var/lib: exit %d, want 1 explaining why:\n%s", code, stderr)
+	}
+	out, stderr, code := e.gw("service-unit", "-exe", exe, "-user", "gateway")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
+	esc := strings.NewReplacer("%", "%%", "$", "$$")
 	for _, want := range []string{
-		"Type=notify", "ExecStart=" + bins["gateway"] + " run -config " + e.config,
+		"Type=notify", `ExecStart="` + strings.ReplaceAll(exe, "%", "%%") + `" run -config "` + esc.Replace(e.config) + `"`,
+		"WorkingDirectory=" + strings.ReplaceAll(weird, "%", "%%"),
+		"User=gateway", "Group=gateway", `ReadWritePaths="` + esc.Replace(filepath.Join(weird, "state")) + `"`,
 		"ExecReload=/bin/kill -HUP $MAINPID", "Restart=on-failure", "WatchdogSec=", "TimeoutStopSec=20s",
 		"KillMode=mixed", "NoNewPrivileges=yes", "ProtectSystem=strict", "PrivateTmp=yes",
-		"ReadWritePaths=" + filepath.Join(e.dir, "state"),
+		"SystemCallFilter=@system-service", "EnvironmentFile=-/etc/gateway/gateway.env", "CapabilityBoundingSet=\n",
 	} {
 		if !strings.Contains(out, want) {
-			t.Errorf("unit lacks %q", want)
+			t.Errorf("unit lacks %q:\n%s", want, out)
 		}
 	}
-	analyze, err := exec.LookPath("systemd-analyze")
-	if err != nil {
-		t.Log("systemd-analyze not installed; checked the directives only")
-		return
-	}
-	unit := filepath.Join(e.dir, "gateway.service")
-	if err := os.WriteFile(unit, []byte(out), 0o644); err != nil {
+	verify("gateway-user.service", out)
+
+	// The default: a dynamic user owning only its state and runtime folders.
+	if err := os.WriteFile(e.config, []byte("gateway {\n  state_dir = \"/var/lib/gateway-e2e\"\n  admin = \"/run/gateway-e2e/admin.sock\"\n}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if b, err := exec.Command(analyze, "verify", unit).CombinedOutput(); err != nil {
-		t.Fatalf("systemd-analyze verify: %v\n%s\n%s", err, b, out)
+	out, stderr, code = e.gw("service-unit", "-exe", exe)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"DynamicUser=yes", `StateDirectory="gateway-e2e"`, `RuntimeDirectory="gateway-e2e"`, "SystemCallFilter=@system-service"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("unit lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "User=gateway") || strings.Contains(out, "ReadWritePaths") {
+		t.Errorf("a DynamicUser unit names a fixed user or extra writable paths:\n%s", out)
+	}
+	verify("gateway.service", out)
+	sec, err := exec.Command(analyze, "security", "--offline=true", filepath.Join(e.dir, "gateway.service")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("systemd-analyze security: %v\n%s", err, sec)
+	}
+	m := regexp.MustCompile(`Overall exposure level for gateway.service: ([0-9.]+) (\w+)`).FindSubmatch(sec)
+	if m == nil {
+		t.Fatalf("no exposure level in:\n%s", sec)
+	}
+	t.Logf("systemd-analyze security: exposure %s %s", m[1], m[2])
+	if rating := string(m[2]); rating != "OK" && rating != "SAFE" && rating != "PERFECT" {
+		t.Fatalf("systemd-analyze security rates the unit %s %s, want OK or better:\n%s", m[1], rating, sec)
 	}
 }
 

@@ -1,6 +1,9 @@
 package gateway
 
 import (
+	"context"
+	"fmt"
+
 	"github.com/plughost/gateway/host/agent"
 	"github.com/plughost/gateway/host/router"
 )
@@ -11,6 +14,7 @@ type agentsView struct{ *agent.Service }
 var (
 	_ router.Agents          = agentsView{}
 	_ router.StreamingAgents = agentsView{}
+	_ router.FailureDetails  = (*agent.UserError)(nil)
 )
 
 // Status implements router.Agents.
@@ -20,4 +24,25 @@ func (a agentsView) Status(key string) (router.SessionStatus, error) {
 		return router.SessionStatus{}, err
 	}
 	return router.SessionStatus{Model: info.Model, Messages: info.Messages}, nil
+}
+
+// Reply implements router.Agents.
+func (a agentsView) Reply(ctx context.Context, key, text string) (router.Answer, error) {
+	ans, err := a.Answer(ctx, key, text)
+	return router.Answer{Text: ans.Text, Turn: ans.Turn}, err
+}
+
+// ReplyStream implements router.StreamingAgents.
+func (a agentsView) ReplyStream(ctx context.Context, key, text string, onDelta func(string)) (router.Answer, error) {
+	ans, err := a.AnswerStream(ctx, key, text, onDelta)
+	return router.Answer{Text: ans.Text, Turn: ans.Turn}, err
+}
+
+// MarkUndelivered implements router.Agents.
+func (a agentsView) MarkUndelivered(ctx context.Context, key string, turn any) error {
+	id, ok := turn.(agent.TurnID)
+	if !ok {
+		return fmt.Errorf("mark undelivered: turn %T is not an agent.TurnID", turn)
+	}
+	return a.Service.MarkUndelivered(ctx, key, id)
 }

@@ -3,6 +3,7 @@ package gateway
 import (
 	"testing"
 
+	"github.com/plughost/gateway/host/admin"
 	"github.com/plughost/gateway/host/agent"
 	"github.com/plughost/gateway/host/config"
 	"github.com/plughost/gateway/host/provider"
@@ -23,11 +24,13 @@ func TestPackageFallbacksAreTheConfigDefaults(t *testing.T) {
 		{"agent model", agent.DefaultModel, config.DefaultModel},
 		{"agent max_agents", agent.DefaultMaxAgents, config.DefaultMaxAgents},
 		{"agent idle_ttl", agent.DefaultIdleTTL, config.DefaultIdleTTL},
+		{"agent max_reply_bytes", agent.DefaultMaxReplyBytes, config.DefaultMaxReplyBytes},
 		{"provider timeout", provider.DefaultTimeout, config.DefaultProviderTimeout},
 		{"provider max_connections", provider.DefaultMaxConnections, config.DefaultProviderMaxConnections},
 		{"router max_concurrent", router.DefaultMaxConcurrent, config.DefaultMaxConcurrent},
 		{"router reply_timeout", router.DefaultReplyTimeout, config.DefaultReplyTimeout},
 		{"supervisor plugin_start_timeout", supervisor.DefaultStartTimeout, config.DefaultPluginStartTimeout},
+		{"admin admin_max_connections", admin.DefaultMaxConnections, config.DefaultAdminMaxConnections},
 	} {
 		if c.pkg != c.inConfig {
 			t.Errorf("%s: the package falls back to %v, the config's default is %v", c.name, c.pkg, c.inConfig)

@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/plughost/gateway/host/config"
+	"github.com/plughost/gateway/host/supervisor"
 	"github.com/plughost/gateway/shared"
 )
 
@@ -25,11 +26,12 @@ const describeTimeout = 15 * time.Second
 // changes, and starts only the binaries it has not described yet (new
 // ones, or ones replaced since).
 type describer struct {
-	// inspect starts the binary at path just long enough to describe it.
-	inspect func(ctx context.Context, path string) (shared.Description, error)
+	// inspect starts the binary just long enough to describe it, after the
+	// checks every plugin start makes (supervisor.Inspect).
+	inspect func(ctx context.Context, b supervisor.Binary) (shared.Description, error)
 
 	mu      sync.Mutex
-	entries map[string]described // by path
+	entries map[supervisor.Binary]described // by path, plugin_dir and sha256 pin
 }
 
 // described is one binary's description and the version it belongs to.
@@ -46,34 +48,34 @@ type binaryVersion struct {
 	mtime    time.Time
 }
 
-func newDescriber(inspect func(ctx context.Context, path string) (shared.Description, error)) *describer {
-	return &describer{inspect: inspect, entries: map[string]described{}}
+func newDescriber(inspect func(ctx context.Context, b supervisor.Binary) (shared.Description, error)) *describer {
+	return &describer{inspect: inspect, entries: map[supervisor.Binary]described{}}
 }
 
-// describe returns the description of the binary at path, asking the
-// binary only when this version of it has not been described yet. A
-// missing binary is an fs.ErrNotExist error.
-func (d *describer) describe(ctx context.Context, path string) (shared.Description, error) {
-	v, err := versionOf(path)
+// describe returns the description of the binary b, asking the binary only
+// when this version of it has not been described yet. A missing binary is
+// an fs.ErrNotExist error.
+func (d *describer) describe(ctx context.Context, b supervisor.Binary) (shared.Description, error) {
+	v, err := versionOf(b.Path)
 	if err != nil {
 		return shared.Description{}, err
 	}
 	d.mu.Lock()
-	e, ok := d.entries[path]
+	e, ok := d.entries[b]
 	d.mu.Unlock()
 	if ok && e.version == v {
 		return e.desc, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, describeTimeout)
 	defer cancel()
-	desc, err := d.inspect(ctx, path)
+	desc, err := d.inspect(ctx, b)
 	if err != nil {
 		return shared.Description{}, err
 	}
 	// A binary replaced while it described itself is described again next
 	// time: the entry is keyed by the version seen before asking.
 	d.mu.Lock()
-	d.entries[path] = described{version: v, desc: desc}
+	d.entries[b] = described{version: v, desc: desc}
 	d.mu.Unlock()
 	return desc, nil
 }
@@ -102,7 +104,7 @@ func (d *describer) checkPlatforms(ctx context.Context, cfg *config.Config, logg
 			continue
 		}
 		path := cfg.PluginPath(p)
-		desc, err := d.describe(ctx, path)
+		desc, err := d.describe(ctx, supervisor.Binary{Path: path, Dir: cfg.Gateway.PluginDir, SHA256: p.SHA256})
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			continue

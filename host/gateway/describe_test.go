@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/plughost/gateway/host/config"
+	"github.com/plughost/gateway/host/supervisor"
 	"github.com/plughost/gateway/shared"
 )
 
@@ -26,13 +27,13 @@ func TestDescriberAsksEachBinaryVersionOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	var calls atomic.Int32
-	d := newDescriber(func(context.Context, string) (shared.Description, error) {
+	d := newDescriber(func(context.Context, supervisor.Binary) (shared.Description, error) {
 		calls.Add(1)
 		return shared.Description{Name: "x"}, nil
 	})
 	ctx := context.Background()
 	for range 3 {
-		if _, err := d.describe(ctx, path); err != nil {
+		if _, err := d.describe(ctx, supervisor.Binary{Path: path, Dir: dir}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -43,7 +44,7 @@ func TestDescriberAsksEachBinaryVersionOnce(t *testing.T) {
 	if err := os.Chtimes(path, later, later); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.describe(ctx, path); err != nil || calls.Load() != 2 {
+	if _, err := d.describe(ctx, supervisor.Binary{Path: path, Dir: dir}); err != nil || calls.Load() != 2 {
 		t.Fatalf("a touched binary: %v, %d calls; want it described again", err, calls.Load())
 	}
 	tmp := path + ".tmp"
@@ -56,10 +57,10 @@ func TestDescriberAsksEachBinaryVersionOnce(t *testing.T) {
 	if err := os.Rename(tmp, path); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.describe(ctx, path); err != nil || calls.Load() != 3 {
+	if _, err := d.describe(ctx, supervisor.Binary{Path: path, Dir: dir}); err != nil || calls.Load() != 3 {
 		t.Fatalf("a replaced binary: %v, %d calls; want it described again", err, calls.Load())
 	}
-	if _, err := d.describe(ctx, filepath.Join(dir, "gateway-plugin-none")); !errors.Is(err, fs.ErrNotExist) || calls.Load() != 3 {
+	if _, err := d.describe(ctx, supervisor.Binary{Path: filepath.Join(dir, "gateway-plugin-none"), Dir: dir}); !errors.Is(err, fs.ErrNotExist) || calls.Load() != 3 {
 		t.Fatalf("a missing binary: %v, %d calls", err, calls.Load())
 	}
 }
@@ -101,8 +102,8 @@ platform "broken" {
 			t.Fatal(err)
 		}
 	}
-	d := newDescriber(func(_ context.Context, path string) (shared.Description, error) {
-		if strings.HasSuffix(path, "broken") {
+	d := newDescriber(func(_ context.Context, b supervisor.Binary) (shared.Description, error) {
+		if strings.HasSuffix(b.Path, "broken") {
 			return shared.Description{}, errors.New("it crashed")
 		}
 		return shared.Description{Name: "http", Schema: []shared.Attribute{{Name: "timeout", Type: shared.TypeDuration}}}, nil

@@ -38,6 +38,9 @@ type Options struct {
 	Reload func() (*config.Config, error)
 	// Argv is recorded in the PID record.
 	Argv []string
+	// DroppedLogs, if set, counts the log lines dropped because the log
+	// output was stuck (gateway_log_lines_dropped_total).
+	DroppedLogs func() uint64
 }
 
 // Host is a running gateway.
@@ -114,21 +117,43 @@ func Run(ctx context.Context, opts Options) error {
 			cancelReady()
 			notify.stopping()
 			h.logger.Info("shutting down", "signal", sig.String())
-			stopNow, cancel := context.WithCancel(context.Background())
-			go func() {
-				for s := range sigs {
-					if s != syscall.SIGHUP {
-						h.logger.Warn("second signal: stopping now", "signal", s.String())
-						cancel()
-						return
-					}
-				}
-			}()
-			err := h.Shutdown(stopNow)
-			cancel()
-			signal.Stop(sigs) // no more deliveries: the watcher above can end
-			close(sigs)
+			return h.shutdownBounded(sigs)
+		}
+	}
+}
+
+// shutdownSlack is how much longer than shutdown_timeout a shutdown may
+// take in all (stopping plugins, closing agents, flushing the store) before
+// Run gives up on it and returns anyway.
+const shutdownSlack = 8 * time.Second
+
+// ErrForcedStop is returned by Run when a second SIGTERM/SIGINT arrived
+// during shutdown, or the shutdown overran its bound: the process should
+// exit now. Plugins die with the host (Pdeathsig); the store is crash-safe.
+var ErrForcedStop = errors.New("stopped before the shutdown finished")
+
+// shutdownBounded runs Shutdown aside and returns when it is done, when a
+// second SIGTERM/SIGINT arrives, or when shutdown_timeout + shutdownSlack
+// has passed, whichever comes first: stopping is always bounded.
+func (h *Host) shutdownBounded(sigs chan os.Signal) error {
+	done := make(chan error, 1)
+	go func() { done <- h.Shutdown(context.Background()) }()
+	bound := h.Config().Gateway.ShutdownTimeout + shutdownSlack
+	hard := time.NewTimer(bound)
+	defer hard.Stop()
+	for {
+		select {
+		case err := <-done:
 			return err
+		case s := <-sigs:
+			if s == syscall.SIGHUP {
+				continue
+			}
+			h.logger.Warn("second signal: stopping now", "signal", s.String())
+			return fmt.Errorf("%w: second signal (%s)", ErrForcedStop, s)
+		case <-hard.C:
+			h.logger.Error("shutdown did not finish in time; stopping now", "bound", bound)
+			return fmt.Errorf("%w: shutdown took longer than shutdown_timeout + %s", ErrForcedStop, shutdownSlack)
 		}
 	}
 }
@@ -142,8 +167,8 @@ func Start(opts Options) (_ *Host, err error) {
 		logger = hclog.NewNullLogger()
 	}
 	h := &Host{logger: logger, cfg: cfg, started: time.Now(), reload: opts.Reload}
-	h.plugins = newDescriber(func(ctx context.Context, path string) (shared.Description, error) {
-		return supervisor.Inspect(ctx, path, logger.Named("describe"))
+	h.plugins = newDescriber(func(ctx context.Context, b supervisor.Binary) (shared.Description, error) {
+		return supervisor.Inspect(ctx, b, logger.Named("describe"))
 	})
 	var cleanup []func()
 	defer func() {
@@ -180,6 +205,12 @@ func Start(opts Options) (_ *Host, err error) {
 
 	reg := prometheus.NewRegistry()
 	h.metrics = newMetrics(reg, h)
+	if opts.DroppedLogs != nil {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "gateway_log_lines_dropped_total",
+			Help: "Log lines dropped because the log output did not keep up.",
+		}, func() float64 { return float64(opts.DroppedLogs()) }))
+	}
 	for _, c := range h.agents.Collectors() {
 		reg.MustRegister(c)
 	}
@@ -211,6 +242,10 @@ func Start(opts Options) (_ *Host, err error) {
 		Ready:    h.Ready,
 		Gatherer: reg,
 		Logger:   logger.Named("admin"),
+
+		MaxConnections: cfg.Gateway.AdminMaxConnections,
+		AllowedHosts:   cfg.Gateway.AllowedHosts,
+		AllowedOrigins: cfg.Gateway.AllowedOrigins,
 	})
 	if err != nil {
 		return nil, err

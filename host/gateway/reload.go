@@ -46,9 +46,7 @@ func (h *Host) Reload() error {
 	}
 	h.logger.SetLevel(hclog.LevelFromString(cfg.Gateway.LogLevel))
 	if cfg.Gateway.LogLevel != old.Gateway.LogLevel {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		h.sup.SetLogLevel(ctx, cfg.Gateway.LogLevel)
-		cancel()
+		h.sup.SetLogLevel(cfg.Gateway.LogLevel)
 	}
 	if err := h.agents.Apply(agentConfig(cfg)); err != nil {
 		h.reloadFailed(err)

@@ -24,6 +24,8 @@ func agentConfig(cfg *config.Config) agent.Config {
 			Timeout:        p.Timeout,
 			MaxConnections: p.MaxConnections,
 			Headers:        p.Headers,
+
+			StreamIdleTimeout: p.StreamIdleTimeout,
 		})
 	}
 	return agent.Config{
@@ -33,6 +35,8 @@ func agentConfig(cfg *config.Config) agent.Config {
 		HistoryLimit: cfg.Agent.HistoryLimit,
 		MaxAgents:    cfg.Cache.MaxAgents,
 		IdleTTL:      cfg.Cache.IdleTTL,
+
+		MaxReplyBytes: cfg.Agent.MaxReplyBytes,
 	}
 }
 
@@ -43,5 +47,9 @@ func restartPolicy(r config.Restart) supervisor.RestartPolicy {
 		MaxBackoff:     r.MaxBackoff,
 		MaxFailures:    r.MaxFailures,
 		FailureWindow:  r.FailureWindow,
+		// Liveness pings (issue 21).
+		LivenessInterval: r.LivenessInterval,
+		LivenessTimeout:  r.LivenessTimeout,
+		LivenessFailures: r.LivenessFailures,
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/plughost/gateway/host/agent"
+	"github.com/plughost/gateway/host/store"
 	"github.com/plughost/gateway/host/supervisor"
 	"github.com/plughost/gateway/host/version"
 )
@@ -20,6 +21,7 @@ type Status struct {
 	Config      string              `json:"config"`
 	Platforms   []supervisor.Status `json:"platforms"`
 	Cache       agent.CacheStats    `json:"cache"`
+	Store       store.Health        `json:"store"`
 	ReloadError string              `json:"reload_error,omitempty"`
 }
 
@@ -37,14 +39,18 @@ func (h *Host) Status() Status {
 		Config:      cfgPath,
 		Platforms:   h.sup.Statuses(),
 		Cache:       h.agents.Stats(),
+		Store:       h.agents.StoreHealth(),
 		ReloadError: reloadErr,
 	}
 }
 
-// Ready reports whether every enabled platform is running; if not, it
-// names those that are not.
+// Ready reports whether every enabled platform is running and the store
+// can write; if not, it names what is not.
 func (h *Host) Ready() (bool, string) {
 	var notReady []string
+	if st := h.agents.StoreHealth(); st.State != store.StateOK {
+		notReady = append(notReady, fmt.Sprintf("the session store cannot write (%s)", st.LastError))
+	}
 	for _, st := range h.sup.Statuses() {
 		if st.State != supervisor.StateRunning && st.State != supervisor.StateDisabled {
 			notReady = append(notReady, fmt.Sprintf("%s is %s", st.Name, st.State))

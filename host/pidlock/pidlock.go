@@ -11,6 +11,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
+
+	"github.com/plughost/gateway/host/safepath"
 )
 
 // LockFileName is the name of the lock file inside the state directory.
@@ -77,6 +79,11 @@ func Acquire(dir string, rec Record, logger hclog.Logger) (*Lock, error) {
 	logger = componentLogger(logger)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, &DirError{Path: dir, Err: err}
+	}
+	// Another user able to plant links or files in the state dir could make
+	// the host (often root) create or overwrite files anywhere.
+	if err := safepath.CheckDir(dir, "state_dir"); err != nil {
+		return nil, err
 	}
 	lockPath := filepath.Join(dir, LockFileName)
 	pidPath := filepath.Join(dir, PIDFileName)
@@ -237,7 +244,7 @@ func (l *Lock) Verify() error {
 // (and so never keep holding) the lock. Probes open without creating; they prefer
 // read-write because flock emulated over NFS needs it, and fall back to read-only.
 func openLockFile(path string, create bool) (int, error) {
-	flags := unix.O_RDWR | unix.O_CLOEXEC
+	flags := unix.O_RDWR | unix.O_CLOEXEC | unix.O_NOFOLLOW
 	if create {
 		flags |= unix.O_CREAT
 	}
@@ -247,7 +254,7 @@ func openLockFile(path string, create bool) (int, error) {
 		case errors.Is(err, unix.EINTR):
 			continue
 		case !create && (errors.Is(err, unix.EACCES) || errors.Is(err, unix.EROFS)) && flags&unix.O_RDWR != 0:
-			flags = unix.O_RDONLY | unix.O_CLOEXEC
+			flags = unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOFOLLOW
 			continue
 		}
 		return fd, err

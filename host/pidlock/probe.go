@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/plughost/gateway/host/safepath"
 )
 
 // State is what Probe found in a state directory.
@@ -51,6 +53,10 @@ func Probe(dir string) (Status, error) {
 	lockPath := filepath.Join(dir, LockFileName)
 	pidPath := filepath.Join(dir, PIDFileName)
 	st := Status{LockPath: lockPath}
+	// A record in a folder others can write is not to be believed.
+	if err := safepath.CheckDir(dir, "state_dir"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return st, err
+	}
 	fd, err := openLockFile(lockPath, false)
 	if errors.Is(err, unix.ENOENT) {
 		return notHeld(st, pidPath, fileID{}), nil

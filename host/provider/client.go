@@ -3,8 +3,18 @@ package provider
 import (
 	"context"
 	"errors"
+	"net/url"
 	"sync"
 )
+
+// redactURLError removes credentials from the URL a *url.Error prints.
+func redactURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		ue.URL = RedactURL(ue.URL)
+	}
+	return err
+}
 
 // Client is one agent's handle on a shared Provider. It holds no connections
 // of its own (they belong to the provider's pool); it tracks the agent's
@@ -119,4 +129,28 @@ func (c *Client) Close() error {
 	c.cancel()
 	c.wg.Wait()
 	return nil
+}
+
+// RedactURL returns rawURL fit to print: credentials in it (user info, and
+// query values such as ?key=…) are replaced by REDACTED. A URL
+// that does not parse is not shown at all.
+func RedactURL(rawURL string) string {
+	if rawURL == "" {
+		return ""
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "(a URL that does not parse; not shown, it may hold credentials)"
+	}
+	if u.User != nil {
+		u.User = url.User("REDACTED")
+	}
+	if u.RawQuery != "" {
+		q := u.Query()
+		for k := range q {
+			q[k] = []string{"REDACTED"}
+		}
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
 }

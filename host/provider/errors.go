@@ -29,6 +29,10 @@ const (
 	KindBadResponse Kind = "bad_response"
 	// KindClosed: the provider or the agent's client was closed.
 	KindClosed Kind = "closed"
+	// KindMisconfigured: the provider cannot be reached as configured (a
+	// redirect, https against plain HTTP, an untrusted certificate, an
+	// unknown host). Not retried; Message names what to fix.
+	KindMisconfigured Kind = "misconfigured"
 )
 
 // Error is a classified provider failure. Use errors.As to get it.

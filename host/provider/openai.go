@@ -9,10 +9,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -61,15 +61,22 @@ type Options struct {
 // documentation for why.
 type OpenAI struct {
 	name     string
+	baseURL  string
 	endpoint string
 	apiKey   string // sensitive: never logged, redacted from provider messages
 	headers  map[string]string
-	timeout  time.Duration
-	retry    RetryPolicy
-	log      hclog.Logger
+	// timeout bounds an answer from the moment the request has a
+	// connection: waiting for one of max_connections is not counted (the
+	// turn's deadline bounds that wait).
+	timeout time.Duration
+	// streamIdle bounds the pause between two pieces of a streamed reply.
+	streamIdle time.Duration
+	retry      RetryPolicy
+	log        hclog.Logger
 
 	transport *http.Transport
 	http      *http.Client
+	pool      poolWaits
 
 	ctx    context.Context // cancelled by Close: cancels every request in flight
 	cancel context.CancelFunc
@@ -89,7 +96,7 @@ func NewOpenAI(p Config, opts *Options) (*OpenAI, error) {
 		return nil, fmt.Errorf("provider %q: base_url is required for type \"openai\"", p.Name)
 	}
 	if !strings.HasPrefix(p.BaseURL, "http://") && !strings.HasPrefix(p.BaseURL, "https://") {
-		return nil, fmt.Errorf("provider %q: base_url %q must start with http:// or https://", p.Name, p.BaseURL)
+		return nil, fmt.Errorf("provider %q: base_url %q must start with http:// or https://", p.Name, RedactURL(p.BaseURL))
 	}
 	maxConns := p.MaxConnections
 	if maxConns <= 0 {
@@ -98,6 +105,10 @@ func NewOpenAI(p Config, opts *Options) (*OpenAI, error) {
 	timeout := p.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout
+	}
+	streamIdle := p.StreamIdleTimeout
+	if streamIdle <= 0 {
+		streamIdle = timeout
 	}
 	log := opts.Logger
 	if log == nil {
@@ -120,22 +131,28 @@ func NewOpenAI(p Config, opts *Options) (*OpenAI, error) {
 		headers[k] = v
 	}
 	return &OpenAI{
-		name:      p.Name,
-		endpoint:  strings.TrimRight(p.BaseURL, "/") + "/chat/completions",
-		apiKey:    p.APIKey,
-		headers:   headers,
-		timeout:   timeout,
-		retry:     opts.Retry.withDefaults(),
-		log:       log.Named(p.Name),
-		transport: t,
-		http:      &http.Client{Transport: t},
-		ctx:       ctx,
-		cancel:    cancel,
+		name:       p.Name,
+		baseURL:    RedactURL(p.BaseURL), // only ever printed
+		endpoint:   strings.TrimRight(p.BaseURL, "/") + "/chat/completions",
+		apiKey:     p.APIKey,
+		headers:    headers,
+		timeout:    timeout,
+		streamIdle: streamIdle,
+		retry:      opts.Retry.withDefaults(),
+		log:        log.Named(p.Name),
+		transport:  t,
+		http:       &http.Client{Transport: t, CheckRedirect: refuseRedirects},
+		ctx:        ctx,
+		cancel:     cancel,
 	}, nil
 }
 
 // Name returns the provider's configured name.
 func (o *OpenAI) Name() string { return o.name }
+
+// PoolStats returns how many requests wait for a pooled connection and how
+// long the served ones waited.
+func (o *OpenAI) PoolStats() PoolStats { return o.pool.stats() }
 
 // Close cancels every request in flight, waits for them, and closes the idle
 // connections: afterwards the provider holds no connection open.
@@ -191,9 +208,17 @@ func (o *OpenAI) Complete(ctx context.Context, req *Request) (*Response, error) 
 	defer o.wg.Done()
 	var out *Response
 	err := o.do(ctx, req, false, func(resp *http.Response, _ func()) error {
+		raw, err := io.ReadAll(io.LimitReader(resp.Body, MaxBodyBytes+1))
+		if err != nil {
+			return fmt.Errorf("read reply: %w", err)
+		}
+		if len(raw) > MaxBodyBytes {
+			return &Error{Provider: o.name, Kind: KindBadResponse, Status: resp.StatusCode,
+				Message: fmt.Sprintf("the reply is over %d MiB: lower the model's output limit, or check that base_url %s is a chat completions API", MaxBodyBytes>>20, o.baseURL)}
+		}
 		var cr chatResponse
-		if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&cr); err != nil {
-			return fmt.Errorf("decode reply: %w", err)
+		if err := json.Unmarshal(raw, &cr); err != nil {
+			return &Error{Provider: o.name, Kind: KindBadResponse, Status: resp.StatusCode, Message: "the reply is not chat completions JSON", Err: err}
 		}
 		if len(cr.Choices) == 0 {
 			return &Error{Provider: o.name, Kind: KindBadResponse, Status: resp.StatusCode, Message: "the reply has no choices"}
@@ -215,6 +240,9 @@ func (o *OpenAI) Stream(ctx context.Context, req *Request) (Stream, error) {
 		st = newSSEStream(o.name, resp, release)
 		return errKeepBody
 	})
+	if err == nil {
+		st.idle = o.streamIdle
+	}
 	if err != nil {
 		o.wg.Done()
 		return nil, err
@@ -265,19 +293,27 @@ func (o *OpenAI) do(ctx context.Context, req *Request, stream bool, handle func(
 }
 
 // attempt makes one request. On failure it returns how long to wait before
-// retrying: -1 for "do not retry", 0 for "use the backoff".
+// retrying: -1 for "do not retry", 0 for "use the backoff". The timeout
+// starts once the request has a connection: with every one of
+// max_connections busy, the request waits for a free one bounded only by
+// ctx (the turn's deadline), and an answer that arrives in time is used.
 func (o *OpenAI) attempt(ctx context.Context, body []byte, stream bool, n int, handle func(resp *http.Response, release func()) error) (time.Duration, error) {
 	actx, cancel := context.WithCancel(ctx)
 	stopProviderCancel := context.AfterFunc(o.ctx, cancel)
 	var timedOut atomic.Bool
-	timer := time.AfterFunc(o.timeout, func() { timedOut.Store(true); cancel() })
-	release := func() { timer.Stop(); stopProviderCancel(); cancel() }
+	timer := &answerTimer{d: o.timeout, fire: func() { timedOut.Store(true); cancel() }}
+	wait := o.pool.begin()
+	release := func() { wait.done(false); timer.stop(); stopProviderCancel(); cancel() }
 	kept := false
 	defer func() {
 		if !kept {
 			release()
 		}
 	}()
+	actx = httptrace.WithClientTrace(actx, &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) {
+		wait.done(true)
+		timer.start()
+	}})
 
 	hreq, err := http.NewRequestWithContext(actx, http.MethodPost, o.endpoint, bytes.NewReader(body))
 	if err != nil {
@@ -303,21 +339,24 @@ func (o *OpenAI) attempt(ctx context.Context, body []byte, stream bool, n int, h
 			return -1, &Error{Provider: o.name, Kind: KindClosed, Message: "provider closed", Attempts: n, Err: err}
 		case timedOut.Load():
 			return -1, &Error{Provider: o.name, Kind: KindTimeout, Attempts: n,
-				Message: fmt.Sprintf("no answer within %s", o.timeout), Err: err}
-		case retryableNetErr(err):
-			return 0, &Error{Provider: o.name, Kind: KindUnavailable, Attempts: n, Message: "connection failed", Err: err}
-		default:
-			return -1, &Error{Provider: o.name, Kind: KindBadResponse, Attempts: n, Err: err}
+				Message: fmt.Sprintf("no answer within %s (timeout)", o.timeout), Err: err}
 		}
+		if msg := permanentTransportError(err, o.baseURL); msg != "" {
+			return -1, &Error{Provider: o.name, Kind: KindMisconfigured, Attempts: n, Message: msg, Err: err}
+		}
+		if retryableNetErr(err) {
+			return 0, &Error{Provider: o.name, Kind: KindUnavailable, Attempts: n, Message: "connection failed", Err: err}
+		}
+		return -1, &Error{Provider: o.name, Kind: KindBadResponse, Attempts: n, Err: err}
 	}
 
 	resp, err := o.http.Do(hreq)
 	if err != nil {
-		return failed(err)
+		return failed(redactURLError(err))
 	}
 	if resp.StatusCode == http.StatusOK {
 		if stream {
-			timer.Stop() // the timeout bounds the wait for the first byte, not the whole stream
+			timer.stop() // the timeout bounds the wait for the first byte; stream_idle_timeout the rest
 		}
 		err := handle(resp, release)
 		if err == errKeepBody {
@@ -335,6 +374,12 @@ func (o *OpenAI) attempt(ctx context.Context, body []byte, stream bool, n int, h
 			return failed(err)
 		}
 		return 0, nil
+	}
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		// 304 and the like: CheckRedirect did not see them.
+		resp.Body.Close()
+		return -1, &Error{Provider: o.name, Kind: KindMisconfigured, Status: resp.StatusCode, Attempts: n,
+			Message: (&RedirectError{Status: resp.StatusCode, From: o.endpoint, To: resp.Header.Get("Location")}).Error()}
 	}
 
 	msg := o.errorMessage(resp)
@@ -395,15 +440,30 @@ func (o *OpenAI) errorMessage(resp *http.Response) errorText {
 	return out
 }
 
-func retryableNetErr(err error) bool {
-	if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) ||
-		errors.Is(err, syscall.EPIPE) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-		return true
+// answerTimer is an attempt's timeout: armed when the request gets a
+// connection, stopped when the answer is in (or the attempt ends).
+type answerTimer struct {
+	d    time.Duration
+	fire func()
+
+	mu      sync.Mutex
+	t       *time.Timer
+	stopped bool
+}
+
+func (a *answerTimer) start() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.t == nil && !a.stopped {
+		a.t = time.AfterFunc(a.d, a.fire)
 	}
-	var ne net.Error
-	if errors.As(err, &ne) {
-		return true
+}
+
+func (a *answerTimer) stop() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.stopped = true
+	if a.t != nil {
+		a.t.Stop()
 	}
-	var oe *net.OpError
-	return errors.As(err, &oe)
 }

@@ -103,12 +103,16 @@ type Config struct {
 	Timeout        time.Duration     // per request; DefaultTimeout if 0
 	MaxConnections int               // DefaultMaxConnections if 0
 	Headers        map[string]string // extra request headers
+	// StreamIdleTimeout bounds the pause between two pieces of a streamed
+	// reply; Timeout if 0.
+	StreamIdleTimeout time.Duration
 }
 
 // Equal reports whether c and o build identical providers.
 func (c Config) Equal(o Config) bool {
 	return c.Name == o.Name && c.Type == o.Type && c.BaseURL == o.BaseURL && c.APIKey == o.APIKey &&
-		c.Timeout == o.Timeout && c.MaxConnections == o.MaxConnections && maps.Equal(c.Headers, o.Headers)
+		c.Timeout == o.Timeout && c.MaxConnections == o.MaxConnections && maps.Equal(c.Headers, o.Headers) &&
+		c.StreamIdleTimeout == o.StreamIdleTimeout
 }
 
 // New builds the provider c describes; opts may be nil.

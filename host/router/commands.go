@@ -36,19 +36,15 @@ func parseCommand(text string) (name, arg string, ok bool) {
 	return strings.ToLower(name), strings.TrimSpace(arg), true
 }
 
-// command answers a chat command at once, even while a reply runs.
+// command handles a chat command from Handle, without waiting on the
+// store or the plugin: /stop acts at once; /new drops what waits and
+// queues its reset; /model X queues the switch; what only reads is
+// answered at once. Every answer is queued for delivery.
 func (r *Router) command(j *job, name, arg string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	notice := func(text string) { r.reply(j, text, shared.KindNotice) }
-	// A command's answer is a notice, "no such provider" included: only a
-	// failure the user cannot act on (the store broke) is an error.
+	notice := func(text string) { r.notify(j, text, shared.KindNotice) }
 	fail := func(err error) {
-		if ue := UserError(nil); errors.As(err, &ue) {
-			notice(ue.UserMessage())
-			return
-		}
-		r.reply(j, userText(err), shared.KindError)
+		text, kind := commandFailure(err)
+		r.notify(j, text, kind)
 	}
 
 	switch name {
@@ -62,11 +58,8 @@ func (r *Router) command(j *job, name, arg string) {
 		}
 	case "new", "reset":
 		r.cancelRunning(j.key, errStopped, true)
-		if err := r.opts.Agents.Reset(ctx, j.key); err != nil {
-			fail(err)
-			return
-		}
-		notice("Started a new session.")
+		j.cmd = "new"
+		r.enqueue(j)
 	case "model":
 		if arg == "" {
 			cur, err := r.opts.Agents.Model(j.key)
@@ -77,11 +70,8 @@ func (r *Router) command(j *job, name, arg string) {
 			notice(fmt.Sprintf("Model: %s\nProviders: %s\nSwitch with /model PROVIDER/MODEL", cur, strings.Join(r.opts.Agents.Models(), ", ")))
 			return
 		}
-		if err := r.opts.Agents.SetModel(ctx, j.key, arg); err != nil {
-			fail(err)
-			return
-		}
-		notice("Model switched to " + arg + ".")
+		j.cmd, j.arg = "model", arg
+		r.enqueue(j)
 	case "status":
 		st, err := r.opts.Agents.Status(j.key)
 		if err != nil {
@@ -97,4 +87,38 @@ func (r *Router) command(j *job, name, arg string) {
 	default:
 		notice(fmt.Sprintf("Unknown command /%s. Try /help.", name))
 	}
+}
+
+// commandTimeout bounds a command's store write.
+const commandTimeout = 30 * time.Second
+
+// sessionCommand runs a command that writes the session, in the session's
+// queue like any turn, and delivers its answer.
+func (r *Router) sessionCommand(_ context.Context, j *job) {
+	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+	defer cancel()
+	var err error
+	var done string
+	switch j.cmd {
+	case "new":
+		err, done = r.opts.Agents.Reset(ctx, j.key), "Started a new session."
+	case "model":
+		err, done = r.opts.Agents.SetModel(ctx, j.key, j.arg), "Model switched to "+j.arg+"."
+	}
+	if err != nil {
+		text, kind := commandFailure(err)
+		r.deliver(j, text, kind)
+		return
+	}
+	r.deliver(j, done, shared.KindNotice)
+}
+
+// commandFailure words a command's failure. A command's answer is a
+// notice, "no such provider" included: only a failure the user cannot act
+// on (the store broke) is an error.
+func commandFailure(err error) (string, shared.ReplyKind) {
+	if ue := UserError(nil); errors.As(err, &ue) {
+		return ue.UserMessage(), shared.KindNotice
+	}
+	return userText(err), shared.KindError
 }

@@ -23,15 +23,25 @@ type fakeAgents struct {
 	SetModelFunc func(ctx context.Context, key, model string) error
 	ModelsFunc   func() []string
 	StatusFunc   func(key string) (SessionStatus, error)
+	// MarkUndeliveredFunc gets the texts of the turns marked undelivered.
+	MarkUndeliveredFunc func(key, text string)
 }
 
 var _ Agents = (*fakeAgents)(nil)
 
-func (f *fakeAgents) Reply(ctx context.Context, key, text string) (string, error) {
+func (f *fakeAgents) Reply(ctx context.Context, key, text string) (Answer, error) {
 	if f.ReplyFunc == nil {
-		return "echo: " + text, nil
+		return Answer{Text: "echo: " + text, Turn: text}, nil
 	}
-	return f.ReplyFunc(ctx, key, text)
+	reply, err := f.ReplyFunc(ctx, key, text)
+	return Answer{Text: reply, Turn: text}, err
+}
+
+func (f *fakeAgents) MarkUndelivered(_ context.Context, key string, turn any) error {
+	if f.MarkUndeliveredFunc != nil {
+		f.MarkUndeliveredFunc(key, turn.(string))
+	}
+	return nil
 }
 
 func (f *fakeAgents) Reset(ctx context.Context, key string) error {
@@ -75,16 +85,26 @@ type sent struct {
 	shared.Reply
 }
 
-// recorder is a Sender that records every reply and typing call.
+// recorder is a Sender that records every reply and typing call. SendFunc,
+// if set, is called first; an error from it fails the send unrecorded.
 type recorder struct {
-	mu      sync.Mutex
-	replies []sent
-	typing  []shared.Conversation
+	mu       sync.Mutex
+	replies  []sent
+	typing   []shared.Conversation
+	SendFunc func(ctx context.Context, platform string, rep shared.Reply) error
 }
 
 var _ Sender = (*recorder)(nil)
 
-func (r *recorder) Send(_ context.Context, platform string, rep shared.Reply) ([]string, error) {
+func (r *recorder) Send(ctx context.Context, platform string, rep shared.Reply) ([]string, error) {
+	r.mu.Lock()
+	send := r.SendFunc
+	r.mu.Unlock()
+	if send != nil {
+		if err := send(ctx, platform, rep); err != nil {
+			return nil, err
+		}
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.replies = append(r.replies, sent{Platform: platform, Reply: rep})

@@ -34,7 +34,7 @@ func TestZeroQueueLimitMeansNoQueue(t *testing.T) {
 			g.waitEntered(t, "one")
 			r.Handle("web", msg("m2", "alice", "two"))
 			rep := rec.waitReply(t, "m2")
-			if rep.Kind != shared.KindError || rep.Text != "Busy: this session is still answering. Send it again once the current reply is done, or /stop it." {
+			if rep.Kind != shared.KindBusy || rep.Text != "Busy: this session is still answering. Send it again once the current reply is done, or /stop it." {
 				t.Errorf("message to a busy session answered %+v", rep)
 			}
 			// Another session is not busy.

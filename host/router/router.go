@@ -23,7 +23,10 @@ import (
 type Agents interface {
 	// Reply produces the agent's reply to text in the session key and
 	// records the turn durably before it returns.
-	Reply(ctx context.Context, key, text string) (string, error)
+	Reply(ctx context.Context, key, text string) (Answer, error)
+	// MarkUndelivered marks a recorded turn whose reply could not be
+	// delivered: it stays in the transcript, out of the model's history.
+	MarkUndelivered(ctx context.Context, key string, turn any) error
 	// Reset starts a fresh session (the old transcript is archived).
 	Reset(ctx context.Context, key string) error
 	// Model returns the session's effective model, PROVIDER/MODEL.
@@ -34,6 +37,13 @@ type Agents interface {
 	Models() []string
 	// Status describes the session.
 	Status(key string) (SessionStatus, error)
+}
+
+// Answer is a recorded turn's reply.
+type Answer struct {
+	Text string
+	// Turn names the recorded turn for MarkUndelivered; opaque here.
+	Turn any
 }
 
 // SessionStatus is what /status shows about a session.
@@ -53,7 +63,7 @@ type StreamingAgents interface {
 	// ReplyStream is Reply that calls onDelta with each piece of text as
 	// the provider produces it; the whole reply is committed, then
 	// returned, exactly as with Reply.
-	ReplyStream(ctx context.Context, key, text string, onDelta func(string)) (string, error)
+	ReplyStream(ctx context.Context, key, text string, onDelta func(string)) (Answer, error)
 }
 
 // StreamSender is a Sender that can stream replies to the platforms that
@@ -70,6 +80,14 @@ type StreamSender interface {
 type UserError interface {
 	error
 	UserMessage() string
+}
+
+// FailureDetails is an agent failure that knows how to be logged: the
+// level it deserves and key/value pairs with its cause (HTTP status, the
+// provider's message, attempts), never secrets.
+type FailureDetails interface {
+	error
+	LogDetails() (hclog.Level, []any)
 }
 
 // Scope is how a platform's messages map to sessions.
@@ -109,6 +127,13 @@ type Options struct {
 	TypingInterval time.Duration
 	// Observe, if set, is called after each reply is sent.
 	Observe func(platform string, took time.Duration, err error)
+	// DeliveryTimeout and DeliveryPerPart make a reply's delivery deadline
+	// (base + per part of its text); DeliveryQueue bounds the replies
+	// waiting per platform and DeliveryWorkers sends them, per platform.
+	DeliveryTimeout time.Duration
+	DeliveryPerPart time.Duration
+	DeliveryQueue   int
+	DeliveryWorkers int
 }
 
 // Router routes messages to sessions.
@@ -130,14 +155,22 @@ type Router struct {
 	// is cancelled with errShutdown instead of being started.
 	shutdown bool
 	workers  sync.WaitGroup
-	sends    sync.WaitGroup
+
+	outboxes       map[string]*outbox
+	outboxesClosed bool
+	// deliveries is the parent of every delivery's context: Close
+	// cancels it once it stops waiting for them.
+	deliveries      context.Context
+	abandonDelivery context.CancelFunc
 }
 
-// job is one inbound message on its way through a session.
+// job is one inbound message on its way through a session: a turn for the
+// agent, or a command that writes the session (cmd set).
 type job struct {
 	platform string
 	key      string
 	msg      *shared.Message
+	cmd, arg string
 }
 
 // session is the live routing state of one session key: the FIFO of
@@ -174,13 +207,29 @@ func New(opts Options) *Router {
 	if opts.TypingInterval <= 0 {
 		opts.TypingInterval = 8 * time.Second
 	}
+	if opts.DeliveryTimeout <= 0 {
+		opts.DeliveryTimeout = DefaultDeliveryTimeout
+	}
+	if opts.DeliveryPerPart <= 0 {
+		opts.DeliveryPerPart = DefaultDeliveryPerPart
+	}
+	if opts.DeliveryQueue <= 0 {
+		opts.DeliveryQueue = DefaultDeliveryQueue
+	}
+	if opts.DeliveryWorkers <= 0 {
+		opts.DeliveryWorkers = DefaultDeliveryWorkers
+	}
+	deliveries, abandon := context.WithCancel(context.Background())
 	r := &Router{
-		opts:        opts,
-		logger:      opts.Logger,
-		sem:         make(chan struct{}, opts.MaxConcurrent),
-		sessions:    map[string]*session{},
-		scopes:      map[string]Scope{},
-		replyIDBase: strconv.FormatInt(time.Now().UnixNano(), 36),
+		opts:            opts,
+		logger:          opts.Logger,
+		sem:             make(chan struct{}, opts.MaxConcurrent),
+		sessions:        map[string]*session{},
+		scopes:          map[string]Scope{},
+		outboxes:        map[string]*outbox{},
+		deliveries:      deliveries,
+		abandonDelivery: abandon,
+		replyIDBase:     strconv.FormatInt(time.Now().UnixNano(), 36),
 	}
 	sa, okA := opts.Agents.(StreamingAgents)
 	ss, okS := opts.Sender.(StreamSender)
@@ -240,8 +289,10 @@ func (r *Router) Key(platform string, m *shared.Message) string {
 	return b.String()
 }
 
-// Handle takes one inbound message. It never blocks on the agent: commands
-// that must act at once do, everything else is queued behind the session.
+// Handle takes one inbound message. It returns at once: it neither writes
+// the store nor calls the plugin. Turns and commands that write the session
+// (/new, /model X) go through the session's queue; answers that need
+// neither (/stop, /help, /status, busy) are queued for delivery.
 func (r *Router) Handle(platform string, m *shared.Message) {
 	j := &job{platform: platform, key: r.Key(platform, m), msg: m}
 	text := strings.TrimSpace(m.Text)
@@ -256,7 +307,7 @@ func (r *Router) enqueue(j *job) {
 	r.mu.Lock()
 	if r.closing {
 		r.mu.Unlock()
-		r.reply(j, errShutdown.Error(), shared.KindError)
+		r.notify(j, errShutdown.Error(), shared.KindError)
 		return
 	}
 	s := r.sessions[j.key]
@@ -271,7 +322,7 @@ func (r *Router) enqueue(j *job) {
 		if n == 0 {
 			text = "Busy: this session is still answering. Send it again once the current reply is done, or /stop it."
 		}
-		r.reply(j, text, shared.KindError)
+		r.notify(j, text, shared.KindBusy)
 		return
 	}
 	s.queue = append(s.queue, j)
@@ -305,12 +356,23 @@ func (r *Router) work(key string, s *session) {
 		if r.shutdown {
 			cancel(errShutdown)
 		}
-		s.current, s.cancel = j, cancel
+		if j.cmd == "" {
+			s.current, s.cancel = j, cancel
+		}
 		r.mu.Unlock()
 
-		r.turn(ctx, j)
+		if j.cmd != "" {
+			r.sessionCommand(ctx, j)
+		} else {
+			r.turn(ctx, j)
+		}
 		cancel(nil)
 	}
+}
+
+// expired reports whether the platform has stopped waiting for j's reply.
+func expired(j *job) bool {
+	return j.msg.ExpiresUnixNano != 0 && time.Now().UnixNano() >= j.msg.ExpiresUnixNano
 }
 
 // turn produces and delivers the reply to one message.
@@ -318,23 +380,40 @@ func (r *Router) turn(ctx context.Context, j *job) {
 	if ctx.Err() != nil {
 		// Cancelled before it started (shutdown): a free slot must not
 		// win the select below and run it anyway.
-		r.reply(j, cancelText(ctx), shared.KindNotice)
+		r.deliver(j, cancelText(ctx), shared.KindNotice)
+		return
+	}
+	if expired(j) {
+		r.logger.Info("the platform stopped waiting before the turn started; not asking the agent", "platform", j.platform, "session", shared.LogValue(j.key))
 		return
 	}
 	select {
 	case r.sem <- struct{}{}:
 	case <-ctx.Done():
-		r.reply(j, cancelText(ctx), shared.KindNotice)
+		r.deliver(j, cancelText(ctx), shared.KindNotice)
 		return
 	}
-	defer func() { <-r.sem }()
+	slotHeld := true
+	release := func() {
+		if slotHeld {
+			slotHeld = false
+			<-r.sem
+		}
+	}
+	defer release()
 	r.mu.Lock()
 	shutdown := r.shutdown
 	r.mu.Unlock()
 	if shutdown {
 		// The slot was freed by a reply Close cancelled, possibly before
 		// Close reached this session: do not start a reply now.
-		r.reply(j, shutdownText, shared.KindNotice)
+		release()
+		r.deliver(j, shutdownText, shared.KindNotice)
+		return
+	}
+	if expired(j) {
+		release()
+		r.logger.Info("the platform stopped waiting before the turn started; not asking the agent", "platform", j.platform, "session", shared.LogValue(j.key))
 		return
 	}
 
@@ -343,36 +422,79 @@ func (r *Router) turn(ctx context.Context, j *job) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	stopTyping := r.typing(ctx, j)
-	var text string
+	var ans Answer
 	var err error
 	var st *stream
 	if r.streamSender != nil && r.streamSender.Streams(j.platform) {
 		st = r.newStream(j)
-		text, err = r.streamAgents.ReplyStream(ctx, j.key, j.msg.Text, st.delta)
+		ans, err = r.streamAgents.ReplyStream(ctx, j.key, j.msg.Text, st.delta)
 	} else {
-		text, err = r.opts.Agents.Reply(ctx, j.key, j.msg.Text)
+		ans, err = r.opts.Agents.Reply(ctx, j.key, j.msg.Text)
 	}
 	stopTyping()
-	send := r.reply
-	if st != nil {
-		send = st.end
-	}
+	// The slot is for producing the reply, not for delivering it.
+	release()
+	var text string
+	kind := shared.KindError
 	switch {
 	case err == nil:
-		send(j, text, shared.KindReply)
+		text, kind = ans.Text, shared.KindReply
 	case context.Cause(ctx) == errStopped || context.Cause(ctx) == errShutdown:
-		send(j, cancelText(ctx), shared.KindNotice)
+		text, kind = cancelText(ctx), shared.KindNotice
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		// Whatever the agent returned once its time was up (a wrapped
 		// deadline, a reset stream), the reason is the timeout.
-		send(j, fmt.Sprintf("The agent did not reply within %s.", timeout), shared.KindError)
+		text = fmt.Sprintf("The agent did not reply within %s.", timeout)
 	default:
-		r.logger.Warn("agent failed", "session", shared.LogValue(j.key), "error", err)
-		send(j, userText(err), shared.KindError)
+		r.logFailure(j, err)
+		text = userText(err)
+	}
+	replyID := ""
+	if st != nil && st.started {
+		replyID = st.id // the platform shows its start: end it
+	}
+	derr := r.deliverPart(j, text, kind, replyID)
+	if err == nil && derr != nil {
+		r.undelivered(j, ans, derr)
+	}
+	if derr == nil {
+		r.logger.Debug("reply delivered", "platform", j.platform, "session", shared.LogValue(j.key), "kind", kind, "took", time.Since(start).Round(time.Microsecond))
 	}
 	if r.opts.Observe != nil {
 		r.opts.Observe(j.platform, time.Since(start), err)
 	}
+}
+
+// undeliveredMarkTimeout bounds marking a turn undelivered.
+const undeliveredMarkTimeout = 10 * time.Second
+
+// undelivered handles a recorded reply that could not be delivered: the
+// turn is marked so (the model does not see it as answered next time) and
+// the user is told, where the platform still takes a message.
+func (r *Router) undelivered(j *job, ans Answer, derr error) {
+	ctx, cancel := context.WithTimeout(context.Background(), undeliveredMarkTimeout)
+	defer cancel()
+	if err := r.opts.Agents.MarkUndelivered(ctx, j.key, ans.Turn); err != nil {
+		r.logger.Error("could not mark an undelivered reply in the transcript", "session", shared.LogValue(j.key), "error", err)
+	} else {
+		r.logger.Warn("reply not delivered; marked undelivered in the transcript", "platform", j.platform, "session", shared.LogValue(j.key), "bytes", len(ans.Text), "error", derr)
+	}
+	if errors.Is(derr, ErrDeliveryQueueFull) || errors.Is(derr, ErrDeliveryExpired) || errors.Is(derr, errDeliveriesClosed) {
+		return // the platform is not taking replies: a notice would not get through either
+	}
+	r.notify(j, fmt.Sprintf("The reply could not be delivered (%v); it was not kept as part of the conversation.", derr), shared.KindError)
+}
+
+// logFailure logs a failed turn at the failure's level, with its cause.
+func (r *Router) logFailure(j *job, err error) {
+	level, fields := hclog.Warn, []any{"platform", j.platform, "session", shared.LogValue(j.key), "error", err.Error()}
+	var fd FailureDetails
+	if errors.As(err, &fd) {
+		var more []any
+		level, more = fd.LogDetails()
+		fields = append(fields, more...)
+	}
+	r.logger.Log(level, "agent failed", fields...)
 }
 
 // shutdownText answers a message whose reply was cancelled by Close.
@@ -392,6 +514,9 @@ func userText(err error) string {
 	}
 	return "The agent could not reply: " + err.Error()
 }
+
+// typingCallTimeout bounds one typing indicator call into the plugin.
+const typingCallTimeout = 5 * time.Second
 
 // typing shows the typing indicator until the returned func is called. The
 // first one waits TypingDelay: a reply faster than that never shows it (and
@@ -415,7 +540,10 @@ func (r *Router) typing(ctx context.Context, j *job) func() {
 		calls.Add(1)
 		mu.Unlock()
 		defer calls.Done()
-		if err := r.opts.Sender.Typing(ctx, j.platform, conv); err != nil && ctx.Err() == nil {
+		callCtx, cancelCall := context.WithTimeout(ctx, typingCallTimeout)
+		err := r.opts.Sender.Typing(callCtx, j.platform, conv)
+		cancelCall()
+		if err != nil && ctx.Err() == nil {
 			r.logger.Debug("typing indicator failed", "platform", j.platform, "error", err)
 		}
 		mu.Lock()
@@ -434,22 +562,6 @@ func (r *Router) typing(ctx context.Context, j *job) func() {
 		timer.Stop()
 		mu.Unlock()
 		calls.Wait()
-	}
-}
-
-// reply sends text back to where j came from, answering j's message.
-func (r *Router) reply(j *job, text string, kind shared.ReplyKind) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	_, err := r.opts.Sender.Send(ctx, j.platform, shared.Reply{
-		ConversationID: j.msg.ConversationID,
-		ThreadID:       j.msg.ThreadID,
-		ReplyToID:      j.msg.ID,
-		Text:           text,
-		Kind:           kind,
-	})
-	if err != nil {
-		r.logger.Warn("could not deliver a reply", "platform", j.platform, "session", shared.LogValue(j.key), "error", err)
 	}
 }
 
@@ -473,7 +585,7 @@ func (r *Router) cancelRunning(key string, cause error, dropQueue bool) bool {
 	}
 	r.mu.Unlock()
 	for _, j := range dropped {
-		r.reply(j, "Stopped before it was answered.", shared.KindNotice)
+		r.notify(j, "Stopped before it was answered.", shared.KindNotice)
 	}
 	return running
 }
@@ -490,26 +602,44 @@ func (r *Router) Busy(key string) (bool, int) {
 	return s.cancel != nil, len(s.queue)
 }
 
-// Close stops taking messages, lets the replies in progress finish until
-// ctx ends, then cancels whatever still runs and waits for it.
+// deliveryGrace is how long deliveries may still take once Close stops
+// waiting for replies (the "shutting down" notices of cancelled ones).
+const deliveryGrace = 2 * time.Second
+
+// Close stops taking messages, lets the replies in progress finish (and be
+// delivered) until ctx ends, then cancels whatever still runs, gives the
+// deliveries deliveryGrace more, and waits for it all to end.
 func (r *Router) Close(ctx context.Context) {
 	r.mu.Lock()
 	r.closing = true
 	r.mu.Unlock()
 	done := make(chan struct{})
 	go func() { r.workers.Wait(); close(done) }()
+	abandon := func() {}
+	defer func() { abandon() }()
 	select {
 	case <-done:
-		return
 	case <-ctx.Done():
-	}
-	r.mu.Lock()
-	r.shutdown = true
-	for _, s := range r.sessions {
-		if s.cancel != nil {
-			s.cancel(errShutdown)
+		r.mu.Lock()
+		r.shutdown = true
+		for _, s := range r.sessions {
+			if s.cancel != nil {
+				s.cancel(errShutdown)
+			}
 		}
+		r.mu.Unlock()
+		t := time.AfterFunc(deliveryGrace, r.abandonDelivery)
+		abandon = func() { t.Stop() }
+		<-done
 	}
-	r.mu.Unlock()
-	<-done
+	obDone := make(chan struct{})
+	go func() { r.closeOutboxes(); close(obDone) }()
+	select {
+	case <-obDone:
+	case <-ctx.Done():
+		t := time.AfterFunc(deliveryGrace, r.abandonDelivery)
+		<-obDone
+		t.Stop()
+	}
+	r.abandonDelivery()
 }

@@ -92,8 +92,8 @@ func TestQueueLimitAnswersBusyAndDropsNothingSilently(t *testing.T) {
 	// Over the bound: answered at once, before anything is released.
 	for _, id := range []string{"m4", "m5"} {
 		rep := rec.waitReply(t, id)
-		if rep.Kind != shared.KindError {
-			t.Errorf("%s kind = %d, want KindError", id, rep.Kind)
+		if rep.Kind != shared.KindBusy {
+			t.Errorf("%s kind = %d, want KindBusy", id, rep.Kind)
 		}
 		mustContain(t, rep.Text, "Busy")
 		mustContain(t, rep.Text, "2 messages")

@@ -3,16 +3,17 @@ package router
 import (
 	"context"
 	"strconv"
-	"time"
 
 	"github.com/plughost/gateway/shared"
 )
 
 // stream is one reply streamed to a platform that shows partial replies.
-// The first piece of text opens it (PhaseStart, then deltas); end closes it
-// with the whole reply (PhaseEnd) or, when it ended early, with why
-// (PhaseFail), and only the final text is ever recorded in the transcript.
-// A reply that never produced text is sent whole, as to any platform.
+// The first piece of text opens it (PhaseStart, then deltas, sent as they
+// come, outside the delivery queue); the turn's delivery closes it, through
+// the platform's delivery queue like any reply, with the whole reply
+// (PhaseEnd) or, when it ended early, with why (PhaseFail). Only the final
+// text is ever recorded in the transcript. A reply that never produced text
+// is delivered whole, as to any platform.
 type stream struct {
 	r       *Router
 	j       *job
@@ -50,23 +51,5 @@ func (s *stream) delta(text string) {
 	}
 	if _, err := s.r.streamSender.SendPart(ctx, s.j.platform, s.part(shared.PhaseDelta, text, shared.KindReply)); err != nil {
 		s.r.logger.Debug("could not stream a reply part", "platform", s.j.platform, "error", err)
-	}
-}
-
-// end finishes the reply: the whole text on success (kind KindReply), else
-// text says why it ended early.
-func (s *stream) end(j *job, text string, kind shared.ReplyKind) {
-	if !s.started {
-		s.r.reply(j, text, kind)
-		return
-	}
-	phase := shared.PhaseEnd
-	if kind != shared.KindReply {
-		phase = shared.PhaseFail
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := s.r.streamSender.SendPart(ctx, j.platform, s.part(phase, text, kind)); err != nil {
-		s.r.logger.Warn("could not deliver a reply", "platform", j.platform, "session", j.key, "phase", phase.String(), "error", err)
 	}
 }

@@ -154,6 +154,9 @@ func (s *Store) commit(batch []*op) {
 		}
 		return nil
 	})
+	if err == nil || err != errBatch || len(batch) == 1 {
+		s.noteCommit(err)
+	}
 	if err != nil && len(batch) > 1 {
 		// One bad write must not fail its neighbours: commit each alone.
 		s.log.Warn("group commit failed; committing the batch one by one", "writes", len(batch), "error", err)

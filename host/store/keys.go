@@ -58,8 +58,9 @@ func nextSeq(b *bolt.Bucket, key string, epoch uint64) uint64 {
 // history limit does not cost a huge allocation for a short transcript.
 const maxPrealloc = 1024
 
-// readTail returns the last limit messages of an epoch, oldest first (all of
-// them when limit < 0).
+// readTail returns the last limit messages of an epoch that were delivered,
+// oldest first (all of them when limit < 0). A turn marked undelivered is
+// skipped: the model never sees it as answered.
 func readTail(tx *bolt.Tx, key string, epoch uint64, limit int) ([]Message, error) {
 	if limit == 0 || key == "" || len(key) > maxKeyLen {
 		return nil, nil
@@ -79,6 +80,9 @@ func readTail(tx *bolt.Tx, key string, epoch uint64, limit int) ([]Message, erro
 		msgs = append(msgs, Message{})
 		if err := json.Unmarshal(v, &msgs[len(msgs)-1]); err != nil {
 			return nil, fmt.Errorf("session %s: corrupt message %d: %w", shared.LogValue(key), binary.BigEndian.Uint64(k[len(prefix):]), err)
+		}
+		if msgs[len(msgs)-1].Undelivered && limit >= 0 {
+			msgs = msgs[:len(msgs)-1]
 		}
 	}
 	slices.Reverse(msgs)

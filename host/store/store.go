@@ -27,6 +27,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -34,6 +35,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -63,6 +65,10 @@ type Message struct {
 	Role    string    `json:"role"` // "user" or "assistant"
 	Content string    `json:"content"`
 	Time    time.Time `json:"time"`
+	// Undelivered marks a turn whose reply never reached the user (the
+	// platform gave up, the send failed): it stays in the transcript but
+	// is left out of the history the model is sent.
+	Undelivered bool `json:"undelivered,omitempty"`
 }
 
 // Session is a session's metadata.
@@ -99,6 +105,9 @@ type Options struct {
 	// loss may lose (and, bbolt not being a write-ahead log, may damage)
 	// what was written since the last fsync.
 	SyncInterval time.Duration
+	// ProbeInterval is how often a failing store tries a write;
+	// DefaultProbeInterval if 0.
+	ProbeInterval time.Duration
 }
 
 // Store is an open session store. It is safe for concurrent use.
@@ -123,6 +132,10 @@ type Store struct {
 
 	statsMu sync.Mutex
 	stats   CommitStats
+
+	health     health
+	probeEvery time.Duration
+	path       string // the file, for statfs (db.Path races with Close)
 }
 
 // CommitStats counts group commits.
@@ -149,6 +162,10 @@ func Open(path string, opts *Options) (*Store, error) {
 		Timeout:        5 * time.Second,
 		NoFreelistSync: true,
 		FreelistType:   bolt.FreelistMapType,
+		// A link planted at the store's name is never followed.
+		OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
+			return os.OpenFile(name, flag|syscall.O_NOFOLLOW, perm)
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open session store %s: %w", path, err)
@@ -193,6 +210,13 @@ func Open(path string, opts *Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("prune taken message ids in %s: %w", path, err)
 	}
+	s.path = path
+	s.probeEvery = opts.ProbeInterval
+	if s.probeEvery <= 0 {
+		s.probeEvery = DefaultProbeInterval
+	}
+	s.health.since = s.now()
+	s.health.probeStop = make(chan struct{})
 	go s.commitLoop()
 	return s, nil
 }
@@ -213,6 +237,7 @@ func (s *Store) Close() error {
 			s.log.Error("could not fsync the session store at close", "error", err)
 		}
 	}
+	s.stopProbe()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close session store: %w", err)
 	}
@@ -317,6 +342,56 @@ func (s *Store) AppendTurn(ctx context.Context, key string, epoch uint64, user, 
 		}
 		sess.Updated = now
 		return putSession(tx, key, sess)
+	})
+}
+
+// undeliveredScan bounds how far back MarkUndelivered looks for the turn.
+const undeliveredScan = 64
+
+// MarkUndelivered durably marks the turn of epoch whose user message was
+// asked at asked (AppendTurn's user.Time) as undelivered, both its
+// messages. History leaves it out from then on; Transcript keeps it. A
+// turn it cannot find (archived further back) is left alone.
+func (s *Store) MarkUndelivered(ctx context.Context, key string, epoch uint64, asked time.Time) error {
+	if key == "" || len(key) > maxKeyLen {
+		return fmt.Errorf("mark undelivered: session key of %d bytes (want 1 to %d)", len(key), maxKeyLen)
+	}
+	return s.write(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketMessages)
+		c := b.Cursor()
+		prefix, k, v := lastInRange(c, key, epoch)
+		// Walk back: the assistant message comes right after its user one.
+		var next []byte // the key after k (the assistant message)
+		for n := 0; k != nil && bytes.HasPrefix(k, prefix) && n < undeliveredScan; n++ {
+			var m Message
+			if err := json.Unmarshal(v, &m); err != nil {
+				return fmt.Errorf("mark undelivered in %q: %w", key, err)
+			}
+			if m.Role == "user" && m.Time.Equal(asked) {
+				keys := [][]byte{bytes.Clone(k)}
+				if next != nil {
+					keys = append(keys, next)
+				}
+				for _, mk := range keys {
+					var msg Message
+					if err := json.Unmarshal(b.Get(mk), &msg); err != nil {
+						return fmt.Errorf("mark undelivered in %q: %w", key, err)
+					}
+					msg.Undelivered = true
+					raw, err := json.Marshal(msg)
+					if err != nil {
+						return err
+					}
+					if err := b.Put(mk, raw); err != nil {
+						return fmt.Errorf("mark undelivered in %q: %w", key, err)
+					}
+				}
+				return nil
+			}
+			next = bytes.Clone(k)
+			k, v = c.Prev()
+		}
+		return nil
 	})
 }
 

@@ -20,3 +20,6 @@ func (b *breaker) fail(now time.Time) bool {
 	b.failures = append(keep, now)
 	return b.limit > 0 && len(b.failures) >= b.limit
 }
+
+// reset forgets the failures, for a platform started again by hand.
+func (b *breaker) reset() { b.failures = b.failures[:0] }

@@ -16,6 +16,7 @@ import (
 // moved onto the spawner thread (see spawn_linux.go).
 type procRunner struct {
 	cmd    *exec.Cmd
+	name   string // the plugin's path (cmd.Path is the inherited descriptor)
 	stdout io.ReadCloser
 	stderr io.ReadCloser
 	pid    int
@@ -23,7 +24,7 @@ type procRunner struct {
 
 var _ runner.Runner = (*procRunner)(nil)
 
-func newProcRunner(cmd *exec.Cmd) (*procRunner, error) {
+func newProcRunner(cmd *exec.Cmd, name string) (*procRunner, error) {
 	prepareCmd(cmd)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -33,7 +34,7 @@ func newProcRunner(cmd *exec.Cmd) (*procRunner, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &procRunner{cmd: cmd, stdout: stdout, stderr: stderr}, nil
+	return &procRunner{cmd: cmd, name: name, stdout: stdout, stderr: stderr}, nil
 }
 
 func (r *procRunner) Start(context.Context) error {
@@ -58,11 +59,11 @@ func (r *procRunner) Kill(context.Context) error {
 
 func (r *procRunner) Stdout() io.ReadCloser { return r.stdout }
 func (r *procRunner) Stderr() io.ReadCloser { return r.stderr }
-func (r *procRunner) Name() string          { return r.cmd.Path }
+func (r *procRunner) Name() string          { return r.name }
 func (r *procRunner) ID() string            { return strconv.Itoa(r.pid) }
 
 func (r *procRunner) Diagnose(context.Context) string {
-	return fmt.Sprintf("%s is not a gateway plugin, or it failed the plugin handshake (it must call shared.Serve and print nothing to stdout before it)", r.cmd.Path)
+	return fmt.Sprintf("%s is not a gateway plugin, or it failed the plugin handshake (it must call shared.Serve and print nothing to stdout before it)", r.name)
 }
 
 func (r *procRunner) PluginToHost(n, a string) (string, string, error) { return n, a, nil }

@@ -38,3 +38,31 @@ type Status struct {
 	// Path is the plugin binary the platform runs (or looked for).
 	Path string `json:"path,omitempty"`
 }
+
+// legal lists, for each state, the states the platform's loop may move to
+// next. A platform replaced by a reload or a restart shows the new run's
+// "starting" next.
+var legal = map[State][]State{
+	StateStarting: {StateRunning, StateDegraded, StateBackoff, StateFailed, StateMissing, StateStopped},
+	StateRunning:  {StateDegraded, StateBackoff, StateFailed, StateStarting, StateStopped},
+	StateDegraded: {StateRunning, StateBackoff, StateFailed, StateStarting, StateStopped},
+	StateBackoff:  {StateStarting, StateMissing, StateStopped},
+	StateMissing:  {StateStarting, StateStopped},
+	StateFailed:   {StateStarting, StateStopped}, // starting: its binary was replaced
+	StateDisabled: {StateStopped},
+	StateStopped:  {},
+}
+
+// LegalTransition reports whether one run of a platform may move from one
+// state to the next. Across a reload that replaces the platform (a changed
+// config, a changed enabled), the new run starts again: any state may be
+// followed by "starting" or "disabled" there, and a platform removed from
+// the config disappears.
+func LegalTransition(from, to State) bool {
+	for _, s := range legal[from] {
+		if s == to {
+			return true
+		}
+	}
+	return false
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -80,6 +81,10 @@ type Supervisor struct {
 	platforms map[string]*platform
 	order     []string
 	level     string
+	stopped   bool
+	// loops counts the platforms' loops (replaced and removed ones until
+	// their plugin is gone) and plugin calls made aside, for Stop.
+	loops sync.WaitGroup
 }
 
 // New returns a supervisor that runs nothing until Apply.
@@ -109,72 +114,51 @@ func New(opts Options) *Supervisor {
 // Apply makes the running set match specs: platforms added are started,
 // removed ones stopped, changed ones (a different Fingerprint) restarted
 // alone, and unchanged ones left untouched. It returns the names it started
-// or restarted.
+// or restarted at once: the platforms' loops do the work, so Apply never
+// waits on a plugin (a changed platform's new plugin starts once the old
+// one is gone, as it may bind the same port).
 func (s *Supervisor) Apply(specs []Spec) []string {
 	s.mu.Lock()
-	var stop []*platform
+	defer s.mu.Unlock()
+	if s.stopped {
+		return nil
+	}
 	var started []string
 	next := make(map[string]*platform, len(specs))
 	order := make([]string, 0, len(specs))
 	for _, spec := range specs {
 		order = append(order, spec.Name)
-		if old, ok := s.platforms[spec.Name]; ok && old.spec.Fingerprint == spec.Fingerprint && old.spec.Path == spec.Path {
+		old, ok := s.platforms[spec.Name]
+		if ok && old.spec.Fingerprint == spec.Fingerprint && old.spec.Path == spec.Path {
 			next[spec.Name] = old
 			continue
 		}
-		if old, ok := s.platforms[spec.Name]; ok {
-			stop = append(stop, old)
+		if ok {
+			old.stop()
 		}
-		p := newPlatform(s, spec)
-		next[spec.Name] = p
+		next[spec.Name] = s.newPlatformLocked(spec, old)
 		started = append(started, spec.Name)
 	}
 	for name, old := range s.platforms {
 		if _, ok := next[name]; !ok {
-			stop = append(stop, old)
+			old.stop()
 		}
 	}
 	s.platforms = next
 	s.order = order
-	s.mu.Unlock()
-
-	// Stop the old before starting the new: a changed platform may bind
-	// the same port.
-	var wg sync.WaitGroup
-	for _, p := range stop {
-		wg.Add(1)
-		go func() { defer wg.Done(); p.stopAndWait() }()
-	}
-	wg.Wait()
-	s.mu.Lock()
-	for _, name := range started {
-		if p := s.platforms[name]; p != nil && p.cancel == nil {
-			p.start(s.ctx)
-		}
-	}
-	s.mu.Unlock()
 	return started
 }
 
-// Restart stops a platform and starts it again with its current spec, for
-// a binary replaced in place. It is a no-op for an unknown name.
+// Restart stops a platform's plugin and starts it again with its current
+// spec, for a binary replaced in place. It does not wait: the platform's
+// loop does it. It is a no-op for an unknown name.
 func (s *Supervisor) Restart(name string) {
 	s.mu.Lock()
-	old := s.platforms[name]
+	p := s.platforms[name]
 	s.mu.Unlock()
-	if old == nil {
-		return
+	if p != nil {
+		p.requestRestart()
 	}
-	old.stopAndWait()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.platforms[name] != old {
-		return // replaced meanwhile
-	}
-	p := newPlatform(s, old.spec)
-	p.status.Restarts = old.snapshot().Restarts
-	s.platforms[name] = p
-	p.start(s.ctx)
 }
 
 // Poke tells a platform waiting for its binary to look again now.
@@ -273,21 +257,44 @@ func (s *Supervisor) Typing(ctx context.Context, name string, conv shared.Conver
 	return c.Typing(ctx, conv)
 }
 
-// SetLogLevel changes the plugins' log level, running ones included.
-func (s *Supervisor) SetLogLevel(ctx context.Context, level string) {
+// setLevelTimeout bounds the SetLogLevel call into each plugin.
+const setLevelTimeout = 2 * time.Second
+
+// SetLogLevel changes the plugins' log level, running ones included. The
+// calls into the plugins are made at once, each with a deadline, and
+// SetLogLevel returns when they are done or after setLevelTimeout: a frozen
+// plugin delays a reload by that much at most.
+func (s *Supervisor) SetLogLevel(level string) {
 	s.mu.Lock()
 	s.level = level
-	ps := make([]*platform, 0, len(s.platforms))
-	for _, p := range s.platforms {
-		ps = append(ps, p)
+	if s.stopped {
+		s.mu.Unlock()
+		return
 	}
-	s.mu.Unlock()
-	for _, p := range ps {
-		if c := p.conn(); c != nil {
-			if err := c.SetLogLevel(ctx, level); err != nil {
+	var calls sync.WaitGroup
+	for _, p := range s.platforms {
+		c := p.conn()
+		if c == nil {
+			continue
+		}
+		s.loops.Add(1)
+		calls.Add(1)
+		go func() {
+			defer s.loops.Done()
+			defer calls.Done()
+			ctx, cancel := context.WithTimeout(s.ctx, setLevelTimeout)
+			defer cancel()
+			if err := c.SetLogLevel(ctx, level); err != nil && s.ctx.Err() == nil {
 				p.logger.Warn("could not change the plugin's log level", "error", err)
 			}
-		}
+		}()
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { calls.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(setLevelTimeout):
 	}
 }
 
@@ -427,18 +434,12 @@ func (s *Supervisor) stateChanged(st Status) {
 }
 
 // Stop stops every platform, each with its Stop call before it is killed,
-// and waits for their processes to be gone.
+// and waits for their processes to be gone. It is bounded: a plugin gets
+// stopGrace for Stop, then is killed (SIGKILL after killWait at most).
 func (s *Supervisor) Stop() {
 	s.mu.Lock()
-	ps := make([]*platform, 0, len(s.platforms))
-	for _, p := range s.platforms {
-		ps = append(ps, p)
-	}
+	s.stopped = true
 	s.mu.Unlock()
 	s.cancel()
-	for _, p := range ps {
-		if p.cancel != nil {
-			<-p.done
-		}
-	}
+	s.loops.Wait()
 }

@@ -9,12 +9,15 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"golang.org/x/net/netutil"
 
 	"github.com/plughost/gateway/shared"
 	"github.com/plughost/gateway/shared/kit"
+	"github.com/plughost/gateway/shared/webguard"
 )
 
 // version is the plugin's version, set at build time.
@@ -31,11 +34,29 @@ const (
 
 // settings is the plugin's config block.
 type settings struct {
-	Listen    string `json:"listen"`
-	AuthToken string `json:"auth_token"`
-	MaxBody   int64  `json:"max_body"`
-	Timeout   string `json:"timeout"`
+	Listen               string   `json:"listen"`
+	AuthToken            string   `json:"auth_token"`
+	MaxBody              int64    `json:"max_body"`
+	Timeout              string   `json:"timeout"`
+	MaxConnections       int      `json:"max_connections"`
+	AllowedHosts         []string `json:"allowed_hosts"`
+	AllowedOrigins       []string `json:"allowed_origins"`
+	AllowUnauthenticated bool     `json:"allow_unauthenticated"`
 }
+
+// defaultMaxConnections bounds the connections the listener holds at once
+// unless max_connections says otherwise: well under the file-descriptor
+// limit, so a flood of idle connections cannot exhaust the plugin.
+const defaultMaxConnections = 512
+
+// Timeouts of the listener's connections. A request waits up to the
+// configured timeout for its reply, so writes may take that long and more.
+const (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 30 * time.Second
+	idleTimeout       = 60 * time.Second
+	writeGrace        = 10 * time.Second
+)
 
 // adapter serves the HTTP API. Each POST becomes one inbound message whose
 // id is registered as pending; the host's Send with that id as ReplyToID
@@ -44,6 +65,8 @@ type adapter struct {
 	logger  hclog.Logger
 	cfg     settings
 	timeout time.Duration
+	// handler is the API behind the Host/Origin/Content-Type guard.
+	handler http.Handler
 
 	nextID  atomic.Uint64
 	idBase  string
@@ -92,6 +115,14 @@ func (a *adapter) Describe(context.Context) (shared.Description, error) {
 				Description: "largest request body in bytes; larger ones get 413"},
 			{Name: "timeout", Type: shared.TypeDuration, Default: "120s",
 				Description: "how long a request waits for the reply before 504"},
+			{Name: "max_connections", Type: shared.TypeNumber, Default: defaultMaxConnections,
+				Description: "most client connections held open at once; more wait to be accepted"},
+			{Name: "allowed_hosts", Type: shared.TypeListOfString,
+				Description: "host names (besides IP addresses, localhost and the listen host) the Host header may carry"},
+			{Name: "allowed_origins", Type: shared.TypeListOfString,
+				Description: "origins (https://app.example.com) whose web pages may call the API cross-origin"},
+			{Name: "allow_unauthenticated", Type: shared.TypeBool, Default: false,
+				Description: "serve a non-loopback listen address without auth_token (anyone who can reach it may chat)"},
 		},
 	}, nil
 }
@@ -102,7 +133,8 @@ func (a *adapter) Configure(_ context.Context, cfg shared.Config) error {
 		a.logger = cfg.Logger
 	}
 	// A second Configure starts from scratch.
-	a.cfg = settings{Listen: defaultListen, MaxBody: defaultMaxBody, Timeout: defaultTimeout.String()}
+	a.cfg = settings{Listen: defaultListen, MaxBody: defaultMaxBody, Timeout: defaultTimeout.String(),
+		MaxConnections: defaultMaxConnections}
 	if err := cfg.Decode(&a.cfg); err != nil {
 		return kit.InvalidConfig(err.Error(), "")
 	}
@@ -115,10 +147,35 @@ func (a *adapter) Configure(_ context.Context, cfg shared.Config) error {
 	if err != nil {
 		return kit.InvalidConfig(fmt.Sprintf("listen %q is not host:port", a.cfg.Listen), `use e.g. "127.0.0.1:8788"`)
 	}
+	if a.cfg.AuthToken == "" && !a.cfg.AllowUnauthenticated && !webguard.Loopback(a.cfg.Listen) {
+		return kit.InvalidConfig(fmt.Sprintf("listen %q is reachable from other machines, but auth_token is empty", a.cfg.Listen),
+			"set auth_token (check the env var it comes from), listen on 127.0.0.1, or set allow_unauthenticated = true to serve everyone who can reach it")
+	}
 	if a.cfg.MaxBody <= 0 {
 		// Zero is not "the default": a body limit of nothing is a mistake.
 		return kit.InvalidConfig(fmt.Sprintf("max_body %d is not a positive number of bytes", a.cfg.MaxBody), "leave it out for 65536")
 	}
+	if limit := int64(shared.MaxReplyBytesLimit); a.cfg.MaxBody > limit {
+		// A message must fit in one plugin protocol message to the host.
+		return &shared.FatalError{Code: "invalid_config",
+			Message: fmt.Sprintf("max_body %d is over the limit of %d bytes", a.cfg.MaxBody, limit), Hint: "lower max_body"}
+	}
+	if a.cfg.MaxConnections <= 0 {
+		return kit.InvalidConfig(fmt.Sprintf("max_connections %d is not a positive number", a.cfg.MaxConnections),
+			fmt.Sprintf("leave it out for %d", defaultMaxConnections))
+	}
+	// Leave half the descriptors for everything else the plugin does.
+	var nofile syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &nofile); err == nil && nofile.Cur > 0 && uint64(a.cfg.MaxConnections) > nofile.Cur/2 {
+		a.logger.Warn("max_connections is above half the file-descriptor limit; lowering it", "max_connections", a.cfg.MaxConnections, "limit", nofile.Cur, "using", nofile.Cur/2)
+		a.cfg.MaxConnections = int(nofile.Cur / 2)
+	}
+	guarded, err := webguard.Wrap(a.routes(), webguard.Options{Listen: a.cfg.Listen,
+		AllowedHosts: a.cfg.AllowedHosts, AllowedOrigins: a.cfg.AllowedOrigins})
+	if err != nil {
+		return kit.InvalidConfig(err.Error(), `list origins as "https://host[:port]"`)
+	}
+	a.handler = guarded
 	a.timeout, err = kit.ParseDuration("timeout", a.cfg.Timeout, defaultTimeout)
 	return err
 }
@@ -135,7 +192,9 @@ func (a *adapter) Run(ctx context.Context, events chan<- shared.Event) error {
 		// Transient: the port may still be held by a process going away.
 		return fmt.Errorf("listening on %s: %w", a.cfg.Listen, err)
 	}
-	srv := &http.Server{Handler: a.routes(), ReadHeaderTimeout: 10 * time.Second}
+	ln = netutil.LimitListener(ln, a.cfg.MaxConnections)
+	srv := &http.Server{Handler: a.handler, ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout,
+		WriteTimeout: a.timeout + writeGrace, IdleTimeout: idleTimeout, MaxHeaderBytes: 64 << 10}
 	link := &hostLink{events: events, done: make(chan struct{})}
 	a.mu.Lock()
 	a.link = link
@@ -143,7 +202,7 @@ func (a *adapter) Run(ctx context.Context, events chan<- shared.Event) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 
-	a.logger.Info("listening", "addr", ln.Addr().String())
+	a.logger.Info("listening", "addr", ln.Addr().String(), "open_to", a.openTo(), "max_connections", a.cfg.MaxConnections)
 	select {
 	case events <- shared.Event{Health: &shared.Health{State: shared.Connected, Message: "listening on " + ln.Addr().String()}}:
 	case <-ctx.Done():
@@ -169,6 +228,18 @@ func (a *adapter) Run(ctx context.Context, events chan<- shared.Event) error {
 		return fmt.Errorf("serving HTTP: %w", err)
 	}
 	return nil
+}
+
+// openTo says who may talk to the listener, for the log.
+func (a *adapter) openTo() string {
+	switch {
+	case a.cfg.AuthToken != "":
+		return "holders of auth_token"
+	case webguard.Loopback(a.cfg.Listen):
+		return "anyone on this machine (loopback, no auth_token)"
+	default:
+		return "anyone who can reach " + a.cfg.Listen + " (allow_unauthenticated, no auth_token)"
+	}
 }
 
 // Send implements shared.Platform: it completes the request that asked.
@@ -222,9 +293,12 @@ func (a *adapter) submit(ctx context.Context, session, text string, stream bool,
 	w := newWaiter(stream)
 	a.pending[id] = w
 	a.mu.Unlock()
+	now := time.Now()
 	msg := &shared.Message{
 		ID: id, ConversationID: session, UserID: session, UserName: session,
-		Direct: true, Text: text, UnixNano: time.Now().UnixNano(),
+		Direct: true, Text: text, UnixNano: now.UnixNano(),
+		// The request gives up after timeout: no turn starts after that.
+		ExpiresUnixNano: now.Add(a.timeout).UnixNano(),
 	}
 	a.logger.Debug("message received", "session", shared.LogValue(session), "id", id, "bytes", len(text))
 	select {

@@ -28,6 +28,12 @@ func TestDescribe(t *testing.T) {
 		"auth_token": {Name: "auth_token", Type: shared.TypeString, Sensitive: true},
 		"max_body":   {Name: "max_body", Type: shared.TypeNumber, Default: float64(65536)},
 		"timeout":    {Name: "timeout", Type: shared.TypeDuration, Default: "120s"},
+		// issue 20: connection cap, Host/Origin checks, explicit opt-in to an
+		// open non-loopback listener.
+		"max_connections":       {Name: "max_connections", Type: shared.TypeNumber, Default: float64(defaultMaxConnections)},
+		"allowed_hosts":         {Name: "allowed_hosts", Type: shared.TypeListOfString},
+		"allowed_origins":       {Name: "allowed_origins", Type: shared.TypeListOfString},
+		"allow_unauthenticated": {Name: "allow_unauthenticated", Type: shared.TypeBool, Default: false},
 	}
 	if len(d.Schema) != len(want) {
 		t.Fatalf("schema = %+v", d.Schema)
@@ -248,7 +254,11 @@ func TestConfigureRejectsBadConfigAsFatal(t *testing.T) {
 		{"bad timeout", `{"listen":"127.0.0.1:0","timeout":"soon"}`, "timeout"},
 		{"negative timeout", `{"listen":"127.0.0.1:0","timeout":"-1s"}`, "timeout"},
 		{"wrong type", `{"listen":"127.0.0.1:0","max_body":"big"}`, "max_body"},
+		{"max_body over the protocol's message size", `{"listen":"127.0.0.1:0","max_body":8388608}`, "max_body"},
 		{"zero max_body", `{"listen":"127.0.0.1:0","max_body":0}`, "max_body 0 is not a positive number"},
+		{"open to the network without a token", `{"listen":"0.0.0.0:0","auth_token":""}`, "auth_token is empty"},
+		{"all interfaces without a token", `{"listen":":0"}`, "auth_token is empty"},
+		{"origin without a scheme", `{"listen":"127.0.0.1:0","allowed_origins":["app.example.com"]}`, "allowed_origins"},
 	} {
 		c := shared.TestPlatform(t, newAdapter())
 		err := c.Configure(context.Background(), shared.Config{Raw: []byte(tc.raw)})
@@ -259,6 +269,22 @@ func TestConfigureRejectsBadConfigAsFatal(t *testing.T) {
 		}
 		if fatal.Code != "invalid_config" || !strings.Contains(fatal.Message, tc.want) {
 			t.Errorf("%s: fatal = %+v", tc.name, fatal)
+		}
+	}
+}
+
+// A non-loopback listener serves without a token only when the config says
+// so explicitly.
+func TestConfigureAcceptsAnOpenListenerOnlyWhenAskedTo(t *testing.T) {
+	for _, raw := range []string{
+		`{"listen":"0.0.0.0:0","auth_token":"t0ken"}`,
+		`{"listen":"0.0.0.0:0","allow_unauthenticated":true}`,
+		`{"listen":"127.0.0.1:0"}`,
+		`{"listen":"localhost:0"}`,
+	} {
+		c := shared.TestPlatform(t, newAdapter())
+		if err := c.Configure(context.Background(), shared.Config{Raw: []byte(raw)}); err != nil {
+			t.Errorf("%s: %v", raw, err)
 		}
 	}
 }

@@ -108,6 +108,10 @@ func (a *adapter) handleMessage(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// busyRetryAfter is the Retry-After of a 429: the session's current reply
+// is likely done by then.
+const busyRetryAfter = "2"
+
 // decodeMessageRequest decodes and checks a POST /v1/messages body: one
 // JSON object and nothing after it, valid UTF-8, a session that is a
 // usable id (shared.CheckID) and a text that is not blank. Its errors are
@@ -138,6 +142,11 @@ func decodeMessageRequest(body []byte) (messageRequest, error) {
 }
 
 func writeReply(w http.ResponseWriter, session string, rep shared.Reply) {
+	if rep.Kind == shared.KindBusy {
+		w.Header().Set("Retry-After", busyRetryAfter)
+		writeJSON(w, http.StatusTooManyRequests, messageResponse{Session: session, Error: rep.Text})
+		return
+	}
 	if rep.Kind == shared.KindError {
 		writeJSON(w, http.StatusBadGateway, messageResponse{Session: session, Error: rep.Text})
 		return

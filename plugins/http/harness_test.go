@@ -149,6 +149,9 @@ func (h *harness) do(method, path, body string, header http.Header) response {
 	if err != nil {
 		return response{Err: err}
 	}
+	if method == http.MethodPost {
+		req.Header.Set("Content-Type", "application/json") // a test may override it
+	}
 	for k, v := range header {
 		req.Header[k] = v
 	}

@@ -155,6 +155,7 @@ const (
 	ReplyKind_REPLY_KIND_REPLY       ReplyKind = 1 // the agent's answer
 	ReplyKind_REPLY_KIND_NOTICE      ReplyKind = 2 // an answer to a chat command or a notice from the gateway
 	ReplyKind_REPLY_KIND_ERROR       ReplyKind = 3 // the gateway could not answer; text says why
+	ReplyKind_REPLY_KIND_BUSY        ReplyKind = 4 // the session is busy: try again later (HTTP: 429)
 )
 
 // Enum value maps for ReplyKind.
@@ -164,12 +165,14 @@ var (
 		1: "REPLY_KIND_REPLY",
 		2: "REPLY_KIND_NOTICE",
 		3: "REPLY_KIND_ERROR",
+		4: "REPLY_KIND_BUSY",
 	}
 	ReplyKind_value = map[string]int32{
 		"REPLY_KIND_UNSPECIFIED": 0,
 		"REPLY_KIND_REPLY":       1,
 		"REPLY_KIND_NOTICE":      2,
 		"REPLY_KIND_ERROR":       3,
+		"REPLY_KIND_BUSY":        4,
 	}
 )
 
@@ -758,8 +761,12 @@ type Message struct {
 	Text           string                 `protobuf:"bytes,8,opt,name=text,proto3" json:"text,omitempty"`
 	UnixNano       int64                  `protobuf:"varint,9,opt,name=unix_nano,json=unixNano,proto3" json:"unix_nano,omitempty"`
 	Cursor         string                 `protobuf:"bytes,10,opt,name=cursor,proto3" json:"cursor,omitempty"` // platform position after this message; version 2 only
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// When the platform stops waiting for a reply (an HTTP request's
+	// timeout), Unix nanoseconds; 0 for never. The host does not start a
+	// turn for a message whose time is up.
+	ExpiresUnixNano int64 `protobuf:"varint,20,opt,name=expires_unix_nano,json=expiresUnixNano,proto3" json:"expires_unix_nano,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Message) Reset() {
@@ -860,6 +867,13 @@ func (x *Message) GetCursor() string {
 		return x.Cursor
 	}
 	return ""
+}
+
+func (x *Message) GetExpiresUnixNano() int64 {
+	if x != nil {
+		return x.ExpiresUnixNano
+	}
+	return 0
 }
 
 // Health reports the plugin's connection to its platform.
@@ -1454,13 +1468,16 @@ func (x *Delivery) GetMessage() *Message {
 
 // SendResult answers a ReplyFrame with a non-zero id.
 type SendResult struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
-	MessageIds    []string               `protobuf:"bytes,2,rep,name=message_ids,json=messageIds,proto3" json:"message_ids,omitempty"`
-	Error         string                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"` // delivery failed (transient); empty on success
-	Fatal         *Fatal                 `protobuf:"bytes,4,opt,name=fatal,proto3" json:"fatal,omitempty"` // delivery showed the credentials are gone
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Id         uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	MessageIds []string               `protobuf:"bytes,2,rep,name=message_ids,json=messageIds,proto3" json:"message_ids,omitempty"`
+	Error      string                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"` // delivery failed (transient); empty on success
+	Fatal      *Fatal                 `protobuf:"bytes,4,opt,name=fatal,proto3" json:"fatal,omitempty"` // delivery showed the credentials are gone
+	// delivery_status is a classified delivery failure (shared.DeliveryError)
+	// as the google.rpc.Status protocol 1 sends it in, marshalled.
+	DeliveryStatus []byte `protobuf:"bytes,5,opt,name=delivery_status,json=deliveryStatus,proto3" json:"delivery_status,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *SendResult) Reset() {
@@ -1517,6 +1534,13 @@ func (x *SendResult) GetError() string {
 func (x *SendResult) GetFatal() *Fatal {
 	if x != nil {
 		return x.Fatal
+	}
+	return nil
+}
+
+func (x *SendResult) GetDeliveryStatus() []byte {
+	if x != nil {
+		return x.DeliveryStatus
 	}
 	return nil
 }
@@ -1778,7 +1802,7 @@ const file_platform_proto_rawDesc = "" +
 	"\x05Event\x128\n" +
 	"\amessage\x18\x01 \x01(\v2\x1c.gateway.platform.v1.MessageH\x00R\amessage\x125\n" +
 	"\x06health\x18\x02 \x01(\v2\x1b.gateway.platform.v1.HealthH\x00R\x06healthB\x06\n" +
-	"\x04kind\"\x91\x02\n" +
+	"\x04kind\"\xbd\x02\n" +
 	"\aMessage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12'\n" +
 	"\x0fconversation_id\x18\x02 \x01(\tR\x0econversationId\x12\x1b\n" +
@@ -1790,7 +1814,8 @@ const file_platform_proto_rawDesc = "" +
 	"\x04text\x18\b \x01(\tR\x04text\x12\x1b\n" +
 	"\tunix_nano\x18\t \x01(\x03R\bunixNano\x12\x16\n" +
 	"\x06cursor\x18\n" +
-	" \x01(\tR\x06cursor\"\x8c\x01\n" +
+	" \x01(\tR\x06cursor\x12*\n" +
+	"\x11expires_unix_nano\x18\x14 \x01(\x03R\x0fexpiresUnixNano\"\x8c\x01\n" +
 	"\x06Health\x126\n" +
 	"\x05state\x18\x01 \x01(\x0e2 .gateway.platform.v1.HealthStateR\x05state\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x120\n" +
@@ -1822,14 +1847,15 @@ const file_platform_proto_rawDesc = "" +
 	"\bDelivery\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x10\n" +
 	"\x03ack\x18\x02 \x01(\bR\x03ack\x126\n" +
-	"\amessage\x18\x03 \x01(\v2\x1c.gateway.platform.v1.MessageR\amessage\"\x85\x01\n" +
+	"\amessage\x18\x03 \x01(\v2\x1c.gateway.platform.v1.MessageR\amessage\"\xae\x01\n" +
 	"\n" +
 	"SendResult\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x1f\n" +
 	"\vmessage_ids\x18\x02 \x03(\tR\n" +
 	"messageIds\x12\x14\n" +
 	"\x05error\x18\x03 \x01(\tR\x05error\x120\n" +
-	"\x05fatal\x18\x04 \x01(\v2\x1a.gateway.platform.v1.FatalR\x05fatal\"\xb8\x01\n" +
+	"\x05fatal\x18\x04 \x01(\v2\x1a.gateway.platform.v1.FatalR\x05fatal\x12'\n" +
+	"\x0fdelivery_status\x18\x05 \x01(\fR\x0edeliveryStatus\"\xb8\x01\n" +
 	"\tHostFrame\x12,\n" +
 	"\x03ack\x18\x01 \x01(\v2\x18.gateway.platform.v1.AckH\x00R\x03ack\x127\n" +
 	"\x05reply\x18\x02 \x01(\v2\x1f.gateway.platform.v1.ReplyFrameH\x00R\x05reply\x12<\n" +
@@ -1855,12 +1881,13 @@ const file_platform_proto_rawDesc = "" +
 	"\x18HEALTH_STATE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16HEALTH_STATE_CONNECTED\x10\x01\x12\x19\n" +
 	"\x15HEALTH_STATE_DEGRADED\x10\x02\x12\x16\n" +
-	"\x12HEALTH_STATE_FATAL\x10\x03*j\n" +
+	"\x12HEALTH_STATE_FATAL\x10\x03*\x7f\n" +
 	"\tReplyKind\x12\x1a\n" +
 	"\x16REPLY_KIND_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10REPLY_KIND_REPLY\x10\x01\x12\x15\n" +
 	"\x11REPLY_KIND_NOTICE\x10\x02\x12\x14\n" +
-	"\x10REPLY_KIND_ERROR\x10\x03*\x99\x01\n" +
+	"\x10REPLY_KIND_ERROR\x10\x03\x12\x13\n" +
+	"\x0fREPLY_KIND_BUSY\x10\x04*\x99\x01\n" +
 	"\n" +
 	"ReplyPhase\x12\x1b\n" +
 	"\x17REPLY_PHASE_UNSPECIFIED\x10\x00\x12\x15\n" +

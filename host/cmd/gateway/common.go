@@ -97,10 +97,10 @@ func newLogger(g config.Gateway, out io.Writer) hclog.Logger {
 // inspectTimeout bounds how long a plugin may take to describe itself.
 const inspectTimeout = 15 * time.Second
 
-// inspect starts the plugin at path just long enough to ask it to describe
-// itself (`validate`, `plugins`), and the protocol version it speaks.
-func inspect(path string) (shared.Description, int, error) {
+// inspect starts a plugin just long enough to ask it to describe itself
+// (`validate`, `plugins`), after the same checks as `run` makes.
+func inspect(b supervisor.Binary) (shared.Description, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), inspectTimeout)
 	defer cancel()
-	return supervisor.InspectProtocol(ctx, path, hclog.NewNullLogger())
+	return supervisor.Inspect(ctx, b, hclog.NewNullLogger())
 }

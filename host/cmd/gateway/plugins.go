@@ -8,6 +8,9 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/plughost/gateway/host/supervisor"
+	"github.com/plughost/gateway/shared"
 )
 
 const pluginPrefix = "gateway-plugin-"
@@ -28,8 +31,12 @@ func pluginsCmd(args []string, stdout, stderr io.Writer) error {
 		return exitf(1, "reading plugin_dir: %v", err)
 	}
 	usedBy := map[string][]string{}
+	pinned := map[string]string{} // plugin → the sha256 a platform pins it to
 	for _, p := range cfg.Platforms {
 		usedBy[p.Plugin] = append(usedBy[p.Plugin], p.Name)
+		if p.SHA256 != "" && pinned[p.Plugin] == "" {
+			pinned[p.Plugin] = p.SHA256
+		}
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PLUGIN\tDESCRIBES AS\tVERSION\tPROTOCOL\tPLATFORMS\tDESCRIPTION")
@@ -46,12 +53,12 @@ func pluginsCmd(args []string, stdout, stderr io.Writer) error {
 		if used == "" {
 			used = "-"
 		}
-		desc, protocol, err := inspect(filepath.Join(dir, file))
+		desc, err := inspect(supervisor.Binary{Path: filepath.Join(dir, file), Dir: dir, SHA256: pinned[name]})
 		if err != nil {
 			fmt.Fprintf(tw, "%s\t-\t-\t-\t%s\tnot a working plugin: %s\n", name, used, firstLine(err.Error()))
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", name, desc.Name, desc.Version, protocol, used, desc.Description)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", name, desc.Name, desc.Version, shared.ProtocolVersion, used, desc.Description)
 	}
 	return tw.Flush()
 }

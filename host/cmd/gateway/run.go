@@ -10,6 +10,7 @@ import (
 
 	"github.com/plughost/gateway/host/config"
 	"github.com/plughost/gateway/host/gateway"
+	"github.com/plughost/gateway/host/logsink"
 	"github.com/plughost/gateway/host/pidlock"
 )
 
@@ -24,7 +25,11 @@ func runCmd(args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	logger := newLogger(cfg.Gateway, stderr)
+	// Logging never blocks the host: a stuck stderr (a pipe nobody reads)
+	// drops lines, counted, instead of stalling the loops that log.
+	sink := logsink.New(stderr, logsink.Options{JSON: cfg.Gateway.LogFormat == "json"})
+	defer sink.Close(2 * time.Second)
+	logger := newLogger(cfg.Gateway, sink)
 	if *replace {
 		timeout := cfg.Gateway.ShutdownTimeout + 10*time.Second
 		if err := pidlock.Stop(context.Background(), cfg.Gateway.StateDir, timeout, false, logger); err != nil {
@@ -33,9 +38,10 @@ func runCmd(args []string, _, stderr io.Writer) error {
 	}
 	path := configPath(*cfgFlag)
 	err = gateway.Run(context.Background(), gateway.Options{
-		Config: cfg,
-		Logger: logger,
-		Argv:   os.Args,
+		Config:      cfg,
+		Logger:      logger,
+		Argv:        os.Args,
+		DroppedLogs: sink.Dropped,
 		Reload: func() (*config.Config, error) {
 			next, diags := config.Load(path)
 			if diags.HasErrors() {

@@ -1,15 +1,20 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/plughost/gateway/host/config"
+	"github.com/plughost/gateway/host/supervisor"
+	"github.com/plughost/gateway/shared"
 )
 
 func validateCmd(args []string, stdout, stderr io.Writer) error {
@@ -34,7 +39,8 @@ func validateCmd(args []string, stdout, stderr io.Writer) error {
 }
 
 // checkPlatforms starts each platform's plugin just long enough to get its
-// schema and decodes the platform's config block against it.
+// schema, decodes the platform's config block against it, and has the
+// plugin check the result as it would at run time.
 func checkPlatforms(cfg *config.Config) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	for _, p := range cfg.Platforms {
@@ -49,18 +55,44 @@ func checkPlatforms(cfg *config.Config) hcl.Diagnostics {
 			})
 			continue
 		}
-		desc, _, err := inspect(path)
-		if err != nil {
+		var pdiags hcl.Diagnostics
+		decode := func(schema []shared.Attribute) (json.RawMessage, error) {
+			raw, d := cfg.DecodePlatformConfig(p, schema)
+			pdiags = d
+			if d.HasErrors() {
+				return nil, errors.New(config.FormatDiagnostics(d))
+			}
+			return raw, nil
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), inspectTimeout)
+		_, err := supervisor.Check(ctx, supervisor.Binary{Path: path, Dir: cfg.Gateway.PluginDir, SHA256: p.SHA256}, decode, hclog.NewNullLogger())
+		cancel()
+		var fatal *shared.FatalError
+		switch {
+		case errors.Is(err, supervisor.ErrNotDecoded):
+			diags = append(diags, pdiags...)
+		case errors.As(err, &fatal):
+			// The plugin refuses the block as a whole (it would fail at run).
+			if !p.ConfigRange.Empty() {
+				rng = p.ConfigRange
+			}
+			diags = append(diags, pdiags...)
 			diags = append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError,
-				Summary:  fmt.Sprintf("platform %q: plugin %s did not describe itself", p.Name, path),
+				Summary:  fmt.Sprintf("platform %q: %s", p.Name, fatal.Message),
+				Detail:   fatal.Hint,
+				Subject:  &rng,
+			})
+		case err != nil:
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  fmt.Sprintf("platform %q: plugin %s could not check its config", p.Name, path),
 				Detail:   err.Error(),
 				Subject:  &rng,
 			})
-			continue
+		default:
+			diags = append(diags, pdiags...)
 		}
-		_, pdiags := cfg.DecodePlatformConfig(p, desc.Schema)
-		diags = append(diags, pdiags...)
 	}
 	return diags
 }

@@ -51,6 +51,11 @@ type Scripted struct {
 	Body       string // JSON body; default {"error":{"message":...}}
 	// Drop closes the connection without answering (a connection reset).
 	Drop bool
+	// Location, with a 3xx Status, answers a redirect to it.
+	Location string
+	// Stall answers 200 with event-stream headers and one chunk, then sends
+	// nothing until the client goes away (a stream stalled after headers).
+	Stall bool
 }
 
 // Server is the fake provider. Set its fields before the first request.
@@ -203,7 +208,19 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 		}
 		panic(http.ErrAbortHandler)
 	}
+	if sc != nil && sc.Stall {
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, `data: {"choices":[{"index":0,"delta":{"content":"stalled "}}]}`+"\n\n")
+		if fl, ok := w.(http.Flusher); ok {
+			fl.Flush()
+		}
+		<-r.Context().Done()
+		return
+	}
 	if sc != nil {
+		if sc.Location != "" {
+			w.Header().Set("Location", sc.Location)
+		}
 		if sc.RetryAfter != "" {
 			w.Header().Set("Retry-After", sc.RetryAfter)
 		}

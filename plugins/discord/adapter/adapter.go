@@ -47,6 +47,8 @@ type timing struct {
 	// now is the clock streamed replies measure edit_interval with; nil
 	// is time.Now.
 	now func() time.Time
+	// identifyWindow is identify_budget's window; zero means an hour.
+	identifyWindow time.Duration
 }
 
 var defaultTiming = timing{
@@ -127,6 +129,9 @@ func (a *Adapter) Configure(_ context.Context, cfg shared.Config) error {
 	}
 	a.cfg, a.rest, a.transport, a.log = s, rest, transport, logger.Named("discord")
 	a.budget = newIdentifyBudget(s.identifyBudget)
+	if a.tune.identifyWindow > 0 {
+		a.budget.window = a.tune.identifyWindow
+	}
 	if a.rate == nil {
 		a.rate = kit.NewBudget(a.tune.channelRate)
 	}
@@ -186,19 +191,19 @@ func (a *Adapter) Send(ctx context.Context, r shared.Reply) ([]string, error) {
 	ids := make([]string, 0, len(chunks))
 	for i, chunk := range chunks {
 		if err := rate.Wait(ctx, channel, kit.Final); err != nil {
-			return ids, fmt.Errorf("posting part %d/%d of a reply in channel %s: %w", i+1, len(chunks), channel, err)
+			return ids, sendFailed(ctx, err, i, len(chunks), channel)
 		}
 		ms := &discordgo.MessageSend{Content: chunk, AllowedMentions: allowedMentions()}
 		if i == 0 && s.replyToMessage && r.ReplyToID != "" {
 			failIfGone := false // the user deleted their message: post anyway
 			ms.Reference = &discordgo.MessageReference{MessageID: r.ReplyToID, ChannelID: channel, FailIfNotExists: &failIfGone}
 		}
-		m, err := rest.ChannelMessageSendComplex(channel, ms, discordgo.WithContext(ctx))
+		m, err := a.postMessage(ctx, rest, channel, ms)
 		if err != nil {
 			if isUnauthorized(err) {
 				return ids, a.fail(tokenRejected("REST 401 while sending"))
 			}
-			return ids, fmt.Errorf("posting part %d/%d of a reply in channel %s: %w", i+1, len(chunks), channel, err)
+			return ids, sendFailed(ctx, err, i, len(chunks), channel)
 		}
 		ids = append(ids, m.ID)
 	}
@@ -235,7 +240,7 @@ func (a *Adapter) Typing(ctx context.Context, conv shared.Conversation) error {
 		a.typing.forget(channel)
 		return nil // the channel's budget is spent: a typing indicator can wait
 	}
-	if err := rest.ChannelTyping(channel, discordgo.WithContext(ctx)); err != nil {
+	if _, err := a.restRequest(ctx, rest, http.MethodPost, discordgo.EndpointChannelTyping(channel), nil); err != nil {
 		a.typing.forget(channel)
 		if isUnauthorized(err) {
 			return a.fail(tokenRejected("REST 401 while typing"))

@@ -41,6 +41,18 @@ func (b *identifyBudget) take(now time.Time) error {
 	return nil
 }
 
+// wait returns how long until the window has room for one more identify
+// (zero when it has room now).
+func (b *identifyBudget) wait(now time.Time) time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.prune(now)
+	if len(b.times) < b.limit {
+		return 0
+	}
+	return b.times[len(b.times)-b.limit].Add(b.window).Sub(now)
+}
+
 // used returns how many identifies the current window holds.
 func (b *identifyBudget) used(now time.Time) int {
 	b.mu.Lock()

@@ -2,6 +2,7 @@ package adapter
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -55,8 +56,11 @@ func newREST(s settings) (*discordgo.Session, *http.Transport, error) {
 	sess.ShouldReconnectOnError = false
 	sess.StateEnabled = false
 	// discordgo's limiter keeps one bucket per route (per channel for
-	// messages), so a 429 in one channel does not hold up the others.
-	sess.ShouldRetryOnRateLimit = true
+	// messages), so a 429 in one channel does not hold up the others. Its
+	// 429 retry sleeps without looking at the context: off. Every call the
+	// plugin makes waits for rate limits itself, with the context
+	// (restRequest in send.go).
+	sess.ShouldRetryOnRateLimit = false
 	sess.MaxRestRetries = 2
 	// discordgo would print to stderr outside hclog; every error it sees is
 	// returned to us and logged there instead.
@@ -66,12 +70,16 @@ func newREST(s settings) (*discordgo.Session, *http.Transport, error) {
 
 // gatewayURL asks the REST API where the gateway is (gateway/bot, which
 // also checks the token) and returns the websocket URL to dial.
-func gatewayURL(ctx context.Context, rest *discordgo.Session, version string) (string, error) {
-	gb, err := rest.GatewayBot(discordgo.WithContext(ctx))
+func (a *Adapter) gatewayURL(ctx context.Context) (string, error) {
+	raw, err := a.restRequest(ctx, a.rest, http.MethodGet, discordgo.EndpointGatewayBot, nil)
+	var gb discordgo.GatewayBotResponse
+	if err == nil {
+		err = json.Unmarshal(raw, &gb)
+	}
 	if err != nil {
 		return "", fmt.Errorf("asking Discord for the gateway URL: %w", err)
 	}
-	return withGatewayParams(gb.URL, version)
+	return withGatewayParams(gb.URL, a.cfg.gatewayVersion())
 }
 
 // withGatewayParams adds the version and encoding query to a gateway URL.

@@ -2,8 +2,10 @@ package adapter
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/bwmarrin/discordgo"
@@ -76,15 +78,24 @@ func (a *Adapter) loop(ctx context.Context, emit emitFunc) error {
 	rs := &resumeState{}
 	dialURL := ""
 	retry := kit.Retry{Backoff: kit.Backoff{Initial: a.tune.backoffBase, Max: a.tune.backoffMax}}
+	var lastOp7 time.Time // when the gateway last asked to reconnect
+	asked := false        // the last connection ended with op 7
 	for ctx.Err() == nil {
 		var err error
+		if !rs.canResume() && asked {
+			// Discord asked for this identify: a gateway that keeps
+			// asking is paced by identify_budget, never fatal.
+			if !a.waitIdentifyBudget(ctx, emit) {
+				return ctx.Err()
+			}
+		}
 		if !rs.canResume() {
 			// Check the token before every fresh IDENTIFY: a rejected token
 			// then costs a REST call, not an identify (Discord resets tokens
 			// that identify too often).
 			err = a.checkToken(ctx)
 			if err == nil && dialURL == "" {
-				dialURL, err = gatewayURL(ctx, a.rest, a.cfg.gatewayVersion())
+				dialURL, err = a.gatewayURL(ctx)
 			}
 			if err != nil && isUnauthorized(err) {
 				return tokenRejected("REST 401")
@@ -119,6 +130,17 @@ func (a *Adapter) loop(ctx context.Context, emit emitFunc) error {
 		if ready && up >= a.tune.stableAfter {
 			retry.Reset()
 		}
+		asked = errors.Is(err, errReconnectRequested)
+		if asked {
+			// Discord's docs: reconnect (and resume) at once after op 7.
+			// Op 7s that follow within stableAfter are a storm: they back
+			// off like any other reconnect.
+			now := time.Now()
+			if !lastOp7.IsZero() && now.Sub(lastOp7) < a.tune.stableAfter {
+				wait = -1
+			}
+			lastOp7 = now
+		}
 		if wait < 0 {
 			wait = retry.Failed(up)
 		}
@@ -134,14 +156,34 @@ func (a *Adapter) loop(ctx context.Context, emit emitFunc) error {
 	return ctx.Err()
 }
 
+// waitIdentifyBudget waits, when identify_budget is spent, until the
+// window has room for one more identify; false means ctx ended.
+func (a *Adapter) waitIdentifyBudget(ctx context.Context, emit emitFunc) bool {
+	wait := a.budget.wait(time.Now())
+	if wait <= 0 {
+		return true
+	}
+	msg := fmt.Sprintf("Discord keeps asking the bot to reconnect (op 7) before it is ready; identify_budget is spent: next identify in %s",
+		wait.Round(time.Second))
+	a.log.Warn(msg, "identify_budget", a.cfg.identifyBudget)
+	if !emit(shared.Event{Health: &shared.Health{State: shared.Degraded, Message: msg}}) {
+		return false
+	}
+	return kit.Sleep(ctx, wait) == nil
+}
+
 // checkToken asks users/@me, which fails with 401 for a bad token, and
 // learns the bot's own id for mention gating.
 func (a *Adapter) checkToken(ctx context.Context) error {
-	me, err := a.rest.User("@me", discordgo.WithContext(ctx))
+	raw, err := a.restRequest(ctx, a.rest, http.MethodGet, discordgo.EndpointUser("@me"), nil)
+	var me discordgo.User
+	if err == nil {
+		err = json.Unmarshal(raw, &me)
+	}
 	if err != nil {
 		return fmt.Errorf("checking the bot token (users/@me): %w", err)
 	}
-	a.setBot(me)
+	a.setBot(&me)
 	return nil
 }
 

@@ -2,8 +2,10 @@ package adapter
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -155,9 +157,17 @@ func (a *Adapter) render(ctx context.Context, lr *liveReply, text string, kind k
 		if i < len(lr.ids) {
 			id := lr.ids[i]
 			call = func(ctx context.Context) error {
-				_, err := rest.ChannelMessageEditComplex(&discordgo.MessageEdit{
-					ID: id, Channel: lr.channel, Content: &chunk, AllowedMentions: allowedMentions(),
-				}, discordgo.WithContext(ctx), discordgo.WithRetryOnRatelimit(kind == kit.Final))
+				edit := &discordgo.MessageEdit{ID: id, Channel: lr.channel, Content: &chunk, AllowedMentions: allowedMentions()}
+				if kind == kit.Final {
+					// Waits for the bucket and a 429's retry_after, with ctx.
+					body, err := json.Marshal(edit)
+					if err != nil {
+						return err
+					}
+					_, err = a.restRequest(ctx, rest, http.MethodPatch, discordgo.EndpointChannelMessage(lr.channel, id), body)
+					return err
+				}
+				_, err := rest.ChannelMessageEditComplex(edit, discordgo.WithContext(ctx), discordgo.WithRetryOnRatelimit(false))
 				return err
 			}
 		} else {
@@ -167,7 +177,13 @@ func (a *Adapter) render(ctx context.Context, lr *liveReply, text string, kind k
 				ms.Reference = &discordgo.MessageReference{MessageID: lr.replyTo, ChannelID: lr.channel, FailIfNotExists: &failIfGone}
 			}
 			call = func(ctx context.Context) error {
-				m, err := rest.ChannelMessageSendComplex(lr.channel, ms, discordgo.WithContext(ctx), discordgo.WithRetryOnRatelimit(kind == kit.Final))
+				var m *discordgo.Message
+				var err error
+				if kind == kit.Final {
+					m, err = a.postMessage(ctx, rest, lr.channel, ms)
+				} else {
+					m, err = rest.ChannelMessageSendComplex(lr.channel, ms, discordgo.WithContext(ctx), discordgo.WithRetryOnRatelimit(false))
+				}
 				if err == nil {
 					lr.ids = append(lr.ids, m.ID)
 					lr.shown = append(lr.shown, "")

@@ -1,9 +1,10 @@
 // Package fakediscord is a fake Discord for tests: a loopback HTTP server
 // that answers the REST routes a bot uses (gateway, gateway/bot, users/@me,
 // channel messages and typing) and speaks the gateway websocket protocol
-// (HELLO, IDENTIFY → READY or a close code, heartbeats, RESUME → RESUMED,
-// dispatched events). Tests steer it (token, close codes, drops) and read
-// back what the bot did (identifies, resumes, posted messages).
+// (HELLO, IDENTIFY → READY, a close code or op 7, heartbeats, RESUME →
+// RESUMED, dispatched events). Tests steer it (token, close codes, drops,
+// op 7 storms, 429s on sends) and read back what the bot did (identifies,
+// resumes, posted messages).
 //
 // Point a bot at it with api_url = Server.APIURL; the gateway URL comes from
 // its /gateway and /gateway/bot answers.
@@ -66,17 +67,19 @@ type Server struct {
 	ackHeartbeats bool
 	silent        bool
 	identifyClose int
-	nextID        int64
+	// reconnectOnIdentify: IDENTIFYs still to answer with op 7 (negative:
+	// all); reconnectAfterResume: op 7 after every RESUMED.
+	reconnectOnIdentify  int
+	reconnectAfterResume bool
+	rateLimit            rateLimit
+	nextID               int64
+	sessions             map[string]*session
+	conns                map[*gwConn]struct{}
+	upgrader             websocket.Upgrader
 	// shown is each posted message's content now (edits applied);
 	// deleted messages are removed.
 	shown map[string]string
 	edits int
-	// limited is how many message posts or edits still get a 429.
-	limited    int
-	retryAfter time.Duration
-	sessions   map[string]*session
-	conns      map[*gwConn]struct{}
-	upgrader   websocket.Upgrader
 }
 
 // session is a gateway session that can be resumed.
@@ -92,6 +95,8 @@ const (
 	statResumes    = "resumes"
 	statDials      = "dials"
 	statHeartbeats = "heartbeats"
+	statReconnects = "reconnects"   // op 7s sent
+	statLimited    = "rate_limited" // 429s answered
 )
 
 // New starts a fake Discord on 127.0.0.1 and stops it when the test ends.
@@ -99,6 +104,12 @@ func New(t testing.TB) *Server {
 	t.Helper()
 	srv := fakekit.NewServer(t)
 	srv.FaultBody = func(status int) any {
+		switch status { // what Discord says for the usual ones
+		case http.StatusForbidden:
+			return map[string]any{"message": "Missing Permissions", "code": 50013}
+		case http.StatusNotFound:
+			return map[string]any{"message": "Unknown Channel", "code": 10003}
+		}
 		return map[string]any{"message": http.StatusText(status), "code": 0}
 	}
 	s := &Server{
@@ -148,6 +159,7 @@ func (s *Server) control() {
 		return nil, nil
 	})
 	s.http.Control("drop", func(json.RawMessage) (any, error) { return s.Drop(), nil })
+	s.http.Control("reconnect", func(json.RawMessage) (any, error) { return s.RequestReconnect(), nil })
 	s.http.Control("close", func(in json.RawMessage) (any, error) {
 		var c struct {
 			Code int    `json:"code"`
@@ -207,8 +219,55 @@ func (s *Server) SetIdentifyCloseCode(code int) {
 }
 
 // SetRESTStatus makes every request whose path ends with suffix (for example
-// "/messages") fail with status. Zero restores normal answers.
+// "/messages", or "/channels/C1/messages" for one channel) fail with status,
+// with Discord's message for 403 (Missing Permissions) and 404 (Unknown
+// Channel). Zero restores normal answers.
 func (s *Server) SetRESTStatus(suffix string, status int) { s.http.SetFault(suffix, status) }
+
+// rateLimit is a scripted 429 on the send route.
+type rateLimit struct {
+	retryAfter time.Duration
+	times      int // answers left; negative: every one
+}
+
+// RateLimit makes the next n message posts (negative: all of them) answer
+// 429 with retry_after, as Discord does when a channel's bucket is spent,
+// body and rate-limit headers alike. Zero restores normal answers.
+func (s *Server) RateLimit(n int, retryAfter time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rateLimit = rateLimit{retryAfter: retryAfter, times: n}
+}
+
+// RateLimited returns how many requests the fake answered with 429.
+func (s *Server) RateLimited() int { return s.stats.Get(statLimited) }
+
+// limited answers 429 when a scripted rate limit applies.
+func (s *Server) limited(w http.ResponseWriter, bucket string) bool {
+	s.mu.Lock()
+	rl := s.rateLimit
+	if rl.times == 0 {
+		s.mu.Unlock()
+		return false
+	}
+	if s.rateLimit.times > 0 {
+		s.rateLimit.times--
+	}
+	s.mu.Unlock()
+	s.stats.Inc(statLimited)
+	secs := rl.retryAfter.Seconds()
+	h := w.Header()
+	h.Set("Retry-After", fmt.Sprint(int(rl.retryAfter.Round(time.Second)/time.Second)))
+	h.Set("X-RateLimit-Limit", "5")
+	h.Set("X-RateLimit-Remaining", "0")
+	h.Set("X-RateLimit-Reset-After", fmt.Sprintf("%.3f", secs))
+	h.Set("X-RateLimit-Bucket", bucket)
+	h.Set("X-RateLimit-Scope", "user")
+	fakekit.WriteJSON(w, http.StatusTooManyRequests, map[string]any{
+		"message": "You are being rate limited.", "retry_after": secs, "global": false,
+	})
+	return true
+}
 
 // Identifies returns how many IDENTIFY payloads the gateway received.
 func (s *Server) Identifies() int { return s.stats.Get(statIdentifies) }
@@ -221,6 +280,9 @@ func (s *Server) Dials() int { return s.stats.Get(statDials) }
 
 // Heartbeats returns how many heartbeats the gateway received.
 func (s *Server) Heartbeats() int { return s.stats.Get(statHeartbeats) }
+
+// Reconnects returns how many op 7 (Reconnect) payloads the gateway sent.
+func (s *Server) Reconnects() int { return s.stats.Get(statReconnects) }
 
 // Connections returns how many gateway connections are open and past
 // READY or RESUMED.
@@ -296,14 +358,6 @@ func (s *Server) handleMe(w http.ResponseWriter, r *http.Request) {
 	fakekit.WriteJSON(w, http.StatusOK, botUser())
 }
 
-// RateLimit makes the next n message posts or edits answer 429 with
-// retry_after, as Discord does when a channel's bucket is spent.
-func (s *Server) RateLimit(n int, retryAfter time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.limited, s.retryAfter = n, retryAfter
-}
-
 // Shown returns the messages the bot posted that still exist, oldest first,
 // each with its content now (after edits).
 func (s *Server) Shown() []PostedMessage {
@@ -327,30 +381,8 @@ func (s *Server) Edits() int {
 	return s.edits
 }
 
-// rateLimited answers 429 when RateLimit asked for it.
-func (s *Server) rateLimited(w http.ResponseWriter) bool {
-	s.mu.Lock()
-	if s.limited <= 0 {
-		s.mu.Unlock()
-		return false
-	}
-	s.limited--
-	after := s.retryAfter
-	s.mu.Unlock()
-	secs := after.Seconds()
-	w.Header().Set("Retry-After", fmt.Sprintf("%.3f", secs))
-	w.Header().Set("X-RateLimit-Limit", "5")
-	w.Header().Set("X-RateLimit-Remaining", "0")
-	w.Header().Set("X-RateLimit-Reset-After", fmt.Sprintf("%.3f", secs))
-	w.Header().Set("X-RateLimit-Bucket", "fake-channel-bucket")
-	fakekit.WriteJSON(w, http.StatusTooManyRequests, map[string]any{
-		"message": "You are being rate limited.", "retry_after": secs, "global": false,
-	})
-	return true
-}
-
 func (s *Server) handleEditMessage(w http.ResponseWriter, r *http.Request) {
-	if !s.authorized(w, r) || s.rateLimited(w) {
+	if !s.authorized(w, r) || s.limited(w, "messages:"+r.PathValue("id")) {
 		return
 	}
 	var body discordgo.MessageEdit
@@ -390,7 +422,7 @@ func (s *Server) handleDeleteMessage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handlePostMessage(w http.ResponseWriter, r *http.Request) {
-	if !s.authorized(w, r) || s.rateLimited(w) {
+	if !s.authorized(w, r) || s.limited(w, "messages:"+r.PathValue("id")) {
 		return
 	}
 	var body discordgo.MessageSend

@@ -16,6 +16,7 @@ const (
 	opHeartbeat      = 1
 	opIdentify       = 2
 	opResume         = 6
+	opReconnect      = 7
 	opInvalidSession = 9
 	opHello          = 10
 	opHeartbeatACK   = 11
@@ -138,6 +139,9 @@ func (s *Server) identify(c *gwConn, data json.RawMessage) bool {
 		c.closeWith(closeCode, "closed by fakediscord")
 		return false
 	}
+	if s.takeReconnectOnIdentify() {
+		return c.reconnect(s)
+	}
 	s.mu.Lock()
 	sess := &session{id: s.newID()}
 	s.sessions[sess.id] = sess
@@ -184,8 +188,65 @@ func (s *Server) resume(c *gwConn, data json.RawMessage) bool {
 	c.session = sess
 	sess.seq++
 	seq := sess.seq
+	storm := s.reconnectAfterResume
 	s.mu.Unlock()
-	return c.write(dispatchPayload("RESUMED", seq, map[string]any{})) == nil
+	if c.write(dispatchPayload("RESUMED", seq, map[string]any{})) != nil {
+		return false
+	}
+	if storm {
+		return c.reconnect(s)
+	}
+	return true
+}
+
+// reconnect sends op 7 (Reconnect) and keeps the connection open, as
+// Discord does: the client is expected to close it and resume.
+func (c *gwConn) reconnect(s *Server) bool {
+	s.stats.Inc(statReconnects)
+	return c.write(map[string]any{"op": opReconnect, "d": nil}) == nil
+}
+
+// takeReconnectOnIdentify reports whether this IDENTIFY is answered with
+// op 7, counting it off.
+func (s *Server) takeReconnectOnIdentify() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.reconnectOnIdentify == 0 {
+		return false
+	}
+	if s.reconnectOnIdentify > 0 {
+		s.reconnectOnIdentify--
+	}
+	return true
+}
+
+// SetReconnectOnIdentify makes the gateway answer the next n IDENTIFYs
+// (negative: every one) with op 7 (Reconnect) instead of READY, like a
+// gateway node being drained before the session starts. Zero restores READY.
+func (s *Server) SetReconnectOnIdentify(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reconnectOnIdentify = n
+}
+
+// SetReconnectAfterResume makes the gateway send op 7 (Reconnect) right
+// after every RESUMED: a reconnect storm.
+func (s *Server) SetReconnectAfterResume(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reconnectAfterResume = on
+}
+
+// RequestReconnect sends op 7 (Reconnect) to every live connection and
+// returns how many got it.
+func (s *Server) RequestReconnect() int {
+	n := 0
+	for _, c := range s.liveConns() {
+		if c.reconnect(s) {
+			n++
+		}
+	}
+	return n
 }
 
 func (c *gwConn) writeRaw(raw []byte) error {
