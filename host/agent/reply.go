@@ -80,7 +80,7 @@ func (s *Service) capReply(t *turn, reply string) string {
 	limit := s.maxReplyBytes()
 	out, cut := capReply(reply, limit)
 	if cut {
-		s.log.Warn("reply cut at max_reply_bytes", "session", t.key, "model", t.spec.model,
+		s.log.Warn("reply cut at max_reply_bytes", "session", shared.LogValue(t.key), "model", t.spec.model,
 			"bytes", len(reply), "max_reply_bytes", limit)
 	}
 	return out

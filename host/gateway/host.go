@@ -94,6 +94,23 @@ func Run(ctx context.Context, opts Options) error {
 		watchdog = t.C
 		h.logger.Debug("systemd watchdog enabled", "interval", every)
 	}
+	// Reloads run one at a time beside this loop, so that a slow reload
+	// (describing a replaced plugin binary, stopping a stuck platform)
+	// never keeps the loop from answering signals; SIGHUPs that arrive
+	// during a reload are coalesced into one more.
+	reloads := make(chan struct{}, 1)
+	reloadsDone := make(chan struct{})
+	go func() {
+		defer close(reloadsDone)
+		for range reloads {
+			notify.reloading()
+			if err := h.Reload(); err != nil {
+				h.logger.Error("reload failed; still running the previous config", "error", err)
+			}
+			notify.ready()
+		}
+	}()
+	stopReloads := func() { close(reloads) }
 	for {
 		select {
 		case <-watchdog:
@@ -103,21 +120,24 @@ func Run(ctx context.Context, opts Options) error {
 				h.logger.Error("host loops did not answer; withholding the watchdog ping")
 			}
 		case <-ctx.Done():
+			stopReloads()
+			<-reloadsDone
 			notify.stopping()
 			return h.Shutdown(context.Background())
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				notify.reloading()
-				if err := h.Reload(); err != nil {
-					h.logger.Error("reload failed; still running the previous config", "error", err)
+				select {
+				case reloads <- struct{}{}:
+				default:
+					h.logger.Debug("a reload is already pending; this SIGHUP joins it")
 				}
-				notify.ready()
 				continue
 			}
+			stopReloads()
 			cancelReady()
 			notify.stopping()
 			h.logger.Info("shutting down", "signal", sig.String())
-			return h.shutdownBounded(sigs)
+			return h.shutdownBounded(sigs, reloadsDone)
 		}
 	}
 }
@@ -132,12 +152,16 @@ const shutdownSlack = 8 * time.Second
 // exit now. Plugins die with the host (Pdeathsig); the store is crash-safe.
 var ErrForcedStop = errors.New("stopped before the shutdown finished")
 
-// shutdownBounded runs Shutdown aside and returns when it is done, when a
+// shutdownBounded runs Shutdown aside (after a reload in progress) and
+// returns when it is done, when a
 // second SIGTERM/SIGINT arrives, or when shutdown_timeout + shutdownSlack
 // has passed, whichever comes first: stopping is always bounded.
-func (h *Host) shutdownBounded(sigs chan os.Signal) error {
+func (h *Host) shutdownBounded(sigs chan os.Signal, reloadsDone <-chan struct{}) error {
 	done := make(chan error, 1)
-	go func() { done <- h.Shutdown(context.Background()) }()
+	go func() {
+		<-reloadsDone // a reload in progress finishes first (within the same bound)
+		done <- h.Shutdown(context.Background())
+	}()
 	bound := h.Config().Gateway.ShutdownTimeout + shutdownSlack
 	hard := time.NewTimer(bound)
 	defer hard.Stop()

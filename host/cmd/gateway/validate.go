@@ -76,10 +76,18 @@ func checkPlatforms(cfg *config.Config) hcl.Diagnostics {
 			if !p.ConfigRange.Empty() {
 				rng = p.ConfigRange
 			}
+			// A disabled platform (enabled = env("TOKEN", "") != "" with
+			// no token) is not run: what its plugin refuses is a warning
+			// for when it is enabled, so the shipped config stays valid on
+			// a machine with no secrets.
+			severity, summary := hcl.DiagError, fmt.Sprintf("platform %q: %s", p.Name, fatal.Message)
+			if !p.Enabled {
+				severity, summary = hcl.DiagWarning, fmt.Sprintf("platform %q (disabled): %s", p.Name, fatal.Message)
+			}
 			diags = append(diags, pdiags...)
 			diags = append(diags, &hcl.Diagnostic{
-				Severity: hcl.DiagError,
-				Summary:  fmt.Sprintf("platform %q: %s", p.Name, fatal.Message),
+				Severity: severity,
+				Summary:  summary,
 				Detail:   fatal.Hint,
 				Subject:  &rng,
 			})

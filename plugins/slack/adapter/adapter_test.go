@@ -374,3 +374,40 @@ func TestStopClosesConnection(t *testing.T) {
 	}
 	eventually(t, "the connection to close", func() bool { return fake.OpenConnections() == 0 })
 }
+
+func TestSendFailuresClassified(t *testing.T) {
+	tests := map[string]struct {
+		fault  func(*fakeslack.Server)
+		reason shared.DeliveryReason
+	}{
+		"channel_not_found": {func(s *fakeslack.Server) { s.SetMethodError("chat.postMessage", "channel_not_found") }, shared.DeliveryNotFound},
+		"not_in_channel":    {func(s *fakeslack.Server) { s.SetMethodError("chat.postMessage", "not_in_channel") }, shared.DeliveryForbidden},
+		"msg_too_long":      {func(s *fakeslack.Server) { s.SetMethodError("chat.postMessage", "msg_too_long") }, shared.DeliveryTooLarge},
+		"internal_error":    {func(s *fakeslack.Server) { s.SetMethodError("chat.postMessage", "internal_error") }, shared.DeliveryUnavailable},
+		"invalid_blocks":    {func(s *fakeslack.Server) { s.SetMethodError("chat.postMessage", "invalid_blocks") }, shared.DeliveryRejected},
+		"HTTP 503":          {func(s *fakeslack.Server) { s.SetHTTPStatus("chat.postMessage", 503) }, shared.DeliveryUnavailable},
+		"HTTP 400":          {func(s *fakeslack.Server) { s.SetHTTPStatus("chat.postMessage", 400) }, shared.DeliveryRejected},
+		// A Retry-After longer than the reply may wait: given up at once.
+		"429 past the deadline": {func(s *fakeslack.Server) { s.RateLimit("chat.postMessage", 30*time.Second, 1) }, shared.DeliveryRateLimited},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			fake := fakeslack.New(t)
+			h := newHarness(t, fake, nil)
+			tc.fault(fake)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			ids, err := h.a.Send(ctx, shared.Reply{ConversationID: "C1", ThreadID: "1.1", Text: "hello"})
+			var de *shared.DeliveryError
+			if !errors.As(err, &de) || de.Reason != tc.reason || de.Posted != 0 || len(ids) != 0 {
+				t.Fatalf("Send = %v, %v; want a %s DeliveryError", ids, err, tc.reason)
+			}
+			if tc.reason == shared.DeliveryRateLimited && de.RetryAfter != 30*time.Second {
+				t.Fatalf("RetryAfter = %s, want 30s", de.RetryAfter)
+			}
+			if ctx.Err() != nil {
+				t.Fatal("Send used up the deadline instead of giving up")
+			}
+		})
+	}
+}
