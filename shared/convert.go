@@ -72,6 +72,7 @@ func messageToProto(m *Message) *pb.Message {
 		Id: m.ID, ConversationId: m.ConversationID, ThreadId: m.ThreadID,
 		UserId: m.UserID, UserName: m.UserName, GuildId: m.GuildID,
 		Direct: m.Direct, Text: m.Text, UnixNano: m.UnixNano, Cursor: m.Cursor, ExpiresUnixNano: m.ExpiresUnixNano,
+		Stream: m.Stream,
 	}
 }
 
@@ -80,6 +81,7 @@ func messageFromProto(m *pb.Message) *Message {
 		ID: m.GetId(), ConversationID: m.GetConversationId(), ThreadID: m.GetThreadId(),
 		UserID: m.GetUserId(), UserName: m.GetUserName(), GuildID: m.GetGuildId(),
 		Direct: m.GetDirect(), Text: m.GetText(), UnixNano: m.GetUnixNano(), Cursor: m.GetCursor(), ExpiresUnixNano: m.GetExpiresUnixNano(),
+		Stream: m.GetStream(),
 	}
 }
 

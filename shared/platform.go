@@ -170,6 +170,11 @@ type Message struct {
 	// the message it keeps the cursor durably per platform and hands the
 	// latest one back in Config.Cursor when the plugin starts again.
 	Cursor string
+	// Stream asks for the reply streamed as it is written (an HTTP request
+	// with "stream": true; a Discord channel that shows edits), to a
+	// platform that is a Streamer. Without it the host sends one whole
+	// reply and calls the provider without streaming. Protocol 2 only.
+	Stream bool
 }
 
 // HealthState is a plugin's connection to its platform.

@@ -144,7 +144,9 @@ func TestDiscordUndeliverableRepliesAreExplained(t *testing.T) {
 	fake := fakediscord.New(t)
 	e := newEnv(t)
 	e.install("discord", "discord")
-	e.writeConfig(discordPlatform(fake, fakediscord.DefaultToken))
+	// The whole-reply Send path is what this test is about.
+	e.writeConfig(strings.Replace(discordPlatform(fake, fakediscord.DefaultToken),
+		"config {", "config {\n    stream_replies = false", 1))
 	h := e.start()
 	e.waitPlatform("discord", 20*time.Second, inState("running"))
 

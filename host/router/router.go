@@ -425,7 +425,7 @@ func (r *Router) turn(ctx context.Context, j *job) {
 	var ans Answer
 	var err error
 	var st *stream
-	if r.streamSender != nil && r.streamSender.Streams(j.platform) {
+	if j.msg.Stream && r.streamSender != nil && r.streamSender.Streams(j.platform) {
 		st = r.newStream(j)
 		ans, err = r.streamAgents.ReplyStream(ctx, j.key, j.msg.Text, st.delta)
 	} else {

@@ -299,6 +299,8 @@ func (a *adapter) submit(ctx context.Context, session, text string, stream bool,
 		Direct: true, Text: text, UnixNano: now.UnixNano(),
 		// The request gives up after timeout: no turn starts after that.
 		ExpiresUnixNano: now.Add(a.timeout).UnixNano(),
+		// Only a request that asked for server-sent events is streamed.
+		Stream: stream,
 	}
 	a.logger.Debug("message received", "session", shared.LogValue(session), "id", id, "bytes", len(text))
 	select {

@@ -761,6 +761,10 @@ type Message struct {
 	Text           string                 `protobuf:"bytes,8,opt,name=text,proto3" json:"text,omitempty"`
 	UnixNano       int64                  `protobuf:"varint,9,opt,name=unix_nano,json=unixNano,proto3" json:"unix_nano,omitempty"`
 	Cursor         string                 `protobuf:"bytes,10,opt,name=cursor,proto3" json:"cursor,omitempty"` // platform position after this message; version 2 only
+	// The sender asked for the reply streamed as it is written (an HTTP
+	// request with "stream": true, a Discord channel that shows edits);
+	// version 2 only. Without it the host answers with one whole reply.
+	Stream bool `protobuf:"varint,11,opt,name=stream,proto3" json:"stream,omitempty"`
 	// When the platform stops waiting for a reply (an HTTP request's
 	// timeout), Unix nanoseconds; 0 for never. The host does not start a
 	// turn for a message whose time is up.
@@ -867,6 +871,13 @@ func (x *Message) GetCursor() string {
 		return x.Cursor
 	}
 	return ""
+}
+
+func (x *Message) GetStream() bool {
+	if x != nil {
+		return x.Stream
+	}
+	return false
 }
 
 func (x *Message) GetExpiresUnixNano() int64 {
@@ -1802,7 +1813,7 @@ const file_platform_proto_rawDesc = "" +
 	"\x05Event\x128\n" +
 	"\amessage\x18\x01 \x01(\v2\x1c.gateway.platform.v1.MessageH\x00R\amessage\x125\n" +
 	"\x06health\x18\x02 \x01(\v2\x1b.gateway.platform.v1.HealthH\x00R\x06healthB\x06\n" +
-	"\x04kind\"\xbd\x02\n" +
+	"\x04kind\"\xd5\x02\n" +
 	"\aMessage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12'\n" +
 	"\x0fconversation_id\x18\x02 \x01(\tR\x0econversationId\x12\x1b\n" +
@@ -1814,7 +1825,8 @@ const file_platform_proto_rawDesc = "" +
 	"\x04text\x18\b \x01(\tR\x04text\x12\x1b\n" +
 	"\tunix_nano\x18\t \x01(\x03R\bunixNano\x12\x16\n" +
 	"\x06cursor\x18\n" +
-	" \x01(\tR\x06cursor\x12*\n" +
+	" \x01(\tR\x06cursor\x12\x16\n" +
+	"\x06stream\x18\v \x01(\bR\x06stream\x12*\n" +
 	"\x11expires_unix_nano\x18\x14 \x01(\x03R\x0fexpiresUnixNano\"\x8c\x01\n" +
 	"\x06Health\x126\n" +
 	"\x05state\x18\x01 \x01(\x0e2 .gateway.platform.v1.HealthStateR\x05state\x12\x18\n" +
