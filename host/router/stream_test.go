@@ -74,7 +74,7 @@ func newStreamRouter(t *testing.T, streams bool) (*Router, *streamAgents, *strea
 // text, under one reply id.
 func TestStreamedReplyPartsThenTheWholeReply(t *testing.T) {
 	r, agents, rec := newStreamRouter(t, true)
-	r.Handle("p", msg("m1", "c", "hi"))
+	r.Handle("p", streamMsg("m1", "c", "hi"))
 	<-agents.sent
 	waitFor(t, "the deltas", func() bool { return len(rec.all()) == 4 })
 	close(agents.release)
@@ -98,7 +98,7 @@ func TestStreamedReplyPartsThenTheWholeReply(t *testing.T) {
 // reply with "Stopped." instead of leaving it open or sending a second one.
 func TestStopEndsAStreamedReplyAndSaysSo(t *testing.T) {
 	r, agents, rec := newStreamRouter(t, true)
-	r.Handle("p", msg("m1", "c", "hi"))
+	r.Handle("p", streamMsg("m1", "c", "hi"))
 	<-agents.sent
 	r.Handle("p", msg("m2", "c", "/stop"))
 	waitFor(t, "the stream to end", func() bool {
@@ -115,6 +115,26 @@ func TestStopEndsAStreamedReplyAndSaysSo(t *testing.T) {
 // streamed replies gets one Send with the final text.
 func TestNonStreamingPlatformGetsTheWholeReply(t *testing.T) {
 	r, agents, rec := newStreamRouter(t, false)
+	close(agents.release)
+	r.Handle("p", msg("m1", "c", "hi"))
+	got := rec.waitReply(t, "m1")
+	if got.Text != "echo: hi" || len(rec.all()) != 0 {
+		t.Errorf("reply = %+v, parts %+v; want the whole reply and no parts", got, rec.all())
+	}
+}
+
+// streamMsg is msg asking for its reply streamed.
+func streamMsg(id, conv, text string) *shared.Message {
+	m := msg(id, conv, text)
+	m.Stream = true
+	return m
+}
+
+// TestMessageNotAskingToStreamGetsTheWholeReply: on a platform that shows
+// streamed replies, a message that did not ask for one (an HTTP request
+// without "stream": true) gets one Send, and the provider is not streamed.
+func TestMessageNotAskingToStreamGetsTheWholeReply(t *testing.T) {
+	r, agents, rec := newStreamRouter(t, true)
 	close(agents.release)
 	r.Handle("p", msg("m1", "c", "hi"))
 	got := rec.waitReply(t, "m1")
