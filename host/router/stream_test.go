@@ -18,16 +18,18 @@ type streamAgents struct {
 	sent    chan struct{} // closed once every piece went out
 }
 
-func (a *streamAgents) ReplyStream(ctx context.Context, _, _ string, onDelta func(string)) (string, error) {
+var _ StreamingAgents = (*streamAgents)(nil)
+
+func (a *streamAgents) ReplyStream(ctx context.Context, _, _ string, onDelta func(string)) (Answer, error) {
 	for _, p := range a.pieces {
 		onDelta(p)
 	}
 	close(a.sent)
 	select {
 	case <-a.release:
-		return strings.Join(a.pieces, ""), nil
+		return Answer{Text: strings.Join(a.pieces, "")}, nil
 	case <-ctx.Done():
-		return "", ctx.Err()
+		return Answer{}, ctx.Err()
 	}
 }
 
