@@ -13,7 +13,8 @@ PLUGINS   := $(notdir $(wildcard plugins/*))
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT    ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS   := -X github.com/plughost/gateway/host/version.Version=$(VERSION) \
-             -X github.com/plughost/gateway/host/version.Commit=$(COMMIT)
+             -X github.com/plughost/gateway/host/version.Commit=$(COMMIT) \
+             -X github.com/plughost/gateway/shared.Version=$(VERSION)
 
 PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.5.1
@@ -41,12 +42,21 @@ vet:
 test: vet test-deps
 	$(GO) test -race -count=1 -timeout 15m ./...
 
-# System tools the tests use: systemd-analyze checks the generated unit.
+# System tools the tests use: systemd-analyze checks the generated unit;
+# chromium runs the HTTP plugin's web page test.
 test-deps:
 	@command -v systemd-analyze >/dev/null 2>&1 || { \
 		echo "systemd-analyze not found: installing Debian's systemd"; \
 		(apt-get update -qq && apt-get install -y -qq systemd) || \
 		(sudo apt-get update -qq && sudo apt-get install -y -qq systemd); }
+	@command -v npx >/dev/null 2>&1 || { \
+		echo "npx not found (the MCP test against @modelcontextprotocol/server-everything): installing Debian's npm"; \
+		(apt-get update -qq && apt-get install -y -qq npm) || \
+		(sudo apt-get update -qq && sudo apt-get install -y -qq npm); }
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "chromium not found: installing Debian's chromium (the web page's browser test)"; \
+		(apt-get update -qq && apt-get install -y -qq chromium) || \
+		(sudo apt-get update -qq && sudo apt-get install -y -qq chromium); }
 
 # FUZZTIME bounds each fuzz target, e.g. make fuzz FUZZTIME=5m. Inputs that
 # fail are written to the package's testdata/fuzz/FuzzXxx/: fix the bug and

@@ -27,6 +27,10 @@ agent {
   model         = "echo/echo"
   system_prompt = "You are a helpful assistant."
   history_limit = 40
+  limits {
+    messages_per_minute = 20      # per user per platform; 0: no limit
+    tokens_per_day      = 200000  # provider-reported tokens per user per UTC day
+  }
 }
 
 cache {
@@ -44,6 +48,10 @@ platform "web" {
 platform "discord" {
   plugin  = "discord"
   enabled = env("DISCORD_TOKEN", "") != ""
+  access {
+    dm            = "pairing"  # strangers get a code: `gateway pairing approve CODE`
+    allowed_users = []         # Discord user ids answered without pairing
+  }
   config {
     token           = env("DISCORD_TOKEN", "")
     require_mention = true

@@ -10,6 +10,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"time"
+
+	"github.com/plughost/gateway/shared/kit/fakekit"
 )
 
 // bareEnv, when set to an address, makes the bench binary the baseline: a
@@ -61,7 +63,7 @@ func (b *bare) url() string { return "http://" + b.addr + "/v1/messages" }
 // startBare re-executes the bench as the baseline server and waits until
 // it answers.
 func startBare() (*bare, error) {
-	addr, err := freeAddr()
+	addr, err := fakekit.FreeAddr()
 	if err != nil {
 		return nil, err
 	}

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,6 +12,11 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/plughost/gateway/host/gateway"
+	"github.com/plughost/gateway/host/gateway/gatewaytest"
+	"github.com/plughost/gateway/host/supervisor"
+	"github.com/plughost/gateway/shared/kit/fakekit"
 )
 
 // installOpts shape one installation's config file.
@@ -34,6 +37,7 @@ type installOpts struct {
 // install is one gateway installation in a temp dir: config file, state
 // dir, admin address and the HTTP platforms' listen addresses.
 type install struct {
+	*gatewaytest.Install
 	dir    string
 	config string
 	admin  string
@@ -52,10 +56,11 @@ func newInstall(o installOpts) (*install, error) {
 	if err != nil {
 		return nil, err
 	}
-	in := &install{dir: dir, config: filepath.Join(dir, "config.hcl")}
-	if in.admin, err = freeAddr(); err != nil {
+	gi, err := gatewaytest.NewInstall(dir)
+	if err != nil {
 		return nil, err
 	}
+	in := &install{Install: gi, dir: gi.Dir, config: gi.Config, admin: gi.Admin}
 	model := "echo/echo"
 	if o.providerURL != "" {
 		model = "openai/bench"
@@ -85,7 +90,7 @@ cache {
 		fmt.Fprintf(&b, "provider \"openai\" {\n  type = \"openai\"\n  base_url = %q\n  api_key = \"bench\"\n}\n", o.providerURL)
 	}
 	for i := range o.platforms {
-		addr, err := freeAddr()
+		addr, err := fakekit.FreeAddr()
 		if err != nil {
 			return nil, err
 		}
@@ -96,7 +101,7 @@ cache {
 		}
 		b.WriteString("}\n")
 	}
-	return in, os.WriteFile(in.config, []byte(b.String()), 0o644)
+	return in, in.WriteConfig(b.String())
 }
 
 // url is the messages endpoint of HTTP platform i.
@@ -105,23 +110,10 @@ func (in *install) url(i int) string { return "http://" + in.web[i] + "/v1/messa
 // lockPath is the host's lock file.
 func (in *install) lockPath() string { return filepath.Join(in.dir, "state", "gateway.lock") }
 
-// freeAddr returns a loopback address with a port free right now.
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
 // proc is a subprocess the bench started: a host or a bare server. Every
 // proc is killed when the bench exits.
 type proc struct {
-	cmd    *exec.Cmd
-	exited chan struct{}
-	err    error
-	log    *os.File
+	*gatewaytest.Process
 }
 
 var (
@@ -136,54 +128,29 @@ func startProc(cmd *exec.Cmd, logPath string) (*proc, error) {
 		return nil, err
 	}
 	cmd.Stdout, cmd.Stderr = f, f
-	p := &proc{cmd: cmd, exited: make(chan struct{}), log: f}
-	if err := cmd.Start(); err != nil {
+	gp, err := gatewaytest.StartProcess(cmd)
+	if err != nil {
 		f.Close()
 		return nil, err
 	}
+	p := &proc{Process: gp}
 	procsMu.Lock()
 	procs[p] = true
 	procsMu.Unlock()
 	go func() {
-		p.err = cmd.Wait()
+		<-gp.Exited()
 		f.Close()
 		procsMu.Lock()
 		delete(procs, p)
 		procsMu.Unlock()
-		close(p.exited)
 	}()
 	return p, nil
 }
 
-func (p *proc) pid() int { return p.cmd.Process.Pid }
-
-func (p *proc) alive() bool {
-	select {
-	case <-p.exited:
-		return false
-	default:
-		return true
-	}
-}
-
-// kill sends SIGKILL and waits until the process is reaped.
-func (p *proc) kill() {
-	_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.exited
-}
-
-// stop sends SIGTERM and waits (SIGKILL after timeout).
-func (p *proc) stop(timeout time.Duration) {
-	if !p.alive() {
-		return
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(timeout):
-		p.kill()
-	}
-}
+func (p *proc) pid() int                { return p.PID() }
+func (p *proc) alive() bool             { return p.Alive() }
+func (p *proc) kill()                   { p.Kill() }
+func (p *proc) stop(wait time.Duration) { p.Stop(wait) }
 
 // killAll kills every process still running (bench exit).
 func killAll() {
@@ -194,7 +161,7 @@ func killAll() {
 	}
 	procsMu.Unlock()
 	for _, p := range ps {
-		_ = p.cmd.Process.Signal(syscall.SIGKILL)
+		_ = p.Signal(syscall.SIGKILL)
 	}
 }
 
@@ -242,62 +209,26 @@ func (in *install) startReady(timeout time.Duration) (*host, error) {
 
 // waitReady polls /readyz until 200.
 func (h *host) waitReady(timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if !h.alive() {
-			return fmt.Errorf("gateway exited: %v; log: %s", h.err, logTail(h.logPath))
-		}
-		if h.in.ready() {
-			return nil
-		}
-		time.Sleep(5 * time.Millisecond)
+	_, err := pollUntil(timeout, 5*time.Millisecond, h.proc, h.in.Ready)
+	if errors.Is(err, errExited) {
+		return fmt.Errorf("gateway exited: %v; log: %s", h.Err(), logTail(h.logPath))
 	}
-	return fmt.Errorf("gateway not ready within %s; log: %s", timeout, logTail(h.logPath))
-}
-
-// adminClient talks to admin endpoints without keeping connections, so
-// the bench does not add to the host's file descriptors.
-var adminClient = &http.Client{
-	Timeout:   2 * time.Second,
-	Transport: &http.Transport{DisableKeepAlives: true},
+	if err != nil {
+		return fmt.Errorf("gateway not ready within %s; log: %s", timeout, logTail(h.logPath))
+	}
+	return nil
 }
 
 // ready reports whether /readyz answers 200.
-func (in *install) ready() bool {
-	resp, err := adminClient.Get("http://" + in.admin + "/readyz")
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
-}
+func (in *install) ready() bool { return in.Ready() }
 
-// status is the part of /v1/status the bench reads.
-type status struct {
-	PID       int `json:"pid"`
-	Platforms []struct {
-		Name     string `json:"name"`
-		State    string `json:"state"`
-		PID      int    `json:"pid"`
-		Restarts int    `json:"restarts"`
-	} `json:"platforms"`
-	Cache struct {
-		Agents    int `json:"agents"`
-		Evictions int `json:"evictions"`
-		Closed    int `json:"closed"`
-	} `json:"cache"`
-}
+// status is /v1/status.
+type status struct{ gateway.Status }
 
 // status fetches /v1/status.
 func (in *install) status() (status, error) {
-	var st status
-	resp, err := adminClient.Get("http://" + in.admin + "/v1/status")
-	if err != nil {
-		return st, err
-	}
-	defer resp.Body.Close()
-	err = json.NewDecoder(resp.Body).Decode(&st)
-	return st, err
+	st, err := in.Status()
+	return status{st}, err
 }
 
 // allRunning reports whether every platform in st is running.
@@ -306,7 +237,7 @@ func (st status) allRunning(n int) bool {
 		return false
 	}
 	for _, p := range st.Platforms {
-		if p.State != "running" {
+		if p.State != supervisor.StateRunning {
 			return false
 		}
 	}
@@ -319,6 +250,13 @@ func (st status) pluginPID(i int) int {
 		return st.Platforms[i].PID
 	}
 	return 0
+}
+
+// adminClient reads /metrics without keeping connections, so the bench
+// does not add to the host's file descriptors.
+var adminClient = &http.Client{
+	Timeout:   2 * time.Second,
+	Transport: &http.Transport{DisableKeepAlives: true},
 }
 
 // goroutines reads go_goroutines from the host's /metrics.

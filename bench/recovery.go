@@ -68,9 +68,9 @@ func (r *runner) recovery() error {
 	r.t.add(row{
 		Figure: "plugin recovery",
 		How: fmt.Sprintf("SIGKILL the HTTP plugin (pid from /v1/status) → /v1/status running with a new pid %s → a POST answered 200 (the result); "+
-			"restart { initial_backoff = \"50ms\", max_backoff = \"50ms\" } (jitter ×0.8–1.0 of 50 ms); %d runs", running.format(fmtMs), runs),
+			"restart { initial_backoff = \"50ms\", max_backoff = \"50ms\" } (jittered over 25–50 ms, kit.Backoff); %d runs", running.format(fmtMs), runs),
 		Result:   answering.format(fmtMs),
-		Baseline: "backoff 40–50 ms",
+		Baseline: "backoff 25–50 ms",
 		Goal:     fmt.Sprintf("%s beyond the backoff; goal ≤ 500 ms", fmtMs(answering.median()-45)),
 		Verdict:  judge(answering.median() <= 500),
 	})

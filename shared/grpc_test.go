@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +14,8 @@ import (
 	"github.com/hashicorp/go-plugin"
 
 	"github.com/plughost/gateway/shared"
+
+	"github.com/plughost/gateway/shared/kit/fakekit"
 )
 
 // waitTimeout bounds every wait in these tests; nothing here should take
@@ -573,22 +574,7 @@ func testPlatformWithLogger(t *testing.T, impl shared.Platform, logger hclog.Log
 }
 
 // syncBuffer is a bytes.Buffer safe for the logger's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = fakekit.SyncBuffer
 
 func TestSetLogLevel(t *testing.T) {
 	var out syncBuffer

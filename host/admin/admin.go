@@ -36,7 +36,10 @@ type Options struct {
 	Ready func() (bool, string)
 	// Gatherer serves /metrics; nil for none.
 	Gatherer prometheus.Gatherer
-	Logger   hclog.Logger
+	// Routes, if set, registers more endpoints (the access policy's
+	// /v1/pairing and /v1/usage).
+	Routes func(*http.ServeMux)
+	Logger hclog.Logger
 	// MaxConnections bounds the open connections (DefaultMaxConnections
 	// if 0): a flood of idle connections must never take the file
 	// descriptors the host needs to start its plugins.
@@ -112,6 +115,9 @@ func Listen(opts Options) (*Server, error) {
 	})
 	if opts.Gatherer != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{}))
+	}
+	if opts.Routes != nil {
+		opts.Routes(mux)
 	}
 	guarded, err := webguard.Wrap(mux, webguard.Options{Listen: opts.Addr, AnyHost: s.unix != "",
 		AllowedHosts: opts.AllowedHosts, AllowedOrigins: opts.AllowedOrigins})

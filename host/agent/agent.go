@@ -15,8 +15,8 @@ import (
 
 // Agent is the live object of one session: its model, its provider client
 // and a cached copy of its session. The transcript lives in the store, the
-// source of truth (invariant 4: a rebuilt agent continues where an evicted
-// one stopped); the copy saves a store read per turn and is kept equal to
+// source of truth (a rebuilt agent continues where an evicted one
+// stopped); the copy saves a store read per turn and is kept equal to
 // the store as the session type describes.
 type Agent struct {
 	key    string
@@ -31,7 +31,7 @@ type Agent struct {
 	evicted  bool
 	reason   Reason
 	idle     chan struct{} // made at eviction when in use; closed when the last user releases
-	sess     session       // the session's copy, meaningful only when sessOK
+	sess     sessionCopy   // the session's copy, meaningful only when sessOK
 	sessOK   bool          // sess equals the store (see session)
 	sessVer  uint64        // incremented at every change of sess
 
@@ -43,11 +43,14 @@ type Agent struct {
 // interchangeable; a cached agent whose spec no longer matches the session's
 // is stale and is evicted.
 type spec struct {
-	ref          *providerRef // changes when the provider's settings change
-	model        string       // full PROVIDER/MODEL
-	remoteModel  string       // MODEL, as sent to the provider
-	systemPrompt string
-	historyLimit int
+	ref           *providerRef // changes when the provider's settings change
+	model         string       // full PROVIDER/MODEL
+	remoteModel   string       // MODEL, as sent to the provider
+	systemPrompt  string
+	historyLimit  int
+	agent         string // the agent's name
+	tools         string // its tool patterns, joined by NUL
+	maxToolRounds int
 }
 
 // Key returns the session key the agent serves.

@@ -189,7 +189,7 @@ func (c *cache) evictLocked(a *Agent, reason Reason) {
 	delete(c.byKey, a.key)
 	a.elem = nil
 	a.evicted = true
-	a.sess, a.sessOK = session{}, false // the copy goes with the agent
+	a.sess, a.sessOK = sessionCopy{}, false // the copy goes with the agent
 	a.reason = reason
 	c.evictions[reason]++
 	c.closing++

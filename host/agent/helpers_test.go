@@ -9,6 +9,8 @@ import (
 	"github.com/plughost/gateway/host/provider"
 	"github.com/plughost/gateway/host/provider/providertest"
 	"github.com/plughost/gateway/host/store"
+
+	"github.com/plughost/gateway/shared/kit/fakekit"
 )
 
 const testKey = "sk-agent-test-key"
@@ -112,11 +114,5 @@ func newTestServiceAt(t testing.TB, dir string, cfg Config, opts Options) *Servi
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t testing.TB, what string, within time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	fakekit.Eventually(t, within, what, cond)
 }

@@ -68,10 +68,12 @@ func (s *Service) Apply(cfg Config) error {
 
 	maxAgents, ttl := cacheLimits(cfg)
 	s.cache.setLimits(maxAgents, ttl, ReasonReload)
-	limit := max(cfg.HistoryLimit, 0) // 0: no history
+	// Only the agents whose own settings changed are evicted.
 	n := s.cache.evictIf(ReasonReload, func(a *Agent) bool {
 		prov, _, _ := splitModel(a.spec.model)
-		return next[prov] != a.spec.ref || a.spec.systemPrompt != cfg.SystemPrompt || a.spec.historyLimit != limit
+		named := cfg.named(a.spec.agent)
+		return next[prov] != a.spec.ref || named.Name != a.spec.agent || a.spec.systemPrompt != named.SystemPrompt ||
+			a.spec.historyLimit != max(named.HistoryLimit, 0) || a.spec.tools != named.toolKey() || a.spec.maxToolRounds != named.MaxToolRounds
 	})
 	for name, r := range old {
 		if next[name] != r {

@@ -69,9 +69,10 @@ func (s *Service) Answer(ctx context.Context, key, text string) (Answer, error) 
 		return Answer{}, s.failed(ctx, t, err)
 	}
 	content := s.capReply(t, resp.Content)
-	if err := s.commit(ctx, t, content); err != nil {
+	if err := s.commit(ctx, t, content, resp.Turns...); err != nil {
 		return Answer{}, err
 	}
+	s.usage(ctx, key, resp.Usage)
 	return Answer{Text: content, Turn: TurnID{Epoch: t.epoch, Asked: t.asked}}, nil
 }
 
@@ -118,35 +119,58 @@ func (s *Service) AnswerStream(ctx context.Context, key, text string, onDelta fu
 	if err != nil {
 		return Answer{}, err
 	}
-	content, err := t.stream(ctx, s.maxReplyBytes(), onDelta)
+	var content string
+	var usage provider.Usage
+	var turns []provider.Message
+	if t.req.Tools != nil {
+		var resp *provider.Response
+		if resp, err = t.completeTools(ctx, onDelta); err == nil {
+			content, turns, usage = resp.Content, resp.Turns, resp.Usage
+		}
+	} else {
+		content, usage, err = t.stream(ctx, s.maxReplyBytes(), onDelta)
+	}
 	s.cache.release(t.agent)
 	if err != nil {
 		s.cache.endTurn(t.key, t.agent, t.trusted, t.ver, turnNoWrite)
 		return Answer{}, s.failed(ctx, t, err)
 	}
 	content = s.capReply(t, content)
-	if err := s.commit(ctx, t, content); err != nil {
+	if err := s.commit(ctx, t, content, turns...); err != nil {
 		return Answer{}, err
 	}
+	s.usage(ctx, key, usage)
 	return Answer{Text: content, Turn: TurnID{Epoch: t.epoch, Asked: t.asked}}, nil
 }
 
+// usage hands a committed turn's token usage to Options.OnUsage.
+func (s *Service) usage(ctx context.Context, key string, u provider.Usage) {
+	if s.opts.OnUsage != nil {
+		s.opts.OnUsage(context.WithoutCancel(ctx), key, u)
+	}
+}
+
 // stream reads the provider's stream until it ends or holds more than limit
-// bytes (the rest would be cut anyway).
-func (t *turn) stream(ctx context.Context, limit int, onDelta func(string)) (string, error) {
+// bytes (the rest would be cut anyway), with the usage the provider
+// reported at its end (none when it was cut short).
+func (t *turn) stream(ctx context.Context, limit int, onDelta func(string)) (string, provider.Usage, error) {
+	var usage provider.Usage
 	st, err := t.agent.client.Stream(ctx, t.req)
 	if err != nil {
-		return "", err
+		return "", usage, err
 	}
 	defer st.Close()
 	var b strings.Builder
 	for {
 		c, err := st.Recv()
 		if err == io.EOF {
-			return b.String(), nil
+			return b.String(), usage, nil
 		}
 		if err != nil {
-			return "", err
+			return "", usage, err
+		}
+		if c.Usage != nil {
+			usage = *c.Usage
 		}
 		if c.Delta != "" {
 			b.WriteString(c.Delta)
@@ -154,7 +178,7 @@ func (t *turn) stream(ctx context.Context, limit int, onDelta func(string)) (str
 				onDelta(c.Delta)
 			}
 			if b.Len() > limit {
-				return b.String(), nil
+				return b.String(), usage, nil
 			}
 		}
 	}
@@ -168,12 +192,12 @@ func (s *Service) begin(key, text string) (*turn, error) {
 	if key == "" {
 		return nil, errors.New("reply: empty session key")
 	}
-	a, sess, ver, done, hit, err := s.cache.startTurn(key)
+	a, sess, ver, finished, hit, err := s.cache.startTurn(key)
 	if err != nil {
 		return nil, err
 	}
 	if hit {
-		want, err := s.specFor(s.effectiveModel(sess.model))
+		want, err := s.specFor(key, s.effectiveModel(key, sess.model))
 		if err != nil {
 			s.cache.release(a)
 			s.cache.endTurn(key, a, true, ver, turnNoWrite)
@@ -186,7 +210,7 @@ func (s *Service) begin(key, text string) (*turn, error) {
 		// session as on a miss; acquire evicts the stale agent.
 		s.cache.release(a)
 	}
-	t, err := s.load(key, text, done)
+	t, err := s.load(key, text, finished)
 	if err != nil {
 		s.cache.endTurn(key, nil, false, 0, turnNoWrite)
 		return nil, err
@@ -196,9 +220,9 @@ func (s *Service) begin(key, text string) (*turn, error) {
 
 // load is begin on a cache miss: it reads the session from the store,
 // acquires (or builds) the agent and caches the session on it.
-func (s *Service) load(key, text string, done uint64) (*turn, error) {
+func (s *Service) load(key, text string, finished uint64) (*turn, error) {
 	for attempt := 0; ; attempt++ {
-		limit := s.historyLimit()
+		limit := s.historyLimit(key)
 		stored, history, err := s.store.History(key, limit)
 		if err != nil {
 			if errors.Is(err, store.ErrClosed) {
@@ -209,7 +233,7 @@ func (s *Service) load(key, text string, done uint64) (*turn, error) {
 		if s.loaded != nil {
 			s.loaded(key)
 		}
-		want, err := s.specFor(s.effectiveModel(stored.Model))
+		want, err := s.specFor(key, s.effectiveModel(key, stored.Model))
 		if err != nil {
 			return nil, err
 		}
@@ -228,29 +252,32 @@ func (s *Service) load(key, text string, done uint64) (*turn, error) {
 		if len(history) > want.historyLimit {
 			history = history[len(history)-want.historyLimit:]
 		}
-		sess := session{epoch: stored.Epoch, model: stored.Model, tail: make([]provider.Message, len(history))}
+		sess := sessionCopy{epoch: stored.Epoch, model: stored.Model, tail: make([]provider.Message, len(history))}
 		for i, m := range history {
-			sess.tail[i] = provider.Message{Role: provider.Role(m.Role), Content: m.Content}
+			sess.tail[i] = fromStore(m)
 		}
+		sess.tail = trimOrphans(sess.tail)
 		var ver uint64
 		trusted := false
 		// A tail read with a smaller limit than the agent's may be short.
 		if limit >= want.historyLimit {
-			ver, trusted = s.cache.install(a, sess, done)
+			ver, trusted = s.cache.install(a, sess, finished)
 		}
 		return s.newTurn(key, text, a, want, sess, trusted, ver), nil
 	}
 }
 
 // newTurn builds the provider request of a turn from its session.
-func (s *Service) newTurn(key, text string, a *Agent, want spec, sess session, trusted bool, ver uint64) *turn {
+func (s *Service) newTurn(key, text string, a *Agent, want spec, sess sessionCopy, trusted bool, ver uint64) *turn {
 	req := &provider.Request{Model: want.remoteModel, Messages: make([]provider.Message, 0, len(sess.tail)+2)}
 	if want.systemPrompt != "" {
 		req.Messages = append(req.Messages, provider.Message{Role: provider.RoleSystem, Content: want.systemPrompt})
 	}
 	req.Messages = append(req.Messages, sess.tail...)
 	req.Messages = append(req.Messages, provider.Message{Role: provider.RoleUser, Content: text})
-	return &turn{key: key, text: text, epoch: sess.epoch, spec: want, agent: a, req: req, asked: s.now(), trusted: trusted, ver: ver}
+	t := &turn{key: key, text: text, epoch: sess.epoch, spec: want, agent: a, req: req, asked: s.now(), trusted: trusted, ver: ver}
+	s.addTools(t)
+	return t
 }
 
 // failed classifies a provider failure: the caller's cancellation as is,
@@ -264,23 +291,28 @@ func (s *Service) failed(ctx context.Context, t *turn, err error) error {
 	return userError(t.spec.remoteModel, err)
 }
 
-// commit makes the turn durable before the reply is handed back (invariant
-// 4). A /stop arriving now must not lose a reply the provider already gave,
+// commit makes the turn durable before the reply is handed back, so that a
+// crash after the reply loses nothing. A /stop arriving now must not lose a reply the provider already gave,
 // so the commit ignores ctx's cancellation. The epoch read at the start
 // sends a turn that raced a /new to the archive it belongs to.
 //
 // commit ends the turn: a committed turn is appended to the agent's cached
 // copy of the session, a failed commit drops that copy.
-func (s *Service) commit(ctx context.Context, t *turn, reply string) error {
-	err := s.store.AppendTurn(context.WithoutCancel(ctx), t.key, t.epoch,
-		store.Message{Role: string(provider.RoleUser), Content: t.text, Time: t.asked},
-		store.Message{Role: string(provider.RoleAssistant), Content: reply, Time: s.now()})
+func (s *Service) commit(ctx context.Context, t *turn, reply string, turns ...provider.Message) error {
+	rest, err := toStore(turns, func() store.Message { return store.Message{Time: s.now()} })
+	if err == nil {
+		rest = append(rest, store.Message{Role: string(provider.RoleAssistant), Content: reply, Time: s.now()})
+		err = s.store.AppendTurn(context.WithoutCancel(ctx), t.key, t.epoch,
+			store.Message{Role: string(provider.RoleUser), Content: t.text, Time: t.asked}, rest...)
+	}
 	if err != nil {
 		s.cache.endTurn(t.key, t.agent, t.trusted, t.ver, turnUnknown)
 	} else {
-		s.cache.endTurn(t.key, t.agent, t.trusted, t.ver, turnCommitted,
-			provider.Message{Role: provider.RoleUser, Content: t.text},
-			provider.Message{Role: provider.RoleAssistant, Content: reply})
+		msgs := make([]provider.Message, 0, len(turns)+2)
+		msgs = append(msgs, provider.Message{Role: provider.RoleUser, Content: t.text})
+		msgs = append(msgs, turns...)
+		msgs = append(msgs, provider.Message{Role: provider.RoleAssistant, Content: reply})
+		s.cache.endTurn(t.key, t.agent, t.trusted, t.ver, turnCommitted, msgs...)
 	}
 	if errors.Is(err, store.ErrClosed) {
 		return ErrClosed

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +12,8 @@ import (
 
 	"github.com/plughost/gateway/host/provider"
 	"github.com/plughost/gateway/host/provider/providertest"
+
+	"github.com/plughost/gateway/shared/kit/fakekit"
 )
 
 func asUserError(err error, ue **UserError) bool { return errors.As(err, ue) }
@@ -233,19 +234,4 @@ func TestAPIKeyNeverLogged(t *testing.T) {
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
+type syncBuffer = fakekit.SyncBuffer

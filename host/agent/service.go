@@ -44,6 +44,15 @@ type Config struct {
 	// MaxReplyBytes caps a reply where it is produced (max_reply_bytes);
 	// DefaultMaxReplyBytes if 0, at most shared.MaxReplyBytesLimit.
 	MaxReplyBytes int
+	// Tools and MaxToolRounds are the default agent's tools (see Named).
+	Tools         []string
+	MaxToolRounds int
+	// Agents are the named agents beside the default one (whose settings
+	// are the fields above).
+	Agents []Named
+	// Routes maps a platform to the agent its sessions talk to; a platform
+	// not listed talks to DefaultAgent.
+	Routes map[string]string
 }
 
 // Options tunes a Service beyond its config; the zero value is the default.
@@ -59,6 +68,12 @@ type Options struct {
 	SweepInterval time.Duration
 	// Retry is the retry policy of OpenAI-compatible providers.
 	Retry provider.RetryPolicy
+	// OnUsage, if set, is called after each committed turn with the token
+	// usage its provider reported (zero when it reported none); ctx is the
+	// reply's context, carrying whatever its caller put there.
+	OnUsage func(ctx context.Context, key string, u provider.Usage)
+	// Tools gives agents their MCP tools; nil offers none.
+	Tools ToolSource
 }
 
 // Service is the agent layer: agents cache + providers + session store. All
@@ -90,9 +105,11 @@ type Service struct {
 	closeErr  error
 }
 
-// SessionInfo describes a session for /status.
-type SessionInfo struct {
+// SessionStatus describes a session for /status.
+type SessionStatus struct {
 	Key string `json:"key"`
+	// Agent is the name of the agent serving the session.
+	Agent string `json:"agent"`
 	// Model is the effective PROVIDER/MODEL.
 	Model string `json:"model"`
 	// Messages is the length of the current transcript.
@@ -184,15 +201,19 @@ func closeRefs(refs map[string]*providerRef) {
 	}
 }
 
-// checkModel verifies the default model names a configured provider.
+// checkModel verifies every agent's default model names a configured
+// provider.
 func checkModel(cfg Config, providers map[string]*providerRef) error {
-	m := defaultModel(cfg)
-	prov, _, err := splitModel(m)
-	if err != nil {
-		return fmt.Errorf("agent service: agent model: %w", err)
-	}
-	if _, ok := providers[prov]; !ok {
-		return fmt.Errorf("agent service: agent model %q: no provider %q is configured", m, prov)
+	agents := append([]Named{cfg.named(DefaultAgent)}, cfg.Agents...)
+	for _, a := range agents {
+		m := a.model()
+		prov, _, err := splitModel(m)
+		if err != nil {
+			return fmt.Errorf("agent service: agent %q model: %w", a.Name, err)
+		}
+		if _, ok := providers[prov]; !ok {
+			return fmt.Errorf("agent service: agent %q model %q: no provider %q is configured", a.Name, m, prov)
+		}
 	}
 	return nil
 }
@@ -214,10 +235,11 @@ func splitModel(m string) (prov, model string, err error) {
 	return prov, model, nil
 }
 
-// specFor resolves a session's effective model into an agent spec.
-func (s *Service) specFor(model string) (spec, error) {
+// specFor resolves a session's agent and effective model into an agent spec.
+func (s *Service) specFor(key, model string) (spec, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	named := s.cfg.named(s.cfg.agentOf(key))
 	prov, remote, err := splitModel(model)
 	if err != nil {
 		return spec{}, &UserError{Message: fmt.Sprintf("this session's model %s; switch with /model PROVIDER/MODEL", err), Err: err}
@@ -227,23 +249,21 @@ func (s *Service) specFor(model string) (spec, error) {
 		return spec{}, &UserError{Message: fmt.Sprintf("this session's model %q needs provider %q, which is not configured; switch with /model (providers: %s)",
 			model, prov, strings.Join(s.modelsLocked(), ", "))}
 	}
-	limit := max(s.cfg.HistoryLimit, 0) // 0: no history
-	return spec{ref: ref, model: model, remoteModel: remote, systemPrompt: s.cfg.SystemPrompt, historyLimit: limit}, nil
+	limit := max(named.HistoryLimit, 0) // 0: no history
+	return spec{ref: ref, model: model, remoteModel: remote, systemPrompt: named.SystemPrompt, historyLimit: limit,
+		agent: named.Name, tools: named.toolKey(), maxToolRounds: named.MaxToolRounds}, nil
 }
 
-func (s *Service) effectiveModel(override string) string {
+// effectiveModel is the session's model: its override, else its agent's.
+func (s *Service) effectiveModel(key, override string) string {
 	if override != "" {
 		return override
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return defaultModel(s.cfg)
+	return s.agentFor(key).model()
 }
 
-func (s *Service) historyLimit() int {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return max(s.cfg.HistoryLimit, 0) // 0: no history
+func (s *Service) historyLimit(key string) int {
+	return max(s.agentFor(key).HistoryLimit, 0) // 0: no history
 }
 
 // Reset starts a fresh session (/new): the transcript is archived and the
@@ -291,7 +311,7 @@ func (s *Service) Model(key string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("session %s: %w", shared.LogValue(key), err)
 	}
-	return s.effectiveModel(sess.Model), nil
+	return s.effectiveModel(key, sess.Model), nil
 }
 
 // SetModel switches the session to model (PROVIDER/MODEL with a configured
@@ -344,14 +364,15 @@ func (s *Service) modelsLocked() []string {
 }
 
 // Session describes the session for /status.
-func (s *Service) Session(key string) (SessionInfo, error) {
+func (s *Service) Session(key string) (SessionStatus, error) {
 	sess, err := s.store.Session(key)
 	if err != nil {
-		return SessionInfo{}, fmt.Errorf("session %s: %w", shared.LogValue(key), err)
+		return SessionStatus{}, fmt.Errorf("session %s: %w", shared.LogValue(key), err)
 	}
-	return SessionInfo{
+	return SessionStatus{
 		Key:      key,
-		Model:    s.effectiveModel(sess.Model),
+		Agent:    s.AgentOf(key),
+		Model:    s.effectiveModel(key, sess.Model),
 		Messages: sess.Messages,
 		Archived: int(sess.Epoch),
 		Created:  sess.Created,

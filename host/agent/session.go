@@ -2,8 +2,9 @@ package agent
 
 import "github.com/plughost/gateway/host/provider"
 
-// session is what a turn needs of a stored session: the epoch its turn is
-// committed to, the model override and the transcript tail sent as history.
+// sessionCopy is what a turn needs of a stored session (store.Session):
+// the epoch its turn is committed to, the model override and the
+// transcript tail sent as history.
 //
 // A cached Agent keeps a copy of its session so that a turn on a cached
 // agent reads nothing from the store. The store stays the source of truth,
@@ -12,7 +13,7 @@ import "github.com/plughost/gateway/host/provider"
 //
 //   - the copy is installed from a store read only if no operation on the
 //     session (turn or session write) finished between the read and the
-//     install (flight.done is unchanged), so a read that may have missed a
+//     install (flight.finished is unchanged), so a read that may have missed a
 //     write is never cached;
 //   - every write to a session goes through the Service and is bracketed:
 //     a turn from startTurn to endTurn, Reset and SetModel from beginWrite to
@@ -31,7 +32,7 @@ import "github.com/plughost/gateway/host/provider"
 // A /new racing a running reply therefore behaves as when every turn read
 // the store: the reply commits to the epoch it started with (the archive),
 // its agent is evicted, and the next turn loads the new epoch.
-type session struct {
+type sessionCopy struct {
 	epoch uint64
 	model string             // the override; "" for the configured default
 	tail  []provider.Message // the last historyLimit messages, oldest first
@@ -40,8 +41,8 @@ type session struct {
 // flight counts the operations in progress on one session key. An entry
 // exists only while ops > 0, so the map is bounded by the work in flight.
 type flight struct {
-	ops  int    // turns and session writes of the key in progress
-	done uint64 // operations on the key finished since the entry was made
+	ops      int    // turns and session writes of the key in progress
+	finished uint64 // operations on the key finished since the entry was made
 }
 
 // turnOutcome is what a finished turn did to the store.
@@ -57,13 +58,13 @@ func (c *cache) startOpLocked(key string) uint64 {
 	f := c.flight[key]
 	f.ops++
 	c.flight[key] = f
-	return f.done
+	return f.finished
 }
 
 func (c *cache) finishOpLocked(key string) {
 	f := c.flight[key]
 	f.ops--
-	f.done++
+	f.finished++
 	if f.ops <= 0 {
 		delete(c.flight, key)
 		return
@@ -75,31 +76,31 @@ func (c *cache) finishOpLocked(key string) {
 // must be paired with endTurn. When the session's agent is cached with a
 // trusted copy of its session and no other operation on key is in flight, it
 // returns the agent marked in use (release it), that copy and its version,
-// and hit is true. Either way it returns the key's done count, for install.
-func (c *cache) startTurn(key string) (a *Agent, sess session, ver, done uint64, hit bool, err error) {
+// and hit is true. Either way it returns the key's finished count, for install.
+func (c *cache) startTurn(key string) (a *Agent, sess sessionCopy, ver, finished uint64, hit bool, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.shut {
-		return nil, session{}, 0, 0, false, ErrClosed
+		return nil, sessionCopy{}, 0, 0, false, ErrClosed
 	}
-	done = c.startOpLocked(key)
+	finished = c.startOpLocked(key)
 	a, ok := c.byKey[key]
 	if !ok || !a.sessOK || c.flight[key].ops > 1 {
-		return nil, session{}, 0, done, false, nil
+		return nil, sessionCopy{}, 0, finished, false, nil
 	}
 	a.inUse++
 	c.lru.MoveToFront(a.elem)
-	return a, a.sess, a.sessVer, done, true, nil
+	return a, a.sess, a.sessVer, finished, true, nil
 }
 
 // install caches sess, read from the store after the turn's startTurn
-// returned done, as a's copy of its session, unless an operation on the
+// returned finished count, as a's copy of its session, unless an operation on the
 // session finished since (the read may have missed it) or a was evicted. It
 // returns the copy's version and whether it was installed.
-func (c *cache) install(a *Agent, sess session, done uint64) (uint64, bool) {
+func (c *cache) install(a *Agent, sess sessionCopy, finished uint64) (uint64, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if a.evicted || c.flight[a.key].done != done {
+	if a.evicted || c.flight[a.key].finished != finished {
 		return 0, false
 	}
 	a.sess, a.sessOK = sess, true
@@ -163,5 +164,5 @@ func appendTail(tail []provider.Message, limit int, msgs ...provider.Message) []
 	if len(tail) > limit {
 		tail = tail[len(tail)-limit:]
 	}
-	return tail
+	return trimOrphans(tail)
 }

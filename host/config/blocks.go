@@ -92,8 +92,8 @@ func (s *Store) decode(d *decoder, body hcl.Body) {
 var agentSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 	{Name: "model"}, {Name: "system_prompt"}, {Name: "history_limit"},
 	{Name: "max_concurrent"}, {Name: "queue_limit"}, {Name: "reply_timeout"},
-	{Name: "max_reply_bytes"},
-}}
+	{Name: "max_reply_bytes"}, {Name: "tools"}, {Name: "max_tool_rounds"},
+}, Blocks: []hcl.BlockHeaderSchema{{Type: "limits"}}}
 
 // decode decodes the agent block over the defaults in a and returns the
 // range to report a bad model at.
@@ -108,9 +108,14 @@ func (a *Agent) decode(d *decoder, block *hcl.Block) hcl.Range {
 	d.integer(attrs, "queue_limit", 0, &a.QueueLimit)
 	d.duration(attrs, "reply_timeout", &a.ReplyTimeout)
 	d.integer(attrs, "max_reply_bytes", 1024, &a.MaxReplyBytes)
+	d.stringList(attrs, "tools", &a.Tools)
+	d.integer(attrs, "max_tool_rounds", 1, &a.MaxToolRounds)
 	if a.MaxReplyBytes > MaxReplyBytesLimit {
 		d.errorf(attrs["max_reply_bytes"].Range, "max_reply_bytes too large",
 			"max_reply_bytes is at most %d (4 MiB, within the plugin protocol's message size), not %d.", MaxReplyBytesLimit, a.MaxReplyBytes)
+	}
+	if lb := d.onlyBlock(content.Blocks, "limits", "the agent block"); lb != nil {
+		a.Limits.decode(d, lb.Body)
 	}
 	if m, ok := attrs["model"]; ok {
 		return m.Range
@@ -187,8 +192,9 @@ func decodeProvider(d *decoder, b *hcl.Block) *Provider {
 var platformSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
 		{Name: "plugin"}, {Name: "enabled"}, {Name: "session_scope"}, {Name: "sha256"},
+		{Name: "agent"},
 	},
-	Blocks: []hcl.BlockHeaderSchema{{Type: "config"}, {Type: "restart"}},
+	Blocks: []hcl.BlockHeaderSchema{{Type: "config"}, {Type: "restart"}, {Type: "access"}},
 }
 
 var restartSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
@@ -204,6 +210,7 @@ func decodePlatform(d *decoder, b *hcl.Block) *Platform {
 		Plugin:       b.Labels[0],
 		Enabled:      true,
 		SessionScope: "conversation",
+		Agent:        DefaultAgentName,
 		Restart:      DefaultRestart,
 		DeclRange:    b.DefRange,
 	}
@@ -218,6 +225,10 @@ func decodePlatform(d *decoder, b *hcl.Block) *Platform {
 	}
 	d.boolean(attrs, "enabled", &p.Enabled)
 	d.oneOf(attrs, "session_scope", &p.SessionScope, "conversation", "user")
+	p.Agent = DefaultAgentName
+	if attr := d.str(attrs, "agent", &p.Agent); attr != nil {
+		p.AgentRange = attr.Range
+	}
 	if sum := d.str(attrs, "sha256", &p.SHA256); sum != nil {
 		p.SHA256 = strings.ToLower(p.SHA256)
 		if _, err := hex.DecodeString(p.SHA256); err != nil || len(p.SHA256) != 64 {
@@ -226,8 +237,17 @@ func decodePlatform(d *decoder, b *hcl.Block) *Platform {
 		}
 	}
 
+	if ab := d.onlyBlock(content.Blocks, "access", "a platform"); ab != nil {
+		p.Access.decode(d, ab.Body)
+	}
+	if p.Access.DM == "" {
+		p.Access.DM = DMDefault(p.Plugin)
+	}
 	var config, restart *hcl.Block
 	for _, blk := range content.Blocks {
+		if blk.Type == "access" {
+			continue
+		}
 		prev := &config
 		if blk.Type == "restart" {
 			prev = &restart

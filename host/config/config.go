@@ -73,7 +73,7 @@ var rootSchema = &hcl.BodySchema{
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "gateway"},
 		{Type: "provider", LabelNames: []string{"name"}},
-		{Type: "agent"},
+		{Type: "mcp", LabelNames: []string{"name"}},
 		{Type: "cache"},
 		{Type: "store"},
 		{Type: "platform", LabelNames: []string{"name"}},
@@ -83,14 +83,14 @@ var rootSchema = &hcl.BodySchema{
 // decodeRoot decodes the file's blocks into c. The agent block is decoded
 // last because its model names a provider.
 func (c *Config) decodeRoot(d *decoder, body hcl.Body) {
+	body, agents := splitAgentBlocks(body)
 	content, diags := body.Content(rootSchema)
 	d.diags = append(d.diags, diags...)
 
 	seen := map[string]*hcl.Block{}
-	var agent *hcl.Block
 	for _, b := range content.Blocks {
 		switch b.Type {
-		case "gateway", "agent", "cache", "store":
+		case "gateway", "cache", "store":
 			if prev := seen[b.Type]; prev != nil {
 				d.errorf(b.DefRange, "Duplicate "+b.Type+" block",
 					"Only one %s block is allowed; the first is at %s.", b.Type, shortRange(prev.DefRange))
@@ -105,8 +105,10 @@ func (c *Config) decodeRoot(d *decoder, body hcl.Body) {
 			c.Cache.decode(d, b.Body)
 		case "store":
 			c.Store.decode(d, b.Body)
-		case "agent":
-			agent = b
+		case "mcp":
+			if m := decodeMCP(d, b); m != nil && c.checkUnique(d, b, c.MCPByName(m.Name) != nil) {
+				c.MCP = append(c.MCP, m)
+			}
 		case "provider":
 			if p := decodeProvider(d, b); p != nil && c.checkUnique(d, b, c.Provider(p.Name) != nil) {
 				c.Providers = append(c.Providers, p)
@@ -125,10 +127,9 @@ func (c *Config) decodeRoot(d *decoder, body hcl.Body) {
 			Timeout: DefaultProviderTimeout, MaxConnections: DefaultProviderMaxConnections,
 		})
 	}
-	if agent != nil {
-		// The default model always names a provider: echo is implicit.
-		c.checkModel(d, c.Agent.decode(d, agent))
-	}
+	// The default model always names a provider: echo is implicit.
+	c.decodeAgents(d, agents)
+	c.checkAgents(d)
 }
 
 // checkUnique reports a second block of b's type with b's name.
@@ -142,14 +143,14 @@ func (c *Config) checkUnique(d *decoder, b *hcl.Block, taken bool) bool {
 
 // checkModel checks that the agent's default model is PROVIDER/MODEL and
 // names a provider of this file.
-func (c *Config) checkModel(d *decoder, rng hcl.Range) {
-	provider, model, ok := strings.Cut(c.Agent.Model, "/")
+func (c *Config) checkModel(d *decoder, m string, rng hcl.Range) {
+	provider, model, ok := strings.Cut(m, "/")
 	switch {
 	case !ok || provider == "" || model == "":
-		d.errorf(rng, "Invalid model", "model must be PROVIDER/MODEL, such as \"echo/echo\" or \"openai/gpt-4o-mini\", not %q.", c.Agent.Model)
+		d.errorf(rng, "Invalid model", "model must be PROVIDER/MODEL, such as \"echo/echo\" or \"openai/gpt-4o-mini\", not %q.", m)
 	case c.Provider(provider) == nil:
 		d.errorf(rng, "Unknown provider", "model %q names the provider %q, but there is no provider %q block; the providers are %s.",
-			c.Agent.Model, provider, provider, list(c.providerNames(), "and"))
+			m, provider, provider, list(c.providerNames(), "and"))
 	}
 }
 

@@ -198,9 +198,9 @@ func TestDefaults(t *testing.T) {
 	if c.Path != filepath.Join(dir, "config.hcl") || c.Dir != dir {
 		t.Errorf("Path, Dir = %q, %q", c.Path, c.Dir)
 	}
-	wantAgent := Agent{Model: "echo/echo", HistoryLimit: 40, MaxConcurrent: 64, QueueLimit: 8, ReplyTimeout: 5 * time.Minute,
-		MaxReplyBytes: DefaultMaxReplyBytes}
-	if c.Agent != wantAgent {
+	wantAgent := Agent{Name: "default", Model: "echo/echo", HistoryLimit: 40, MaxConcurrent: 64, QueueLimit: 8, ReplyTimeout: 5 * time.Minute,
+		MaxReplyBytes: DefaultMaxReplyBytes, MaxToolRounds: 8}
+	if !reflect.DeepEqual(c.Agent, wantAgent) {
 		t.Errorf("Agent = %+v, want %+v", c.Agent, wantAgent)
 	}
 	if c.Cache != (Cache{MaxAgents: 128, IdleTTL: time.Hour}) {
@@ -325,9 +325,11 @@ platform "discord" {
 		oa.MaxConnections != 4 || oa.Headers["X-Title"] != "gateway" || oa.StreamIdleTimeout != 45*time.Second {
 		t.Errorf("openai provider = %+v (key %q)", oa, oa.APIKey)
 	}
-	wantAgent := Agent{Model: "openai/gpt-4o-mini", SystemPrompt: "You are a helpful assistant.",
-		HistoryLimit: 0, MaxConcurrent: 2, QueueLimit: 0, ReplyTimeout: 90 * time.Second, MaxReplyBytes: 100000}
-	if c.Agent != wantAgent {
+	wantAgent := Agent{Name: "default", Model: "openai/gpt-4o-mini", SystemPrompt: "You are a helpful assistant.",
+		HistoryLimit: 0, MaxConcurrent: 2, QueueLimit: 0, ReplyTimeout: 90 * time.Second, MaxReplyBytes: 100000, MaxToolRounds: 8}
+	got := c.Agent
+	got.DeclRange = hcl.Range{}
+	if !reflect.DeepEqual(got, wantAgent) {
 		t.Errorf("Agent = %+v, want %+v", c.Agent, wantAgent)
 	}
 	if c.Cache != (Cache{MaxAgents: 16, IdleTTL: 10 * time.Minute}) {

@@ -33,6 +33,10 @@ const (
 	// as history, and already take 33 Discord messages.
 	DefaultMaxReplyBytes = 64 << 10
 
+	DefaultMaxToolRounds = 8
+	// DefaultMCPTimeout bounds one tool call of an mcp block.
+	DefaultMCPTimeout = 60 * time.Second
+
 	DefaultMaxAgents = 128
 	DefaultIdleTTL   = time.Hour
 
@@ -68,6 +72,8 @@ func defaults() *Config {
 			AdminMaxConnections: DefaultAdminMaxConnections,
 		},
 		Agent: Agent{
+			Name:          DefaultAgentName,
+			MaxToolRounds: DefaultMaxToolRounds,
 			Model:         DefaultModel,
 			HistoryLimit:  DefaultHistoryLimit,
 			MaxConcurrent: DefaultMaxConcurrent,

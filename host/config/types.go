@@ -18,7 +18,12 @@ type Config struct {
 
 	Gateway   Gateway
 	Providers []*Provider // in file order; names are unique
-	Agent     Agent
+	// Agent is the default agent ("default", or the unnamed agent block);
+	// its block also holds the gateway-wide reply limits.
+	Agent Agent
+	// Agents are every agent, the default first, then in file order.
+	Agents    []*Agent
+	MCP       []*MCP // mcp blocks, in file order; names are unique
 	Cache     Cache
 	Store     Store
 	Platforms []*Platform // in file order; names are unique
@@ -66,11 +71,19 @@ type Provider struct {
 	StreamIdleTimeout time.Duration
 }
 
-// Agent is the agent block.
+// Agent is an agent block: agent "NAME" {}, or agent {} for the default.
 type Agent struct {
+	Name         string // DefaultAgentName for the unnamed block
 	Model        string // PROVIDER/MODEL; default "echo/echo"
 	SystemPrompt string
 	HistoryLimit int // default 40
+	// Tools are the MCP tools the agent may call: "SERVER.TOOL" or
+	// "SERVER.*".
+	Tools []string
+	// MaxToolRounds bounds the rounds of tool calls in one reply; default 8.
+	MaxToolRounds int
+	// DeclRange is where the block starts; zero for the implicit default.
+	DeclRange hcl.Range
 	// MaxConcurrent bounds how many sessions produce replies at once; default 64.
 	MaxConcurrent int
 	// QueueLimit bounds the messages waiting behind a busy session; default 8.
@@ -81,6 +94,8 @@ type Agent struct {
 	// is cut at a line or word boundary and ends with a note. Default
 	// DefaultMaxReplyBytes, at most MaxReplyBytesLimit.
 	MaxReplyBytes int
+	// Limits are the per-user limits of the agent's limits block.
+	Limits Limits
 }
 
 // Store is the store block: where sessions and taken message ids are kept
@@ -115,9 +130,16 @@ type Platform struct {
 	// SessionScope is "conversation" (default: one session per channel or
 	// thread) or "user" (one session per user in group chats).
 	SessionScope string
+	// Agent is the agent the platform's messages go to; default "default".
+	Agent string
+	// AgentRange is where agent = "…" is written; zero when absent.
+	AgentRange hcl.Range
 	// SHA256 is the expected hex checksum of the plugin binary; empty for none.
 	SHA256  string
 	Restart Restart
+	// Access is the platform's access block; DM is always set (its
+	// default is DMDefault(Plugin)).
+	Access Access
 
 	// Body is the platform's config {} block, decoded later against the
 	// schema its plugin describes (DecodePlatformConfig). Nil when absent.

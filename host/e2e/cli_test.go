@@ -28,6 +28,10 @@ func TestPluginsListsBinaries(t *testing.T) {
 		for _, l := range lines[1:] {
 			if strings.HasPrefix(l, want) {
 				found = true
+				// The plugin's version comes from the build (-X), as the host's.
+				if f := strings.Fields(l); want != "junk " && (len(f) < 3 || f[2] != "test") {
+					t.Errorf("plugin line %q does not show the version the build stamped (test)", l)
+				}
 			}
 		}
 		if !found {
@@ -72,7 +76,7 @@ cache {
 func TestRunMissingConfigFile(t *testing.T) {
 	e := newEnv(t)
 	h := e.start() // the config file was never written
-	if code := h.waitExit(10 * time.Second); code != 1 || !strings.Contains(h.log.String(), e.config) {
+	if code := h.waitExit(10 * time.Second); code != 1 || !strings.Contains(h.log.String(), e.Config) {
 		t.Fatalf("exit %d, log:\n%s", code, h.log.String())
 	}
 }

@@ -58,18 +58,24 @@ func TestBusySessionIs429WithRetryAfter(t *testing.T) {
 	e.waitPlatform("web", 20*time.Second, inState("running"))
 
 	var wg sync.WaitGroup
-	for _, text := range []string{"slow 3000", "slow 10"} {
+	for i, text := range []string{"slow 6000", "slow 10"} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			_, _, _ = postFull(t, web, `{"session":"b","text":"`+text+`"}`, 30*time.Second)
 		}()
-		// The first must be running before the second queues behind it.
-		eventually(t, 10*time.Second, "the turn to reach the provider", func() bool { return ai.Served() >= 1 })
+		if i == 0 {
+			// The first must be running before the second queues behind it.
+			eventually(t, 10*time.Second, "the turn to reach the provider", func() bool { return ai.Served() >= 1 })
+		}
 	}
+	eventually(t, 10*time.Second, "the second message to wait in the queue", func() bool {
+		_, body, err := postFull(t, web, `{"session":"b","text":"/status"}`, 10*time.Second)
+		return err == nil && strings.Contains(fmt.Sprint(body["reply"]), "(1 waiting)")
+	})
 	var resp *http.Response
 	var body map[string]any
-	eventually(t, 10*time.Second, "a busy answer", func() bool {
+	eventually(t, 5*time.Second, "a busy answer", func() bool {
 		var err error
 		resp, body, err = postFull(t, web, `{"session":"b","text":"third"}`, 10*time.Second)
 		return err == nil && resp.StatusCode == http.StatusTooManyRequests
@@ -215,6 +221,18 @@ func TestFrozenPlatformDoesNotStarveAnother(t *testing.T) {
 		}()
 	}
 	eventually(t, 10*time.Second, "the web turns to reach the provider", func() bool { return ai.Served() >= 1 })
+	// Every request must be in the host before the plugin freezes: one the
+	// plugin had not forwarded yet would never reach the provider.
+	webIn := regexp.MustCompile(`(?m)^gateway_messages_in_total\{platform="web"\} ([0-9.e+]+)$`)
+	eventually(t, 20*time.Second, "all web messages to reach the host", func() bool {
+		_, body := get(t, "http://"+e.admin+"/metrics")
+		m := webIn.FindStringSubmatch(body)
+		if m == nil {
+			return false
+		}
+		v, _ := strconv.ParseFloat(m[1], 64)
+		return v >= n
+	})
 	sigstop(t, webSt.PID)
 	// Every web turn is produced; its reply now waits on the frozen plugin.
 	eventually(t, 30*time.Second, "every web turn to be produced", func() bool { return ai.Served() >= n })

@@ -17,7 +17,7 @@ import (
 // holding s.
 func (e *env) lineOf(s string) int {
 	e.t.Helper()
-	b, err := os.ReadFile(e.config)
+	b, err := os.ReadFile(e.Config)
 	if err != nil {
 		e.t.Fatal(err)
 	}

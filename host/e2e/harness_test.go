@@ -5,16 +5,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/plughost/gateway/host/gateway"
+	"github.com/plughost/gateway/host/gateway/gatewaytest"
+	"github.com/plughost/gateway/host/supervisor"
+	"github.com/plughost/gateway/shared/kit/fakekit"
 )
 
 // bins holds the binaries TestMain built: "gateway" and one per plugin name.
@@ -31,13 +33,12 @@ var pluginSources = map[string]string{
 	"exitnow":     "./testdata/plugins/exitnow",
 	"nohandshake": "./testdata/plugins/nohandshake",
 	"stdoutjunk":  "./testdata/plugins/stdoutjunk",
+	// Not a plugin: the MCP server the tools tests run (stdio).
+	"mcpserver": "./testdata/mcpserver",
 	// httpv1 is the HTTP plugin speaking protocol 1 only, as a binary
 	// built before protocol 2 does.
-	"httpv1": "./plugins/http",
+	"httpv1": "-tags=gateway_protocol1 ./plugins/http",
 }
-
-// pluginTags are the build tags of the plugins that need some.
-var pluginTags = map[string]string{"httpv1": "gateway_protocol1"}
 
 func TestMain(m *testing.M) {
 	os.Exit(runMain(m))
@@ -50,88 +51,41 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	if err := buildAll(dir); err != nil {
-		fmt.Fprintln(os.Stderr, "building binaries for the e2e tests:", err)
-		return 1
-	}
-	return m.Run()
-}
-
-// buildAll builds the gateway and every plugin into dir, in parallel.
-func buildAll(dir string) error {
-	root, err := moduleRoot()
-	if err != nil {
-		return err
-	}
 	targets := map[string]string{"gateway": "./host/cmd/gateway"}
 	for name, src := range pluginSources {
 		targets[name] = src
 	}
-	var mu sync.Mutex
-	var errs []string
-	var wg sync.WaitGroup
-	for name, src := range targets {
-		if _, err := os.Stat(filepath.Join(root, src)); err != nil {
-			continue // a plugin not written yet
-		}
-		out := filepath.Join(dir, name)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			args := []string{"build", "-o", out}
-			if raceEnabled {
-				args = append(args, "-race")
-			}
-			if tags := pluginTags[name]; tags != "" {
-				args = append(args, "-tags", tags)
-			}
-			cmd := exec.Command("go", append(args, src)...)
-			cmd.Dir = root
-			if b, err := cmd.CombinedOutput(); err != nil {
-				mu.Lock()
-				errs = append(errs, fmt.Sprintf("%s: %v\n%s", src, err, b))
-				mu.Unlock()
-				return
-			}
-			mu.Lock()
-			bins[name] = out
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	bins["notplugin"] = filepath.Join(root, "testdata/plugins/notplugin.sh")
-	if len(errs) > 0 {
-		return fmt.Errorf("%s", strings.Join(errs, "\n"))
-	}
-	return nil
-}
-
-func moduleRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
+	bins, err = gatewaytest.Build(dir, raceEnabled, targets)
 	if err != nil {
-		return "", err
+		fmt.Fprintln(os.Stderr, "building binaries for the e2e tests:", err)
+		return 1
 	}
-	return filepath.Dir(strings.TrimSpace(string(out))), nil
+	root, err := gatewaytest.ModuleRoot()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	bins["notplugin"] = filepath.Join(root, "testdata/plugins/notplugin.sh")
+	return m.Run()
 }
 
 // freeAddr returns a loopback address with a port free right now.
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := fakekit.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return addr
 }
 
 // env is one test's installation: a folder with a config file, a plugin
 // dir and a state dir.
 type env struct {
-	t         *testing.T
+	t *testing.T
+	*gatewaytest.Install
 	dir       string
 	pluginDir string
-	config    string
 	admin     string
 	// logLevel and gatewayExtra go into the gateway block writeConfig writes.
 	logLevel     string
@@ -143,12 +97,11 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	dir := t.TempDir()
-	e := &env{t: t, dir: dir, pluginDir: filepath.Join(dir, "plugins"), config: filepath.Join(dir, "config.hcl"), admin: freeAddr(t)}
-	if err := os.MkdirAll(e.pluginDir, 0o755); err != nil {
+	in, err := gatewaytest.NewInstall(t.TempDir())
+	if err != nil {
 		t.Fatal(err)
 	}
-	return e
+	return &env{t: t, Install: in, dir: in.Dir, pluginDir: in.PluginDir, admin: in.Admin}
 }
 
 // install puts the plugin built as name into the plugin dir as
@@ -159,16 +112,8 @@ func (e *env) install(name, as string) string {
 	if !ok {
 		e.t.Fatalf("plugin %q was not built", name)
 	}
-	dst := filepath.Join(e.pluginDir, "gateway-plugin-"+as)
-	b, err := os.ReadFile(src)
+	dst, err := e.AddPlugin(src, as)
 	if err != nil {
-		e.t.Fatal(err)
-	}
-	tmp := dst + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o755); err != nil {
-		e.t.Fatal(err)
-	}
-	if err := os.Rename(tmp, dst); err != nil {
 		e.t.Fatal(err)
 	}
 	return dst
@@ -190,12 +135,7 @@ func (e *env) writeConfig(body string) {
   %s
 }
 `, e.admin, level, e.gatewayExtra) + body
-	// Atomically: a host reloading meanwhile never reads half a file.
-	tmp := e.config + ".tmp"
-	if err := os.WriteFile(tmp, []byte(src), 0o644); err != nil {
-		e.t.Fatal(err)
-	}
-	if err := os.Rename(tmp, e.config); err != nil {
+	if err := e.WriteConfig(src); err != nil {
 		e.t.Fatal(err)
 	}
 }
@@ -203,7 +143,7 @@ func (e *env) writeConfig(body string) {
 // gw runs `gateway ARGS -config CONFIG` to completion.
 func (e *env) gw(args ...string) (stdout, stderr string, code int) {
 	e.t.Helper()
-	cmd := exec.Command(bins["gateway"], append(args, "-config", e.config)...)
+	cmd := exec.Command(bins["gateway"], append(args, "-config", e.Config)...)
 	var o, s bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &s
 	err := cmd.Run()
@@ -216,31 +156,16 @@ func (e *env) gw(args ...string) (stdout, stderr string, code int) {
 	return o.String(), s.String(), code
 }
 
+// syncBuffer is a buffer a process writes while a test reads it.
+type syncBuffer = fakekit.SyncBuffer
+
 // host is a running `gateway run`.
 type host struct {
-	t      *testing.T
-	e      *env
-	cmd    *exec.Cmd
-	log    *syncBuffer
-	exited chan struct{}
-	err    error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	*gatewaytest.Process
+	t   *testing.T
+	e   *env
+	cmd *exec.Cmd
+	log *fakekit.SyncBuffer
 }
 
 // start runs the gateway in the background; it is stopped (SIGTERM, then
@@ -253,18 +178,22 @@ func (e *env) start(extra ...string) *host {
 // startWithEnv is start with extra environment variables.
 func (e *env) startWithEnv(environ []string, extra ...string) *host {
 	e.t.Helper()
-	h := &host{t: e.t, e: e, log: &syncBuffer{}, exited: make(chan struct{})}
-	h.cmd = exec.Command(bins["gateway"], append([]string{"run", "-config", e.config}, extra...)...)
+	h := &host{t: e.t, e: e, log: &syncBuffer{}}
+	var p *gatewaytest.Process
+	var err error
 	if e.nofile > 0 {
-		h.cmd = exec.Command("/bin/sh", append([]string{"-c", fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, e.nofile), h.cmd.Path}, h.cmd.Args[1:]...)...)
+		args := append([]string{"-c", fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, e.nofile), bins["gateway"], "run", "-config", e.Config}, extra...)
+		cmd := exec.Command("/bin/sh", args...)
+		cmd.Stdout, cmd.Stderr = h.log, h.log
+		cmd.Env = append(os.Environ(), environ...)
+		p, err = gatewaytest.StartProcess(cmd)
+	} else {
+		p, err = e.Start(bins["gateway"], h.log, environ, extra...)
 	}
-	h.cmd.Stdout = h.log
-	h.cmd.Stderr = h.log
-	h.cmd.Env = append(os.Environ(), environ...)
-	if err := h.cmd.Start(); err != nil {
+	if err != nil {
 		e.t.Fatal(err)
 	}
-	go func() { h.err = h.cmd.Wait(); close(h.exited) }()
+	h.Process, h.cmd = p, p.Cmd
 	e.t.Cleanup(func() {
 		h.stop()
 		if strings.Contains(h.log.String(), "WARNING: DATA RACE") {
@@ -277,108 +206,47 @@ func (e *env) startWithEnv(environ []string, extra ...string) *host {
 	return h
 }
 
-func (h *host) stop() {
-	select {
-	case <-h.exited:
-		return
-	default:
-	}
-	_ = h.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-h.exited:
-	case <-time.After(15 * time.Second):
-		_ = h.cmd.Process.Kill()
-		<-h.exited
-	}
-}
+func (h *host) stop() { h.Stop(15 * time.Second) }
 
 // waitExit waits for the host to exit and returns its exit code.
 func (h *host) waitExit(timeout time.Duration) int {
 	h.t.Helper()
-	select {
-	case <-h.exited:
-	case <-time.After(timeout):
-		h.t.Fatalf("gateway did not exit within %s; log:\n%s", timeout, h.log.String())
+	code, err := h.Wait(timeout)
+	if err != nil {
+		h.t.Fatalf("%v; log:\n%s", err, h.log.String())
 	}
-	if ee, ok := h.err.(*exec.ExitError); ok {
-		return ee.ExitCode()
-	}
-	return 0
+	return code
 }
 
-// status is the part of /v1/status the tests read.
-type status struct {
-	PID       int              `json:"pid"`
-	Platforms []platformStatus `json:"platforms"`
-	Cache     struct {
-		Agents    int `json:"agents"`
-		MaxAgents int `json:"max_agents"`
-		Evictions int `json:"evictions"`
-		Closed    int `json:"closed"`
-	} `json:"cache"`
-	ReloadError string `json:"reload_error"`
-}
+// status is /v1/status.
+type status struct{ gateway.Status }
 
 // platformStatus is one platform in /v1/status.
-type platformStatus struct {
-	Name     string `json:"name"`
-	Plugin   string `json:"plugin"`
-	State    string `json:"state"`
-	Fatal    bool   `json:"fatal"`
-	Error    string `json:"error"`
-	Hint     string `json:"hint"`
-	Restarts int    `json:"restarts"`
-	PID      int    `json:"pid"`
-	Path     string `json:"path"`
-}
+type platformStatus = supervisor.Status
 
 // status fetches /v1/status; ok is false while the endpoint does not answer.
 func (e *env) status() (status, bool) {
-	var st status
-	c := http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get("http://" + e.admin + "/v1/status")
-	if err != nil {
-		return st, false
-	}
-	defer resp.Body.Close()
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		return st, false
-	}
-	return st, true
+	st, err := e.Status()
+	return status{st}, err == nil
 }
 
 // platform returns the named platform from a status.
 func (s status) platform(name string) (platformStatus, bool) {
-	for _, p := range s.Platforms {
-		if p.Name == name {
-			return p, true
-		}
-	}
-	return platformStatus{}, false
+	return gatewaytest.Platform(s.Status, name)
 }
 
 // waitPlatform polls /v1/status until the platform satisfies ok.
 func (e *env) waitPlatform(name string, timeout time.Duration, ok func(platformStatus) bool) platformStatus {
 	e.t.Helper()
-	deadline := time.Now().Add(timeout)
-	var last platformStatus
-	for time.Now().Before(deadline) {
-		if st, up := e.status(); up {
-			if p, found := st.platform(name); found {
-				last = p
-				if ok(p) {
-					return p
-				}
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
+	p, err := e.WaitPlatform(name, timeout, ok)
+	if err != nil {
+		e.t.Fatal(err)
 	}
-	e.t.Fatalf("platform %q did not reach the expected state within %s; last: %+v", name, timeout, last)
-	return last
+	return p
 }
 
 func inState(state string) func(platformStatus) bool {
-	return func(p platformStatus) bool { return p.State == state }
+	return gatewaytest.InState(supervisor.State(state))
 }
 
 // post sends a message to the HTTP platform at addr.
@@ -421,12 +289,5 @@ func processAlive(pid int) bool {
 // eventually polls cond until it holds or the deadline passes.
 func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("timed out after %s waiting for %s", timeout, what)
+	fakekit.Eventually(t, timeout, what, cond)
 }

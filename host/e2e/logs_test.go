@@ -3,7 +3,6 @@ package e2e
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"sync"
 	"syscall"
 	"testing"
@@ -22,14 +21,12 @@ func (e *env) startPipedStderr() (*host, *os.File) {
 	if _, _, errno := syscall.Syscall(syscall.SYS_FCNTL, w.Fd(), fSetPipeSz, 4096); errno != 0 {
 		e.t.Fatalf("F_SETPIPE_SZ: %v", errno)
 	}
-	h := &host{t: e.t, e: e, log: &syncBuffer{}, exited: make(chan struct{})}
-	h.cmd = exec.Command(bins["gateway"], "run", "-config", e.config)
-	h.cmd.Stdout, h.cmd.Stderr = w, w
-	if err := h.cmd.Start(); err != nil {
+	p, err := e.Start(bins["gateway"], w, nil)
+	if err != nil {
 		e.t.Fatal(err)
 	}
 	w.Close()
-	go func() { h.err = h.cmd.Wait(); close(h.exited) }()
+	h := &host{Process: p, t: e.t, e: e, cmd: p.Cmd, log: &syncBuffer{}}
 	e.t.Cleanup(func() {
 		h.stop()
 		r.Close()

@@ -14,6 +14,9 @@ func matrixPlatform(fake *fakematrix.Server, token, extra string) string {
 	return fmt.Sprintf(`
 platform "matrix" {
   plugin = "matrix"
+  access {
+    dm = "open" # these tests are about Matrix, not pairing (access_test.go)
+  }
   config {
     homeserver   = %q
     access_token = %q

@@ -223,7 +223,7 @@ func TestBrokenPluginsFailAloneWithClearErrors(t *testing.T) {
 	e.install("nohandshake", "nohandshake")
 	e.install("stdoutjunk", "stdoutjunk")
 	e.install("notplugin", "notplugin")
-	e.gatewayExtra = `plugin_start_timeout = "500ms"` // keeps the hanging plugin's test fast
+	e.gatewayExtra = `plugin_start_timeout = "3s"` // keeps the hanging plugin's test fast, yet lets a race-built plugin start on a loaded machine
 	web := freeAddr(t)
 	restart := `restart {
     initial_backoff = "50ms"

@@ -396,7 +396,7 @@ func TestServiceUnit(t *testing.T) {
 	if err := os.Symlink(bins["gateway"], exe); err != nil {
 		t.Fatal(err)
 	}
-	e.config = filepath.Join(weird, "config.hcl")
+	e.Config = filepath.Join(weird, "config.hcl")
 	e.writeConfig("")
 	verify := func(name, unit string) {
 		t.Helper()
@@ -410,8 +410,8 @@ func TestServiceUnit(t *testing.T) {
 	}
 
 	// DynamicUser=yes can only own a state_dir under /var/lib: said so.
-	if _, stderr, code := e.gw("service-unit", "-exe", exe); code != 1 || !strings.Contains(stderr, "/var/lib/") || !strings.Contains(stderr, "-user") {
-		t.Fatalf("service-unit with state_dir outside /var/lib: exit %d, want 1 explaining why:\n%s", code, stderr)
+	if stdout, stderr, code := e.gw("service-unit", "-exe", exe); code != 1 || !strings.Contains(stderr, "/var/lib/") || !strings.Contains(stderr, "-user") {
+		t.Fatalf("service-unit with state_dir outside /var/lib: exit %d, want 1 explaining why:\n%s\nstdout:\n%s", code, stderr, stdout)
 	}
 	out, stderr, code := e.gw("service-unit", "-exe", exe, "-user", "gateway")
 	if code != 0 {
@@ -419,7 +419,7 @@ func TestServiceUnit(t *testing.T) {
 	}
 	esc := strings.NewReplacer("%", "%%", "$", "$$")
 	for _, want := range []string{
-		"Type=notify", `ExecStart="` + strings.ReplaceAll(exe, "%", "%%") + `" run -config "` + esc.Replace(e.config) + `"`,
+		"Type=notify", `ExecStart="` + strings.ReplaceAll(exe, "%", "%%") + `" run -config "` + esc.Replace(e.Config) + `"`,
 		"WorkingDirectory=" + strings.ReplaceAll(weird, "%", "%%"),
 		"User=gateway", "Group=gateway", `ReadWritePaths="` + esc.Replace(filepath.Join(weird, "state")) + `"`,
 		"ExecReload=/bin/kill -HUP $MAINPID", "Restart=on-failure", "WatchdogSec=", "TimeoutStopSec=20s",
@@ -433,7 +433,7 @@ func TestServiceUnit(t *testing.T) {
 	verify("gateway-user.service", out)
 
 	// The default: a dynamic user owning only its state and runtime folders.
-	if err := os.WriteFile(e.config, []byte("gateway {\n  state_dir = \"/var/lib/gateway-e2e\"\n  admin = \"/run/gateway-e2e/admin.sock\"\n}\n"), 0o644); err != nil {
+	if err := os.WriteFile(e.Config, []byte("gateway {\n  state_dir = \"/var/lib/gateway-e2e\"\n  admin = \"/run/gateway-e2e/admin.sock\"\n}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	out, stderr, code = e.gw("service-unit", "-exe", exe)

@@ -16,6 +16,9 @@ func slackPlatform(fake *fakeslack.Server, botToken, appToken, extra string) str
 	return fmt.Sprintf(`
 platform "slack" {
   plugin = "slack"
+  access {
+    dm = "open" # these tests are about Slack, not pairing (access_test.go)
+  }
   config {
     bot_token = %q
     app_token = %q

@@ -76,7 +76,7 @@ platform "web" {
 			}
 			mu.Lock()
 			for _, p := range st.Platforms {
-				s := seen{p.State, p.Error, p.PID, p.Restarts}
+				s := seen{string(p.State), p.Error, p.PID, p.Restarts}
 				if q := seqs[p.Name]; len(q) == 0 || q[len(q)-1] != s {
 					seqs[p.Name] = append(q, s)
 				}

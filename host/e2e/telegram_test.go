@@ -16,6 +16,9 @@ func telegramPlatform(fake *faketelegram.Server, token, extra string) string {
 	return fmt.Sprintf(`
 platform "telegram" {
   plugin = "telegram"
+  access {
+    dm = "open" # these tests are about Telegram, not pairing (access_test.go)
+  }
   config {
     token        = %q
     api_url      = %q

@@ -23,7 +23,7 @@ func (a agentsView) Status(key string) (router.SessionStatus, error) {
 	if err != nil {
 		return router.SessionStatus{}, err
 	}
-	return router.SessionStatus{Model: info.Model, Messages: info.Messages}, nil
+	return router.SessionStatus{Agent: info.Agent, Model: info.Model, Messages: info.Messages}, nil
 }
 
 // Reply implements router.Agents.

@@ -27,6 +27,8 @@ func TestPackageFallbacksAreTheConfigDefaults(t *testing.T) {
 		{"agent max_reply_bytes", agent.DefaultMaxReplyBytes, config.DefaultMaxReplyBytes},
 		{"provider timeout", provider.DefaultTimeout, config.DefaultProviderTimeout},
 		{"provider max_connections", provider.DefaultMaxConnections, config.DefaultProviderMaxConnections},
+		{"provider max_tool_rounds", provider.DefaultMaxToolRounds, config.DefaultMaxToolRounds},
+		{"agent name", agent.DefaultAgent, config.DefaultAgentName},
 		{"router max_concurrent", router.DefaultMaxConcurrent, config.DefaultMaxConcurrent},
 		{"router reply_timeout", router.DefaultReplyTimeout, config.DefaultReplyTimeout},
 		{"supervisor plugin_start_timeout", supervisor.DefaultStartTimeout, config.DefaultPluginStartTimeout},

@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/plughost/gateway/host/access"
 	"github.com/plughost/gateway/host/admin"
 	"github.com/plughost/gateway/host/agent"
 	"github.com/plughost/gateway/host/config"
@@ -24,6 +25,7 @@ import (
 	"github.com/plughost/gateway/host/router"
 	"github.com/plughost/gateway/host/store"
 	"github.com/plughost/gateway/host/supervisor"
+	"github.com/plughost/gateway/host/tools"
 	"github.com/plughost/gateway/host/version"
 	"github.com/plughost/gateway/shared"
 )
@@ -48,7 +50,9 @@ type Host struct {
 	logger  hclog.Logger
 	lock    *pidlock.Lock
 	store   *store.Store
+	access  *access.Gate
 	agents  *agent.Service
+	tools   *tools.Manager
 	router  *router.Router
 	sup     *supervisor.Supervisor
 	admin   *admin.Server
@@ -94,23 +98,40 @@ func Run(ctx context.Context, opts Options) error {
 		watchdog = t.C
 		h.logger.Debug("systemd watchdog enabled", "interval", every)
 	}
-	// Reloads run one at a time beside this loop, so that a slow reload
-	// (describing a replaced plugin binary, stopping a stuck platform)
-	// never keeps the loop from answering signals; SIGHUPs that arrive
-	// during a reload are coalesced into one more.
-	reloads := make(chan struct{}, 1)
+	// Reloads run aside, one at a time (SIGHUPs meanwhile coalesce into one
+	// more): describing plugin binaries takes seconds, and this loop must
+	// keep answering signals.
+	reloadCtx, cancelReloads := context.WithCancel(context.Background())
+	defer cancelReloads()
+	reloadReq := make(chan struct{}, 1)
 	reloadsDone := make(chan struct{})
 	go func() {
 		defer close(reloadsDone)
-		for range reloads {
+		for {
+			select {
+			case <-reloadCtx.Done():
+				return
+			case <-reloadReq:
+			}
 			notify.reloading()
-			if err := h.Reload(); err != nil {
+			if err := h.reloadCtx(reloadCtx); err != nil {
 				h.logger.Error("reload failed; still running the previous config", "error", err)
 			}
 			notify.ready()
 		}
 	}()
-	stopReloads := func() { close(reloads) }
+	// stopReloads cancels a reload in progress and waits for it a little:
+	// one that is applying ends within milliseconds; one still describing a
+	// plugin binary (a handshake ignores cancellation) gives up before it
+	// applies anything, so shutdown need not wait for it.
+	stopReloads := func() {
+		cancelReloads()
+		select {
+		case <-reloadsDone:
+		case <-time.After(reloadStopWait):
+			h.logger.Warn("a reload is still describing plugins; shutting down without it")
+		}
+	}
 	for {
 		select {
 		case <-watchdog:
@@ -120,27 +141,27 @@ func Run(ctx context.Context, opts Options) error {
 				h.logger.Error("host loops did not answer; withholding the watchdog ping")
 			}
 		case <-ctx.Done():
-			stopReloads()
-			<-reloadsDone
 			notify.stopping()
+			stopReloads()
 			return h.Shutdown(context.Background())
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
 				select {
-				case reloads <- struct{}{}:
-				default:
-					h.logger.Debug("a reload is already pending; this SIGHUP joins it")
+				case reloadReq <- struct{}{}:
+				default: // one is pending already: it reads the file as it is then
 				}
 				continue
 			}
-			stopReloads()
 			cancelReady()
 			notify.stopping()
 			h.logger.Info("shutting down", "signal", sig.String())
-			return h.shutdownBounded(sigs, reloadsDone)
+			return h.shutdownBounded(sigs, stopReloads)
 		}
 	}
 }
+
+// reloadStopWait bounds how long shutdown waits for a cancelled reload.
+const reloadStopWait = 2 * time.Second
 
 // shutdownSlack is how much longer than shutdown_timeout a shutdown may
 // take in all (stopping plugins, closing agents, flushing the store) before
@@ -152,14 +173,13 @@ const shutdownSlack = 8 * time.Second
 // exit now. Plugins die with the host (Pdeathsig); the store is crash-safe.
 var ErrForcedStop = errors.New("stopped before the shutdown finished")
 
-// shutdownBounded runs Shutdown aside (after a reload in progress) and
-// returns when it is done, when a
+// shutdownBounded runs Shutdown aside and returns when it is done, when a
 // second SIGTERM/SIGINT arrives, or when shutdown_timeout + shutdownSlack
 // has passed, whichever comes first: stopping is always bounded.
-func (h *Host) shutdownBounded(sigs chan os.Signal, reloadsDone <-chan struct{}) error {
+func (h *Host) shutdownBounded(sigs chan os.Signal, stopReloads func()) error {
 	done := make(chan error, 1)
 	go func() {
-		<-reloadsDone // a reload in progress finishes first (within the same bound)
+		stopReloads() // a reload in progress ends first (it is cancelled)
 		done <- h.Shutdown(context.Background())
 	}()
 	bound := h.Config().Gateway.ShutdownTimeout + shutdownSlack
@@ -221,7 +241,19 @@ func Start(opts Options) (_ *Host, err error) {
 	}
 	cleanup = append(cleanup, func() { _ = h.store.Close() })
 
-	h.agents, err = agent.New(agentConfig(cfg), h.store, agent.Options{Logger: logger.Named("agent")})
+	h.access, err = newGate(h, h.store, logger)
+	if err != nil {
+		return nil, err
+	}
+	cleanup = append(cleanup, h.access.Close)
+
+	// MCP servers start now and come up in the background: an agent whose
+	// server is not up yet is told its tools are unavailable.
+	h.tools = tools.New(logger)
+	h.tools.Apply(mcpConfigs(cfg))
+	cleanup = append(cleanup, h.tools.Close)
+
+	h.agents, err = agent.New(agentConfig(cfg), h.store, agent.Options{Logger: logger.Named("agent"), OnUsage: h.recordUsage, Tools: toolSource{h.tools}})
 	if err != nil {
 		return nil, fmt.Errorf("starting the agent layer: %w", err)
 	}
@@ -238,6 +270,7 @@ func Start(opts Options) (_ *Host, err error) {
 	for _, c := range h.agents.Collectors() {
 		reg.MustRegister(c)
 	}
+	reg.MustRegister(h.access.Collectors()...)
 
 	// The supervisor hands messages to the router, which answers through
 	// the supervisor: messages flow only once platforms are applied below.
@@ -265,6 +298,7 @@ func Start(opts Options) (_ *Host, err error) {
 		Status:   func() any { return h.Status() },
 		Ready:    h.Ready,
 		Gatherer: reg,
+		Routes:   h.access.Routes,
 		Logger:   logger.Named("admin"),
 
 		MaxConnections: cfg.Gateway.AdminMaxConnections,
@@ -303,6 +337,9 @@ func (h *Host) handleMessage(platform string, m *shared.Message) {
 			"id", shared.LogValue(m.ID), "reason", err)
 		return
 	}
+	if !h.access.Admit(platform, m) {
+		return
+	}
 	h.router.Handle(platform, m)
 }
 
@@ -311,7 +348,8 @@ func (h *Host) applyPlatforms(cfg *config.Config) {
 	for _, p := range cfg.Platforms {
 		h.router.SetScope(p.Name, router.Scope(p.SessionScope))
 	}
-	h.sup.Apply(specs(cfg))
+	h.applyAccess(cfg)
+	h.sup.Apply(h.withPluginAllowed(specs(cfg)))
 }
 
 // Config returns the configuration in force.
@@ -329,6 +367,7 @@ func (h *Host) Shutdown(ctx context.Context) error {
 	graceCtx, cancel := context.WithTimeout(ctx, cfg.Gateway.ShutdownTimeout)
 	defer cancel()
 	h.router.Close(graceCtx)
+	h.access.Close()
 	h.stopWatch()
 	h.sup.Stop()
 	var errs []error
@@ -337,6 +376,7 @@ func (h *Host) Shutdown(ctx context.Context) error {
 	if err := h.agents.Close(closeCtx); err != nil {
 		errs = append(errs, fmt.Errorf("closing agents: %w", err))
 	}
+	h.tools.Close()
 	if err := h.store.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("closing the session store: %w", err))
 	}

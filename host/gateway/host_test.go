@@ -13,18 +13,19 @@ import (
 	"github.com/plughost/gateway/host/config"
 	"github.com/plughost/gateway/host/pidlock"
 	"github.com/plughost/gateway/host/supervisor"
+
+	"github.com/plughost/gateway/shared/kit/fakekit"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := fakekit.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return addr
 }
 
 func load(t *testing.T, dir, body string) *config.Config {

@@ -51,7 +51,8 @@ func TestHostRefusesUnboundedIDs(t *testing.T) {
 	huge := strings.Repeat("c", 40000)
 	h.handleMessage("web", &shared.Message{ID: "m1", ConversationID: huge, UserID: "u", Direct: true, Text: "hi"})
 	h.handleMessage("web", &shared.Message{ID: "m2", ConversationID: "ok", UserID: "u\x00", Direct: true, Text: "hi"})
-	h.handleMessage("web", &shared.Message{ID: "m3", ConversationID: "good", UserID: "u", Direct: true, Text: "hi"})
+	// (A group message: a stranger's DM would get a pairing code instead.)
+	h.handleMessage("web", &shared.Message{ID: "m3", ConversationID: "good", UserID: "u", Text: "hi"})
 	// m3 goes to a session; its reply cannot be delivered (there is no
 	// platform "web"), which the router logs.
 	deadline := time.Now().Add(10 * time.Second)

@@ -21,7 +21,11 @@ var ErrNoReload = errors.New("reload is not available")
 // one is applied: platforms added are started, removed ones stopped,
 // changed ones restarted alone, unchanged ones left connected; agent and
 // cache settings are applied; the log level changes at once, plugins too.
-func (h *Host) Reload() error {
+func (h *Host) Reload() error { return h.reloadCtx(context.Background()) }
+
+// reloadCtx is Reload; ctx ends it early (shutdown) while plugin binaries
+// are being described.
+func (h *Host) reloadCtx(ctx context.Context) error {
 	if h.reload == nil {
 		return ErrNoReload
 	}
@@ -34,10 +38,13 @@ func (h *Host) Reload() error {
 	// A platform's config block is checked against its plugin's schema
 	// before anything changes, like the rest of the file: a typo in it
 	// must not take a running platform down.
-	if diags := h.plugins.checkPlatforms(context.Background(), cfg, h.logger); diags.HasErrors() {
+	if diags := h.plugins.checkPlatforms(ctx, cfg, h.logger); diags.HasErrors() {
 		err := errors.New(config.FormatDiagnostics(diags))
 		h.reloadFailed(err)
 		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("reload abandoned: %w", err)
 	}
 	old := h.Config()
 	if cfg.Gateway.StateDir != old.Gateway.StateDir || cfg.Gateway.Admin != old.Gateway.Admin {
@@ -52,6 +59,7 @@ func (h *Host) Reload() error {
 		h.reloadFailed(err)
 		return fmt.Errorf("applying agent settings: %w", err)
 	}
+	h.tools.Apply(mcpConfigs(cfg))
 	h.mu.Lock()
 	h.cfg = cfg
 	h.reloadErr = ""

@@ -28,13 +28,29 @@ func agentConfig(cfg *config.Config) agent.Config {
 			StreamIdleTimeout: p.StreamIdleTimeout,
 		})
 	}
+	var named []agent.Named
+	for _, a := range cfg.Agents {
+		if a.Name == config.DefaultAgentName {
+			continue
+		}
+		named = append(named, agent.Named{Name: a.Name, Model: a.Model, SystemPrompt: a.SystemPrompt,
+			HistoryLimit: a.HistoryLimit, Tools: a.Tools, MaxToolRounds: a.MaxToolRounds})
+	}
+	routes := make(map[string]string, len(cfg.Platforms))
+	for _, p := range cfg.Platforms {
+		routes[p.Name] = p.Agent
+	}
 	return agent.Config{
-		Providers:    providers,
-		Model:        cfg.Agent.Model,
-		SystemPrompt: cfg.Agent.SystemPrompt,
-		HistoryLimit: cfg.Agent.HistoryLimit,
-		MaxAgents:    cfg.Cache.MaxAgents,
-		IdleTTL:      cfg.Cache.IdleTTL,
+		Providers:     providers,
+		Model:         cfg.Agent.Model,
+		SystemPrompt:  cfg.Agent.SystemPrompt,
+		HistoryLimit:  cfg.Agent.HistoryLimit,
+		Tools:         cfg.Agent.Tools,
+		MaxToolRounds: cfg.Agent.MaxToolRounds,
+		Agents:        named,
+		Routes:        routes,
+		MaxAgents:     cfg.Cache.MaxAgents,
+		IdleTTL:       cfg.Cache.IdleTTL,
 
 		MaxReplyBytes: cfg.Agent.MaxReplyBytes,
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/plughost/gateway/host/agent"
 	"github.com/plughost/gateway/host/store"
 	"github.com/plughost/gateway/host/supervisor"
+	"github.com/plughost/gateway/host/tools"
 	"github.com/plughost/gateway/host/version"
 )
 
@@ -22,6 +23,7 @@ type Status struct {
 	Platforms   []supervisor.Status `json:"platforms"`
 	Cache       agent.CacheStats    `json:"cache"`
 	Store       store.Health        `json:"store"`
+	MCP         []tools.Status      `json:"mcp"`
 	ReloadError string              `json:"reload_error,omitempty"`
 }
 
@@ -40,6 +42,7 @@ func (h *Host) Status() Status {
 		Platforms:   h.sup.Statuses(),
 		Cache:       h.agents.Stats(),
 		Store:       h.agents.StoreHealth(),
+		MCP:         h.tools.Status(),
 		ReloadError: reloadErr,
 	}
 }

@@ -1,38 +1,23 @@
 package pidlock
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/plughost/gateway/shared/kit/fakekit"
 )
 
 // syncBuffer is a bytes.Buffer safe for the exec copy goroutine and the test.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type syncBuffer = fakekit.SyncBuffer
 
 // proc is a helper process running this test binary in helper mode.
 type proc struct {
@@ -164,13 +149,7 @@ func pidField(tb testing.TB, line string) int {
 // pollUntil polls cond until it holds or timeout passes.
 func pollUntil(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
 	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	fakekit.Eventually(tb, timeout, what, cond)
 }
 
 // bufLogger returns an hclog logger writing into a buffer the test can read.

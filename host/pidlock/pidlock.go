@@ -214,9 +214,6 @@ func (l *Lock) Release() error {
 // LockPath returns the path of the lock file.
 func (l *Lock) LockPath() string { return l.lockPath }
 
-// PIDPath returns the path of the PID record.
-func (l *Lock) PIDPath() string { return l.pidPath }
-
 // Record returns the PID record written for this process.
 func (l *Lock) Record() Record { return l.rec.clone() }
 

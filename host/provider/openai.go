@@ -177,9 +177,18 @@ func (o *OpenAI) begin() error {
 }
 
 type chatRequest struct {
-	Model    string    `json:"model"`
-	Messages []Message `json:"messages"`
-	Stream   bool      `json:"stream,omitempty"`
+	Model         string         `json:"model"`
+	Messages      []Message      `json:"messages"`
+	Stream        bool           `json:"stream,omitempty"`
+	StreamOptions *streamOptions `json:"stream_options,omitempty"`
+	Tools         []chatTool     `json:"tools,omitempty"`
+	ToolChoice    string         `json:"tool_choice,omitempty"`
+}
+
+// streamOptions asks for the usage of a streamed reply, sent as a last
+// chunk with no choices.
+type streamOptions struct {
+	IncludeUsage bool `json:"include_usage"`
 }
 
 type chatResponse struct {
@@ -189,6 +198,7 @@ type chatResponse struct {
 		Delta        Message `json:"delta"`
 		FinishReason string  `json:"finish_reason"`
 	} `json:"choices"`
+	Usage *Usage `json:"usage"`
 }
 
 type apiError struct {
@@ -202,6 +212,14 @@ type apiError struct {
 // Complete sends req and waits for the whole reply, retrying 429, 5xx and
 // connection failures with capped backoff that honours Retry-After.
 func (o *OpenAI) Complete(ctx context.Context, req *Request) (*Response, error) {
+	if req.Tools != nil {
+		return completeWithTools(ctx, req, o.complete)
+	}
+	return o.complete(ctx, req)
+}
+
+// complete is one request of Complete.
+func (o *OpenAI) complete(ctx context.Context, req *Request) (*Response, error) {
 	if err := o.begin(); err != nil {
 		return nil, err
 	}
@@ -223,7 +241,11 @@ func (o *OpenAI) Complete(ctx context.Context, req *Request) (*Response, error) 
 		if len(cr.Choices) == 0 {
 			return &Error{Provider: o.name, Kind: KindBadResponse, Status: resp.StatusCode, Message: "the reply has no choices"}
 		}
-		out = &Response{Content: cr.Choices[0].Message.Content, Model: cr.Model, FinishReason: cr.Choices[0].FinishReason}
+		out = &Response{Content: cr.Choices[0].Message.Content, Model: cr.Model, FinishReason: cr.Choices[0].FinishReason,
+			ToolCalls: cr.Choices[0].Message.ToolCalls}
+		if cr.Usage != nil {
+			out.Usage = *cr.Usage
+		}
 		return nil
 	})
 	return out, err
@@ -259,7 +281,11 @@ var errKeepBody = errors.New("keep body")
 // do runs the request loop. handle reads a 200 reply; it returns errKeepBody
 // to take ownership of the body (and of the attempt's context).
 func (o *OpenAI) do(ctx context.Context, req *Request, stream bool, handle func(resp *http.Response, release func()) error) error {
-	body, err := json.Marshal(chatRequest{Model: req.Model, Messages: req.Messages, Stream: stream})
+	cr := chatRequest{Model: req.Model, Messages: req.Messages, Stream: stream, Tools: req.offered, ToolChoice: req.toolChoice}
+	if stream {
+		cr.StreamOptions = &streamOptions{IncludeUsage: true}
+	}
+	body, err := json.Marshal(cr)
 	if err != nil {
 		return fmt.Errorf("provider %q: encode request: %w", o.name, err)
 	}

@@ -1,15 +1,14 @@
 // Package provider talks to LLM providers: the embedded echo provider and any
 // OpenAI-compatible chat completions API.
 //
-// Connection ownership (the design call behind invariant 2, "no leaked
-// clients"): each configured provider owns exactly one http.Transport, shared
+// Connection ownership (so that no client leaks): each configured provider owns exactly one http.Transport, shared
 // by every agent that uses it, with MaxConnsPerHost = max_connections
 // (default 32). That is the idiomatic Go answer: a Transport is a connection
 // pool meant to be shared and reused, and a single pool makes the bound on
 // open connections a property of the provider rather than of how many agents
-// happen to exist. A pool per agent is exactly what leaked in the seed system:
-// every evicted agent's idle connections stayed open until the peer timed them
-// out, so open connections grew with churn instead of with load.
+// happen to exist. A pool per agent leaks: every evicted agent's idle
+// connections stay open until the peer times them out, so open connections
+// grow with churn instead of with load.
 //
 // Agents therefore do not own connections; they own a Client, a per-agent
 // handle that tracks the agent's in-flight requests. Closing a Client cancels
@@ -34,12 +33,33 @@ const (
 	RoleSystem    Role = "system"
 	RoleUser      Role = "user"
 	RoleAssistant Role = "assistant"
+	// RoleTool is a tool's result, answering one of the assistant's calls.
+	RoleTool Role = "tool"
 )
 
 // Message is one chat message.
 type Message struct {
 	Role    Role   `json:"role"`
 	Content string `json:"content"`
+	// ToolCalls are the tools an assistant message asks to run.
+	ToolCalls []ToolCall `json:"tool_calls,omitempty"`
+	// ToolCallID names the call a tool message answers.
+	ToolCallID string `json:"tool_call_id,omitempty"`
+}
+
+// ToolCall is one tool call of an assistant message, as the chat
+// completions API writes it.
+type ToolCall struct {
+	ID       string           `json:"id"`
+	Type     string           `json:"type"` // "function"
+	Function ToolCallFunction `json:"function"`
+}
+
+// ToolCallFunction is the function a tool call names, with its arguments
+// (a JSON object, as a string).
+type ToolCallFunction struct {
+	Name      string `json:"name"`
+	Arguments string `json:"arguments"`
 }
 
 // Request is one chat completion request.
@@ -48,16 +68,45 @@ type Request struct {
 	Model string
 	// Messages are sent in order: system prompt, history, the new user message.
 	Messages []Message
+	// Tools are the functions the model may call; nil offers none.
+	Tools Toolbox
+	// MaxToolRounds bounds the rounds of tool calls in one reply;
+	// DefaultMaxToolRounds if 0.
+	MaxToolRounds int
+	// OnToolCall, when set, is told each tool call before it runs (so the
+	// user can see that a tool is working).
+	OnToolCall func(function string)
+
+	offered    []chatTool // the tools field of this request (tool loop)
+	toolChoice string     // "none" on the tool loop's last round
 }
 
 // Response is a completed reply.
 type Response struct {
 	Content string
+	// Turns are the messages of the tool rounds before the reply (assistant
+	// messages with tool calls, then the tool results), in order, for the
+	// transcript.
+	Turns []Message
+	// ToolCalls are the calls the reply asks for (one round of the tool
+	// loop; empty in a finished reply).
+	ToolCalls []ToolCall
 	// Model is the model that answered, as reported by the provider.
 	Model string
 	// FinishReason is the provider's reason for stopping ("stop", "length" …).
 	FinishReason string
+	// Usage is the token usage the provider reported; zero when it did not.
+	Usage Usage
 }
+
+// Usage is the token usage a provider reports for one reply.
+type Usage struct {
+	PromptTokens     int64 `json:"prompt_tokens"`
+	CompletionTokens int64 `json:"completion_tokens"`
+}
+
+// Total returns prompt plus completion tokens.
+func (u Usage) Total() int64 { return u.PromptTokens + u.CompletionTokens }
 
 // Chunk is one piece of a streamed reply.
 type Chunk struct {
@@ -65,6 +114,10 @@ type Chunk struct {
 	Delta string
 	// FinishReason is set on the last chunk when the provider reports one.
 	FinishReason string
+	// Usage, when not nil, is the usage of the whole reply (OpenAI sends it
+	// in a chunk of its own at the end when asked with
+	// stream_options.include_usage).
+	Usage *Usage
 }
 
 // Stream is a reply arriving in pieces. Recv returns io.EOF after the last

@@ -91,10 +91,13 @@ func (s *sseStream) Recv() (Chunk, error) {
 			return Chunk{}, &Error{Provider: s.provider, Kind: KindBadResponse, Message: "undecodable event", Err: err}
 		}
 		if len(cr.Choices) == 0 {
+			if cr.Usage != nil {
+				return Chunk{Usage: cr.Usage}, nil
+			}
 			continue
 		}
-		c := Chunk{Delta: cr.Choices[0].Delta.Content, FinishReason: cr.Choices[0].FinishReason}
-		if c.Delta == "" && c.FinishReason == "" {
+		c := Chunk{Delta: cr.Choices[0].Delta.Content, FinishReason: cr.Choices[0].FinishReason, Usage: cr.Usage}
+		if c.Delta == "" && c.FinishReason == "" && c.Usage == nil {
 			continue
 		}
 		return c, nil

@@ -83,7 +83,7 @@ func (r *Router) command(j *job, name, arg string) {
 		if busy {
 			state = fmt.Sprintf("replying (%d waiting)", waiting)
 		}
-		notice(fmt.Sprintf("Session: %s\nModel: %s\nMessages: %d\nState: %s", j.key, st.Model, st.Messages, state))
+		notice(fmt.Sprintf("Session: %s\nAgent: %s\nModel: %s\nMessages: %d\nState: %s", j.key, st.Agent, st.Model, st.Messages, state))
 	default:
 		notice(fmt.Sprintf("Unknown command /%s. Try /help.", name))
 	}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/plughost/gateway/shared"
+
+	"github.com/plughost/gateway/shared/kit/fakekit"
 )
 
 // waitTimeout bounds every wait; nothing here should come near it.
@@ -169,13 +171,7 @@ func (r *recorder) waitReply(t *testing.T, id string) sent {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	fakekit.Eventually(t, waitTimeout, what, cond)
 }
 
 // msg is a direct message in conversation conv.

@@ -48,6 +48,8 @@ type Answer struct {
 
 // SessionStatus is what /status shows about a session.
 type SessionStatus struct {
+	// Agent is the name of the agent serving the session.
+	Agent    string
 	Model    string
 	Messages int
 }
@@ -148,7 +150,7 @@ type Router struct {
 	replyIDBase  string
 
 	mu       sync.Mutex
-	sessions map[string]*session
+	sessions map[string]*sessionQueue
 	scopes   map[string]Scope
 	closing  bool
 	// shutdown is set once Close stops waiting: every reply still to run
@@ -173,10 +175,10 @@ type job struct {
 	cmd, arg string
 }
 
-// session is the live routing state of one session key: the FIFO of
+// sessionQueue is the live routing state of one session key: the FIFO of
 // messages waiting and the reply in progress. It exists only while the
 // session has work.
-type session struct {
+type sessionQueue struct {
 	queue   []*job
 	running bool
 	current *job
@@ -224,7 +226,7 @@ func New(opts Options) *Router {
 		opts:            opts,
 		logger:          opts.Logger,
 		sem:             make(chan struct{}, opts.MaxConcurrent),
-		sessions:        map[string]*session{},
+		sessions:        map[string]*sessionQueue{},
 		scopes:          map[string]Scope{},
 		outboxes:        map[string]*outbox{},
 		deliveries:      deliveries,
@@ -312,7 +314,7 @@ func (r *Router) enqueue(j *job) {
 	}
 	s := r.sessions[j.key]
 	if s == nil {
-		s = &session{}
+		s = &sessionQueue{}
 		r.sessions[j.key] = s
 	}
 	if s.running && len(s.queue) >= r.opts.QueueLimit {
@@ -336,7 +338,7 @@ func (r *Router) enqueue(j *job) {
 
 // work runs the session's queued messages one at a time, in order, and
 // removes the session when its queue is empty.
-func (r *Router) work(key string, s *session) {
+func (r *Router) work(key string, s *sessionQueue) {
 	defer r.workers.Done()
 	for {
 		r.mu.Lock()
@@ -422,6 +424,7 @@ func (r *Router) turn(ctx context.Context, j *job) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	stopTyping := r.typing(ctx, j)
+	ctx = WithOrigin(ctx, Origin{Platform: j.platform, UserID: j.msg.UserID, Direct: j.msg.Direct})
 	var ans Answer
 	var err error
 	var st *stream

@@ -69,6 +69,11 @@ type Message struct {
 	// platform gave up, the send failed): it stays in the transcript but
 	// is left out of the history the model is sent.
 	Undelivered bool `json:"undelivered,omitempty"`
+	// ToolCalls are the tool calls an assistant message asked for, as the
+	// chat completions API writes them (JSON array); ToolCallID names the
+	// call a "tool" message answers.
+	ToolCalls  json.RawMessage `json:"tool_calls,omitempty"`
+	ToolCallID string          `json:"tool_call_id,omitempty"`
 }
 
 // Session is a session's metadata.
@@ -302,20 +307,21 @@ func (s *Store) Keys() ([]string, error) {
 	return keys, err
 }
 
-// AppendTurn durably appends a user message and its reply to the transcript
-// of epoch. It returns once the turn is fsynced. A turn whose epoch was
+// AppendTurn durably appends a user message and what followed it (the
+// assistant's tool calls and their results, then its reply) to the
+// transcript of epoch. It returns once the turn is fsynced. A turn whose epoch was
 // archived by Reset meanwhile goes to that archive, where it belongs.
-func (s *Store) AppendTurn(ctx context.Context, key string, epoch uint64, user, assistant Message) error {
+func (s *Store) AppendTurn(ctx context.Context, key string, epoch uint64, user Message, rest ...Message) error {
 	if key == "" || len(key) > maxKeyLen {
 		return fmt.Errorf("append turn: %w: %d bytes (want 1 to %d)", ErrInvalidKey, len(key), maxKeyLen)
 	}
-	ua, err := json.Marshal(user)
-	if err != nil {
-		return fmt.Errorf("append turn: %w", err)
-	}
-	aa, err := json.Marshal(assistant)
-	if err != nil {
-		return fmt.Errorf("append turn: %w", err)
+	encoded := make([][]byte, 0, 1+len(rest))
+	for _, m := range append([]Message{user}, rest...) {
+		raw, err := json.Marshal(m)
+		if err != nil {
+			return fmt.Errorf("append turn: %w", err)
+		}
+		encoded = append(encoded, raw)
 	}
 	return s.write(ctx, func(tx *bolt.Tx) error {
 		sess, err := getSession(tx, key)
@@ -331,14 +337,14 @@ func (s *Store) AppendTurn(ctx context.Context, key string, epoch uint64, user, 
 		}
 		b := tx.Bucket(bucketMessages)
 		seq := nextSeq(b, key, epoch)
-		for _, v := range [][]byte{ua, aa} {
+		for _, v := range encoded {
 			if err := b.Put(msgKey(key, epoch, seq), v); err != nil {
 				return fmt.Errorf("append turn to %s: %w", shared.LogValue(key), err)
 			}
 			seq++
 		}
 		if epoch == sess.Epoch {
-			sess.Messages += 2
+			sess.Messages += len(encoded)
 		}
 		sess.Updated = now
 		return putSession(tx, key, sess)
@@ -360,8 +366,9 @@ func (s *Store) MarkUndelivered(ctx context.Context, key string, epoch uint64, a
 		b := tx.Bucket(bucketMessages)
 		c := b.Cursor()
 		prefix, k, v := lastInRange(c, key, epoch)
-		// Walk back: the assistant message comes right after its user one.
-		var next []byte // the key after k (the assistant message)
+		// Walk back: the assistant's reply (after any tool turns) comes
+		// right after its user message.
+		var after [][]byte // the keys after k, newest first
 		for n := 0; k != nil && bytes.HasPrefix(k, prefix) && n < undeliveredScan; n++ {
 			var m Message
 			if err := json.Unmarshal(v, &m); err != nil {
@@ -369,13 +376,16 @@ func (s *Store) MarkUndelivered(ctx context.Context, key string, epoch uint64, a
 			}
 			if m.Role == "user" && m.Time.Equal(asked) {
 				keys := [][]byte{bytes.Clone(k)}
-				if next != nil {
-					keys = append(keys, next)
+				for i := len(after) - 1; i >= 0; i-- {
+					keys = append(keys, after[i])
 				}
-				for _, mk := range keys {
+				for i, mk := range keys {
 					var msg Message
 					if err := json.Unmarshal(b.Get(mk), &msg); err != nil {
 						return fmt.Errorf("mark undelivered in %q: %w", key, err)
+					}
+					if i > 0 && msg.Role == "user" {
+						break // the next turn
 					}
 					msg.Undelivered = true
 					raw, err := json.Marshal(msg)
@@ -388,7 +398,7 @@ func (s *Store) MarkUndelivered(ctx context.Context, key string, epoch uint64, a
 				}
 				return nil
 			}
-			next = bytes.Clone(k)
+			after = append(after, bytes.Clone(k))
 			k, v = c.Prev()
 		}
 		return nil

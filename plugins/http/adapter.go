@@ -20,9 +20,6 @@ import (
 	"github.com/plughost/gateway/shared/webguard"
 )
 
-// version is the plugin's version, set at build time.
-var version = "dev"
-
 // The defaults of the config block, written once: the schema hands them
 // to the host, which applies them; Configure falls back to them only for
 // a config with no JSON at all (tests).
@@ -42,6 +39,7 @@ type settings struct {
 	AllowedHosts         []string `json:"allowed_hosts"`
 	AllowedOrigins       []string `json:"allowed_origins"`
 	AllowUnauthenticated bool     `json:"allow_unauthenticated"`
+	WebUI                bool     `json:"web_ui"`
 }
 
 // defaultMaxConnections bounds the connections the listener holds at once
@@ -104,7 +102,7 @@ func newAdapter() *adapter {
 func (a *adapter) Describe(context.Context) (shared.Description, error) {
 	return shared.Description{
 		Name:        "http",
-		Version:     version,
+		Version:     shared.Version,
 		Description: "HTTP API: POST /v1/messages {session, text} answers with the agent's reply (\"stream\": true: as server-sent events)",
 		Schema: []shared.Attribute{
 			{Name: "listen", Type: shared.TypeString, Default: defaultListen,
@@ -123,6 +121,8 @@ func (a *adapter) Describe(context.Context) (shared.Description, error) {
 				Description: "origins (https://app.example.com) whose web pages may call the API cross-origin"},
 			{Name: "allow_unauthenticated", Type: shared.TypeBool, Default: false,
 				Description: "serve a non-loopback listen address without auth_token (anyone who can reach it may chat)"},
+			{Name: "web_ui", Type: shared.TypeBool, Default: true,
+				Description: "serve the web chat page on GET /"},
 		},
 	}, nil
 }
@@ -134,7 +134,7 @@ func (a *adapter) Configure(_ context.Context, cfg shared.Config) error {
 	}
 	// A second Configure starts from scratch.
 	a.cfg = settings{Listen: defaultListen, MaxBody: defaultMaxBody, Timeout: defaultTimeout.String(),
-		MaxConnections: defaultMaxConnections}
+		MaxConnections: defaultMaxConnections, WebUI: true}
 	if err := cfg.Decode(&a.cfg); err != nil {
 		return kit.InvalidConfig(err.Error(), "")
 	}

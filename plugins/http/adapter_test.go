@@ -34,6 +34,8 @@ func TestDescribe(t *testing.T) {
 		"allowed_hosts":         {Name: "allowed_hosts", Type: shared.TypeListOfString},
 		"allowed_origins":       {Name: "allowed_origins", Type: shared.TypeListOfString},
 		"allow_unauthenticated": {Name: "allow_unauthenticated", Type: shared.TypeBool, Default: false},
+		// issue 16: the web chat page.
+		"web_ui": {Name: "web_ui", Type: shared.TypeBool, Default: true},
 	}
 	if len(d.Schema) != len(want) {
 		t.Fatalf("schema = %+v", d.Schema)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -35,6 +36,10 @@ func (a *adapter) routes() http.Handler {
 		w.Header().Set("Allow", "POST")
 		writeError(w, http.StatusMethodNotAllowed, "use POST")
 	})
+	a.openAIRoutes(mux)
+	if a.cfg.WebUI {
+		mux.HandleFunc("GET /{$}", a.handleIndex)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		if !a.connected() {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not connected"})
@@ -73,39 +78,73 @@ func (a *adapter) handleMessage(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	ctx := r.Context()
+	if req.Stream {
+		a.converseStream(w, r, req.Session, req.Text)
+		return
+	}
+	rep, err := a.converse(r.Context(), req.Session, req.Text)
+	switch {
+	case err == nil:
+		writeReply(w, req.Session, rep)
+	case errors.Is(err, errTimeout):
+		writeJSON(w, http.StatusGatewayTimeout, messageResponse{Session: req.Session, Error: "no reply within " + a.timeout.String()})
+	case errors.Is(err, errNotConnected), errors.Is(err, errHostStalled), errors.Is(err, errDisconnected):
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+	}
+	// otherwise the client went away
+}
+
+// errTimeout and errDisconnected end a converse that got no reply.
+var (
+	errTimeout      = errors.New("no reply within the timeout")
+	errDisconnected = errors.New("the gateway host disconnected before it replied")
+)
+
+// converse hands text for session to the host and waits for the reply, up
+// to the configured timeout for the whole exchange. Its errors are
+// errNotConnected, errHostStalled, errTimeout, errDisconnected, or the
+// context's when the client went away.
+func (a *adapter) converse(ctx context.Context, session, text string) (shared.Reply, error) {
 	// One deadline for the whole request: handing the message to the host
 	// and waiting for its reply.
 	timer := time.NewTimer(a.timeout)
 	defer timer.Stop()
-	id, wt, link, err := a.submit(ctx, req.Session, req.Text, req.Stream, timer.C)
+	id, wt, link, err := a.submit(ctx, session, text, false, timer.C)
+	if err != nil {
+		return shared.Reply{}, err
+	}
+	select {
+	case <-wt.notify:
+		_, rep, _ := wt.take()
+		return *rep, nil
+	case <-timer.C:
+		a.forget(id)
+		return shared.Reply{}, errTimeout
+	case <-ctx.Done():
+		a.forget(id)
+		return shared.Reply{}, ctx.Err()
+	case <-link.done:
+		a.forget(id)
+		if _, rep, _ := wt.take(); rep != nil { // it came just in time: the host sent it
+			return *rep, nil
+		}
+		return shared.Reply{}, errDisconnected
+	}
+}
+
+// converseStream is converse for a client that asked for server-sent
+// events: the reply is written as it arrives.
+func (a *adapter) converseStream(w http.ResponseWriter, r *http.Request, session, text string) {
+	timer := time.NewTimer(a.timeout)
+	defer timer.Stop()
+	id, wt, link, err := a.submit(r.Context(), session, text, true, timer.C)
 	if err != nil {
 		if errors.Is(err, errNotConnected) || errors.Is(err, errHostStalled) {
 			writeError(w, http.StatusServiceUnavailable, err.Error())
 		}
 		return // otherwise the client went away
 	}
-	if req.Stream {
-		a.streamReply(w, r, req.Session, id, wt, link, timer.C)
-		return
-	}
-	select {
-	case <-wt.notify:
-		_, rep, _ := wt.take()
-		writeReply(w, req.Session, *rep)
-	case <-timer.C:
-		a.forget(id)
-		writeJSON(w, http.StatusGatewayTimeout, messageResponse{Session: req.Session, Error: "no reply within " + a.timeout.String()})
-	case <-ctx.Done():
-		a.forget(id)
-	case <-link.done:
-		a.forget(id)
-		if _, rep, _ := wt.take(); rep != nil { // it came just in time: the host sent it
-			writeReply(w, req.Session, *rep)
-		} else {
-			writeError(w, http.StatusServiceUnavailable, "the gateway host disconnected before it replied")
-		}
-	}
+	a.streamReply(w, r, session, id, wt, link, timer.C)
 }
 
 // busyRetryAfter is the Retry-After of a 429: the session's current reply

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/plughost/gateway/shared"
+
+	"github.com/plughost/gateway/shared/kit/fakekit"
 )
 
 // waitTimeout bounds every wait; nothing here should come near it.
@@ -19,12 +21,10 @@ const waitTimeout = 5 * time.Second
 // freeAddr returns a loopback address with a port that was free just now.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := fakekit.FreeAddr()
 	if err != nil {
-		t.Fatalf("finding a free port: %v", err)
+		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
 	return addr
 }
 
@@ -212,3 +212,6 @@ func waitClosed(t *testing.T, addr string) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// timeAfterWait fires after waitTimeout.
+func timeAfterWait() <-chan time.Time { return time.After(waitTimeout) }

@@ -35,6 +35,8 @@ var commands = []command{
 	{"reload", "make the running gateway reload its config", reloadCmd},
 	{"service-unit", "print a systemd unit for this installation", serviceUnitCmd},
 	{"plugins", "list the plugin binaries in plugin_dir", pluginsCmd},
+	{"pairing", "list, approve or revoke who may DM the agent (list, approve CODE, revoke PLATFORM USER_ID)", pairingCmd},
+	{"usage", "show token usage per platform, agent and user", usageCmd},
 	{"version", "print version information", versionCmd},
 }
 

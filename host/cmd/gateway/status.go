@@ -97,4 +97,18 @@ func printStatus(w io.Writer, doc gateway.Status) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", p.Name, p.Plugin, p.State, p.Restarts, pid, msg)
 	}
 	_ = tw.Flush()
+	if len(doc.MCP) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "MCP\tSTATE\tTOOLS\tRESTARTS\tPID\tERROR")
+	for _, m := range doc.MCP {
+		pid := "-"
+		if m.PID != 0 {
+			pid = fmt.Sprint(m.PID)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\n", m.Name, m.State, m.Tools, m.Restarts, pid, m.Error)
+	}
+	_ = tw.Flush()
 }

@@ -19,8 +19,37 @@ import (
 
 // Message is a chat message as received.
 type Message struct {
-	Role    string `json:"role"`
-	Content string `json:"content"`
+	Role       string     `json:"role"`
+	Content    string     `json:"content"`
+	ToolCalls  []ToolCall `json:"tool_calls,omitempty"`
+	ToolCallID string     `json:"tool_call_id,omitempty"`
+}
+
+// ToolCall is a tool call, as an assistant message carries it.
+type ToolCall struct {
+	ID       string `json:"id"`
+	Type     string `json:"type"`
+	Function struct {
+		Name      string `json:"name"`
+		Arguments string `json:"arguments"`
+	} `json:"function"`
+}
+
+// Call builds a function tool call.
+func Call(id, name, arguments string) ToolCall {
+	c := ToolCall{ID: id, Type: "function"}
+	c.Function.Name, c.Function.Arguments = name, arguments
+	return c
+}
+
+// Tool is one entry of a request's tools.
+type Tool struct {
+	Type     string `json:"type"`
+	Function struct {
+		Name        string          `json:"name"`
+		Description string          `json:"description"`
+		Parameters  json.RawMessage `json:"parameters"`
+	} `json:"function"`
 }
 
 // Request is a chat completions request as received.
@@ -28,10 +57,39 @@ type Request struct {
 	Model    string    `json:"model"`
 	Messages []Message `json:"messages"`
 	Stream   bool      `json:"stream"`
+	// StreamOptions is the request's stream_options, nil when absent.
+	StreamOptions *StreamOptions `json:"stream_options"`
+	Tools         []Tool         `json:"tools"`
+	// ToolChoice is "none" when the client forbids tool calls.
+	ToolChoice string `json:"tool_choice"`
 	// Authorization is the request's Authorization header.
 	Authorization string `json:"-"`
 	// Header is the full request header.
 	Header http.Header `json:"-"`
+}
+
+// StreamOptions is a request's stream_options.
+type StreamOptions struct {
+	IncludeUsage bool `json:"include_usage"`
+}
+
+// ToolNames lists the names of the functions offered, in order.
+func (r *Request) ToolNames() []string {
+	var out []string
+	for _, t := range r.Tools {
+		out = append(out, t.Function.Name)
+	}
+	return out
+}
+
+// System returns the content of the first system message.
+func (r *Request) System() string {
+	for _, m := range r.Messages {
+		if m.Role == "system" {
+			return m.Content
+		}
+	}
+	return ""
 }
 
 // LastUser returns the content of the last user message.
@@ -69,6 +127,14 @@ type Server struct {
 	Models []string
 	// Reply computes the answer; default "reply to: " + the last user message.
 	Reply func(*Request) string
+	// Usage computes the token usage reported with each reply; default
+	// CountWords. It is reported in every non-streamed reply, and in a last
+	// chunk of a streamed one when the request asked with
+	// stream_options.include_usage, as OpenAI does.
+	Usage func(r *Request, reply string) (prompt, completion int)
+	// Calls, when set and returning calls, makes the answer ask for those
+	// tool calls (finish_reason "tool_calls") instead of a reply.
+	Calls func(*Request) []ToolCall
 	// Hold, when set, is called before answering; it may block (a slow reply)
 	// and should return when ctx ends (the client went away).
 	Hold func(ctx context.Context, r *Request)
@@ -149,7 +215,7 @@ func (s *Server) Script(answers ...Scripted) {
 	s.mu.Unlock()
 }
 
-// Requests returns the requests received so far.
+// Requests returns the requests received so far, in order.
 func (s *Server) Requests() []*Request {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -248,12 +314,24 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if s.Calls != nil && !req.Stream {
+		if calls := s.Calls(&req); len(calls) > 0 {
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(map[string]any{
+				"id": "chatcmpl-test", "object": "chat.completion", "created": time.Now().Unix(), "model": req.Model,
+				"choices": []any{map[string]any{"index": 0, "finish_reason": "tool_calls",
+					"message": map[string]any{"role": "assistant", "content": nil, "tool_calls": calls}}},
+			})
+			return
+		}
+	}
 	reply := "reply to: " + req.LastUser()
 	if s.Reply != nil {
 		reply = s.Reply(&req)
 	}
+	usage := s.usage(&req, reply)
 	if req.Stream {
-		s.stream(r.Context(), w, &req, reply)
+		s.stream(r.Context(), w, &req, reply, usage)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -261,11 +339,32 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 		"id": "chatcmpl-test", "object": "chat.completion", "created": time.Now().Unix(), "model": req.Model,
 		"choices": []any{map[string]any{"index": 0, "finish_reason": "stop",
 			"message": map[string]any{"role": "assistant", "content": reply}}},
+		"usage": usage,
 	})
 }
 
-// stream answers with server-sent events, one word per chunk.
-func (s *Server) stream(ctx context.Context, w http.ResponseWriter, req *Request, reply string) {
+// usage is the "usage" object of a reply.
+func (s *Server) usage(req *Request, reply string) map[string]int {
+	count := s.Usage
+	if count == nil {
+		count = CountWords
+	}
+	p, c := count(req, reply)
+	return map[string]int{"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
+}
+
+// CountWords is the default token count: the words of every request
+// message (prompt) and of the reply (completion).
+func CountWords(r *Request, reply string) (prompt, completion int) {
+	for _, m := range r.Messages {
+		prompt += len(strings.Fields(m.Content))
+	}
+	return prompt, len(strings.Fields(reply))
+}
+
+// stream answers with server-sent events, one word per chunk, then the
+// usage chunk when asked for.
+func (s *Server) stream(ctx context.Context, w http.ResponseWriter, req *Request, reply string, usage map[string]int) {
 	w.Header().Set("Content-Type", "text/event-stream")
 	fl, _ := w.(http.Flusher)
 	send := func(delta map[string]any, finish any) {
@@ -289,6 +388,11 @@ func (s *Server) stream(ctx context.Context, w http.ResponseWriter, req *Request
 		send(map[string]any{"content": wd}, nil)
 	}
 	send(map[string]any{}, "stop")
+	if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
+		b, _ := json.Marshal(map[string]any{"id": "chatcmpl-test", "object": "chat.completion.chunk", "model": req.Model,
+			"choices": []any{}, "usage": usage})
+		fmt.Fprintf(w, "data: %s\n\n", b)
+	}
 	fmt.Fprint(w, "data: [DONE]\n\n")
 	if fl != nil {
 		fl.Flush()

@@ -20,15 +20,9 @@ import (
 	"github.com/plughost/gateway/shared/kit"
 )
 
-// Version is the plugin's version, shown by `gateway plugins`.
-const Version = "0.1.0"
-
 // maxMessageLength is Discord's limit on a message's content: 2,000
 // characters, counted as Unicode code points.
 const maxMessageLength = 2000
-
-// errStopped is the cause Run's context gets when Stop is called.
-var errStopped = errors.New("discord plugin stopped")
 
 // timing holds the waits the adapter uses; tests shorten them.
 type timing struct {
@@ -78,10 +72,7 @@ type Adapter struct {
 	budget    *identifyBudget
 	rate      *kit.Budget // per channel: sends and typing
 	bot       *discordgo.User
-	running   bool
-	stopped   bool
-	cancelRun context.CancelCauseFunc
-	runDone   chan struct{}
+	runner    kit.Runner
 
 	threads threadSet
 	typing  typingLimiter
@@ -94,7 +85,7 @@ var _ shared.Platform = (*Adapter)(nil)
 func (a *Adapter) Describe(context.Context) (shared.Description, error) {
 	return shared.Description{
 		Name:        "discord",
-		Version:     Version,
+		Version:     shared.Version,
 		Description: "Discord bot: answers DMs and @mentions in servers, with threads, typing and long replies split",
 		Schema:      schema,
 	}, nil
@@ -117,7 +108,7 @@ func (a *Adapter) Configure(_ context.Context, cfg shared.Config) error {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.running {
+	if a.runner.Running() {
 		transport.CloseIdleConnections()
 		return errors.New("discord plugin: Configure called while running")
 	}
@@ -128,6 +119,7 @@ func (a *Adapter) Configure(_ context.Context, cfg shared.Config) error {
 		a.tune = defaultTiming
 	}
 	a.cfg, a.rest, a.transport, a.log = s, rest, transport, logger.Named("discord")
+	a.runner.Name = "discord plugin"
 	a.budget = newIdentifyBudget(s.identifyBudget)
 	if a.tune.identifyWindow > 0 {
 		a.budget.window = a.tune.identifyWindow
@@ -144,28 +136,12 @@ func (a *Adapter) Configure(_ context.Context, cfg shared.Config) error {
 // to finish.
 func (a *Adapter) Stop(ctx context.Context) error {
 	a.mu.Lock()
-	a.stopped = true
-	cancel, done, transport := a.cancelRun, a.runDone, a.transport
-	wait := a.tune.stopTimeout
+	transport, wait := a.transport, a.tune.stopTimeout
 	a.mu.Unlock()
-	if cancel != nil {
-		cancel(errStopped)
-	}
 	if wait == 0 {
 		wait = defaultTiming.stopTimeout
 	}
-	var err error
-	if done != nil {
-		t := time.NewTimer(wait)
-		defer t.Stop()
-		select {
-		case <-done:
-		case <-ctx.Done():
-			err = fmt.Errorf("stopping discord plugin: %w", ctx.Err())
-		case <-t.C:
-			err = errors.New("stopping discord plugin: the gateway connection did not close in time")
-		}
-	}
+	err := a.runner.Stop(ctx, wait)
 	if transport != nil {
 		transport.CloseIdleConnections()
 	}
@@ -260,16 +236,7 @@ func (a *Adapter) configured() (settings, *discordgo.Session, *kit.Budget, error
 }
 
 // fail ends Run with fe (a token rejected by REST, say) and returns fe.
-func (a *Adapter) fail(fe *shared.FatalError) *shared.FatalError {
-	a.mu.Lock()
-	cancel := a.cancelRun
-	a.mu.Unlock()
-	a.log.Error("fatal", "code", fe.Code, "error", fe.Message, "hint", fe.Hint)
-	if cancel != nil {
-		cancel(fe)
-	}
-	return fe
-}
+func (a *Adapter) fail(fe *shared.FatalError) *shared.FatalError { return a.runner.Fail(fe) }
 
 func (a *Adapter) setBot(u *discordgo.User) {
 	a.mu.Lock()

@@ -41,26 +41,21 @@ func fatalCloseCode(code int) *shared.FatalError {
 	case 4004:
 		return tokenRejected("close 4004")
 	case 4010:
-		return &shared.FatalError{Code: CodeInvalidShard,
-			Message: "Discord refused the shard settings (close 4010)",
-			Hint:    "this plugin runs one unsharded connection; report a bug"}
+		return kit.Fatal(CodeInvalidShard, "Discord refused the shard settings (close 4010)",
+			"this plugin runs one unsharded connection; report a bug")
 	case 4011:
-		return &shared.FatalError{Code: CodeShardingRequired,
-			Message: "Discord requires sharding for this bot (close 4011)",
-			Hint:    "the bot is in too many guilds for one connection; this plugin does not shard yet"}
+		return kit.Fatal(CodeShardingRequired, "Discord requires sharding for this bot (close 4011)",
+			"the bot is in too many guilds for one connection; this plugin does not shard yet")
 	case 4012:
-		return &shared.FatalError{Code: CodeInvalidAPIVersion,
-			Message: "Discord refused the gateway API version (close 4012)",
-			Hint:    "check api_url: its /vN path sets the gateway version; leave it unset for " + DefaultAPIURL}
+		return kit.Fatal(CodeInvalidAPIVersion, "Discord refused the gateway API version (close 4012)",
+			"check api_url: its /vN path sets the gateway version; leave it unset for "+DefaultAPIURL)
 	case 4013:
-		return &shared.FatalError{Code: CodeInvalidIntents,
-			Message: "Discord refused the gateway intents (close 4013)",
-			Hint:    "report a bug: the plugin sent an invalid intents value"}
+		return kit.Fatal(CodeInvalidIntents, "Discord refused the gateway intents (close 4013)",
+			"report a bug: the plugin sent an invalid intents value")
 	case 4014:
-		return &shared.FatalError{Code: CodeDisallowedIntents,
-			Message: "Discord refused the Message Content intent (close 4014)",
-			Hint: "enable it in the Discord Developer Portal: your application → Bot → " +
-				"Privileged Gateway Intents → Message Content Intent, then restart the platform"}
+		return kit.Fatal(CodeDisallowedIntents, "Discord refused the Message Content intent (close 4014)",
+			"enable it in the Discord Developer Portal: your application → Bot → "+
+				"Privileged Gateway Intents → Message Content Intent, then restart the platform")
 	}
 	return nil
 }

@@ -20,56 +20,20 @@ import (
 // Discord allows) after a capped, jittered backoff and are reported as
 // Degraded; fatal ones end Run with a *shared.FatalError.
 func (a *Adapter) Run(ctx context.Context, events chan<- shared.Event) error {
-	ctx, err := a.startRun(ctx)
-	if err != nil {
-		return err
+	if _, _, _, err := a.configured(); err != nil {
+		return errors.New("discord plugin: Run called before Configure")
 	}
-	defer a.endRun()
-
-	emit := func(ev shared.Event) bool {
-		select {
-		case events <- ev:
-			return true
-		case <-ctx.Done():
-			return false
+	return a.runner.Run(ctx, a.log, func(ctx context.Context) error {
+		emit := func(ev shared.Event) bool {
+			select {
+			case events <- ev:
+				return true
+			case <-ctx.Done():
+				return false
+			}
 		}
-	}
-	err = a.loop(ctx, emit)
-	var fatal *shared.FatalError
-	if errors.As(err, &fatal) || errors.As(context.Cause(ctx), &fatal) {
-		a.log.Error("giving up: "+fatal.Message, "code", fatal.Code, "hint", fatal.Hint)
-		return fatal
-	}
-	if ctx.Err() != nil {
-		a.log.Info("disconnected from Discord: stopping")
-		return nil
-	}
-	return err
-}
-
-func (a *Adapter) startRun(parent context.Context) (context.Context, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	switch {
-	case a.rest == nil:
-		return nil, errors.New("discord plugin: Run called before Configure")
-	case a.running:
-		return nil, errors.New("discord plugin: Run is already running")
-	}
-	ctx, cancel := context.WithCancelCause(parent)
-	if a.stopped {
-		cancel(errStopped)
-	}
-	a.running, a.cancelRun, a.runDone = true, cancel, make(chan struct{})
-	return ctx, nil
-}
-
-func (a *Adapter) endRun() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.cancelRun(errStopped)
-	close(a.runDone)
-	a.running, a.cancelRun = false, nil
+		return a.loop(ctx, emit)
+	})
 }
 
 // loop is the reconnect loop. It returns a *shared.FatalError, or

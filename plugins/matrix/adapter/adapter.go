@@ -19,13 +19,8 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/plughost/gateway/shared"
+	"github.com/plughost/gateway/shared/kit"
 )
-
-// Version is the plugin's version, shown by `gateway plugins`.
-const Version = "0.1.0"
-
-// errStopped is the cause Run's context gets when Stop is called.
-var errStopped = errors.New("matrix plugin stopped")
 
 // timing holds the waits the adapter uses; tests shorten them.
 type timing struct {
@@ -58,10 +53,7 @@ type Adapter struct {
 	cursor    string // the sync token the host kept, "" on first start
 	botID     id.UserID
 	botName   string
-	running   bool
-	stopped   bool
-	cancelRun context.CancelCauseFunc
-	runDone   chan struct{}
+	runner    kit.Runner
 
 	rooms rooms
 	limit roomLimits
@@ -74,7 +66,7 @@ var _ shared.Platform = (*Adapter)(nil)
 func (a *Adapter) Describe(context.Context) (shared.Description, error) {
 	return shared.Description{
 		Name:    "matrix",
-		Version: Version,
+		Version: shared.Version,
 		Description: "Matrix bot: answers direct chats and mentions in rooms over /sync, " +
 			"with threads, typing and Markdown replies (no end-to-end encryption)",
 		Schema: schema,
@@ -94,7 +86,7 @@ func (a *Adapter) Configure(_ context.Context, cfg shared.Config) error {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.running {
+	if a.runner.Running() {
 		return errors.New("matrix plugin: Configure called while running")
 	}
 	if a.tune.pollTimeout == 0 {
@@ -109,6 +101,7 @@ func (a *Adapter) Configure(_ context.Context, cfg shared.Config) error {
 	}
 	a.cfg, a.client, a.transport, a.cursor = s, client, transport, cfg.Cursor
 	a.log = logger.Named("matrix")
+	a.runner.Name = "matrix plugin"
 	a.log.Debug("configured", "homeserver", s.homeserver.String(), "require_mention", s.access.RequireMention,
 		"auto_join", s.autoJoin, "resuming", cfg.Cursor != "")
 	return nil
@@ -131,35 +124,19 @@ func newClient(s settings, t timing) (*mautrix.Client, *http.Transport, error) {
 	}
 	client.Client = &http.Client{Transport: transport, Timeout: t.pollTimeout + 60*time.Second}
 	client.DefaultHTTPRetries = 0
-	client.UserAgent = "gateway-plugin-matrix/" + Version
+	client.UserAgent = "gateway-plugin-matrix/" + shared.Version
 	return client, transport, nil
 }
 
 // Stop ends Run and waits (bounded) for it to finish.
 func (a *Adapter) Stop(ctx context.Context) error {
 	a.mu.Lock()
-	a.stopped = true
-	cancel, done, transport := a.cancelRun, a.runDone, a.transport
-	wait := a.tune.stopTimeout
+	transport, wait := a.transport, a.tune.stopTimeout
 	a.mu.Unlock()
-	if cancel != nil {
-		cancel(errStopped)
-	}
 	if wait == 0 {
 		wait = defaultTiming.stopTimeout
 	}
-	var err error
-	if done != nil {
-		t := time.NewTimer(wait)
-		defer t.Stop()
-		select {
-		case <-done:
-		case <-ctx.Done():
-			err = fmt.Errorf("stopping matrix plugin: %w", ctx.Err())
-		case <-t.C:
-			err = errors.New("stopping matrix plugin: the sync loop did not end in time")
-		}
-	}
+	err := a.runner.Stop(ctx, wait)
 	if transport != nil {
 		transport.CloseIdleConnections()
 	}
@@ -176,15 +153,7 @@ func (a *Adapter) configured() (settings, *mautrix.Client, error) {
 }
 
 // fail ends Run with fe (a token rejected while sending, say) and returns fe.
-func (a *Adapter) fail(fe *shared.FatalError) *shared.FatalError {
-	a.mu.Lock()
-	cancel := a.cancelRun
-	a.mu.Unlock()
-	if cancel != nil {
-		cancel(fe)
-	}
-	return fe
-}
+func (a *Adapter) fail(fe *shared.FatalError) *shared.FatalError { return a.runner.Fail(fe) }
 
 func (a *Adapter) setBot(uid id.UserID, name string) {
 	a.mu.Lock()

@@ -26,47 +26,10 @@ const syncFilter = `{"presence":{"types":[]},"account_data":{"types":[]},"room":
 // 5xx, rate limits) are reported as Degraded and retried after a capped,
 // jittered backoff; a rejected token ends Run with a *shared.FatalError.
 func (a *Adapter) Run(ctx context.Context, events chan<- shared.Event) error {
-	ctx, err := a.startRun(ctx)
-	if err != nil {
-		return err
+	if _, _, err := a.configured(); err != nil {
+		return errors.New("matrix plugin: Run called before Configure")
 	}
-	defer a.endRun()
-	err = a.loop(ctx, events)
-	var fatal *shared.FatalError
-	if errors.As(err, &fatal) || errors.As(context.Cause(ctx), &fatal) {
-		a.log.Error("giving up: "+fatal.Message, "code", fatal.Code, "hint", fatal.Hint)
-		return fatal
-	}
-	if ctx.Err() != nil {
-		a.log.Info("stopping the Matrix sync loop")
-		return nil
-	}
-	return err
-}
-
-func (a *Adapter) startRun(parent context.Context) (context.Context, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	switch {
-	case a.client == nil:
-		return nil, errors.New("matrix plugin: Run called before Configure")
-	case a.running:
-		return nil, errors.New("matrix plugin: Run is already running")
-	}
-	ctx, cancel := context.WithCancelCause(parent)
-	if a.stopped {
-		cancel(errStopped)
-	}
-	a.running, a.cancelRun, a.runDone = true, cancel, make(chan struct{})
-	return ctx, nil
-}
-
-func (a *Adapter) endRun() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.cancelRun(errStopped)
-	close(a.runDone)
-	a.running, a.cancelRun = false, nil
+	return a.runner.Run(ctx, a.log, func(ctx context.Context) error { return a.loop(ctx, events) })
 }
 
 // loop logs in (whoami) and follows /sync. It returns a *shared.FatalError,

@@ -20,9 +20,6 @@ import (
 	"github.com/plughost/gateway/shared/kit"
 )
 
-// Version is the plugin's version, shown by `gateway plugins`.
-const Version = "0.1.0"
-
 // errStopped is the cause Run's context gets when Stop is called.
 var errStopped = errors.New("slack plugin stopped")
 
@@ -85,7 +82,7 @@ var _ shared.Platform = (*Adapter)(nil)
 func (a *Adapter) Describe(context.Context) (shared.Description, error) {
 	return shared.Description{
 		Name:        "slack",
-		Version:     Version,
+		Version:     shared.Version,
 		Description: "Slack app over Socket Mode: answers DMs and @mentions in channels, in threads, with long replies split",
 		Schema:      schema,
 	}, nil

@@ -18,9 +18,6 @@ import (
 	"github.com/plughost/gateway/shared/kit"
 )
 
-// Version is the plugin's version, shown by `gateway plugins`.
-const Version = "0.1.0"
-
 // errStopped is the cause Run's context gets when Stop is called.
 var errStopped = errors.New("telegram plugin stopped")
 
@@ -74,7 +71,7 @@ var _ shared.Platform = (*Adapter)(nil)
 func (a *Adapter) Describe(context.Context) (shared.Description, error) {
 	return shared.Description{
 		Name:        "telegram",
-		Version:     Version,
+		Version:     shared.Version,
 		Description: "Telegram bot (long polling): answers private chats and @mentions, replies and /commands in groups, with forum topics, typing and long replies split",
 		Schema:      schema,
 	}, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -141,5 +142,30 @@ func TestPoll(t *testing.T) {
 	}
 	if err := Poll(10*time.Millisecond, func() bool { return false }); err == nil {
 		t.Fatal("Poll of a condition that never holds returned nil")
+	}
+}
+
+func TestFreeAddrAvoidsEphemeralPortsAndRepeats(t *testing.T) {
+	seen := map[string]bool{}
+	low := ephemeralLow()
+	for range 50 {
+		addr, err := FreeAddr()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[addr] {
+			t.Fatalf("FreeAddr handed out %s twice", addr)
+		}
+		seen[addr] = true
+		_, portStr, _ := net.SplitHostPort(addr)
+		var port int
+		if _, err := fmt.Sscan(portStr, &port); err != nil || port < freeLow || port >= low {
+			t.Fatalf("FreeAddr = %s, want a port in [%d, %d): below the ephemeral range", addr, freeLow, low)
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Fatalf("the address FreeAddr returned is not free: %v", err)
+		}
+		_ = ln.Close()
 	}
 }

@@ -1,9 +1,14 @@
 package fakekit
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"maps"
+	"math/rand/v2"
+	"net"
 	"net/http"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -119,4 +124,78 @@ func Poll(timeout time.Duration, cond func() bool) error {
 		time.Sleep(wait)
 	}
 	return nil
+}
+
+// SyncBuffer is a bytes.Buffer safe for concurrent use: a process's output
+// written by one goroutine while a test reads it.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write appends p.
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns everything written so far.
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// FreeAddr returns a loopback address whose port is free right now, for a
+// process the test starts to listen on. The port is below the kernel's
+// ephemeral range, so no server that listens on port 0 meanwhile (a fake,
+// an httptest server, another test's) can take it first, and it is never
+// handed out twice in one process.
+func FreeAddr() (string, error) {
+	low := ephemeralLow()
+	for range 200 {
+		port := freeLow + rand.N(low-freeLow)
+		freeMu.Lock()
+		taken := freeGiven[port]
+		freeMu.Unlock()
+		if taken {
+			continue
+		}
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue // in use
+		}
+		addr := ln.Addr().String()
+		_ = ln.Close()
+		freeMu.Lock()
+		fresh := !freeGiven[port]
+		freeGiven[port] = true
+		freeMu.Unlock()
+		if fresh {
+			return addr, nil
+		}
+	}
+	return "", errors.New("finding a free port: none of 200 tried was free")
+}
+
+// freeLow is the lowest port FreeAddr hands out.
+const freeLow = 10000
+
+var (
+	freeMu    sync.Mutex
+	freeGiven = map[int]bool{}
+)
+
+// ephemeralLow is the lowest port the kernel picks for port 0 (Linux's
+// ip_local_port_range), or 32768.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err == nil {
+		var lo, hi int
+		if _, err := fmt.Sscan(string(b), &lo, &hi); err == nil && lo > freeLow+1000 {
+			return lo
+		}
+	}
+	return 32768
 }

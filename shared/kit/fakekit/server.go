@@ -3,7 +3,8 @@
 // loopback HTTP server that logs requests, counts events, injects faults,
 // holds websocket connections until it closes, a control API over HTTP
 // with an address file (to drive a fake running as its own process), logs
-// of what the bot did, and waiting with deadlines.
+// of what the bot did, and waiting with deadlines. The small helpers every
+// test needs live here too, once: Eventually and Poll, FreeAddr, SyncBuffer.
 package fakekit
 
 import (

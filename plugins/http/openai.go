@@ -1,0 +1,264 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/plughost/gateway/shared"
+)
+
+// The OpenAI-compatible API (issue 16): POST /v1/chat/completions and
+// GET /v1/models[/{id}], with OpenAI's error shape so official SDKs raise
+// their usual exceptions.
+
+// gatewayModel is the model id the API lists: the gateway's configured
+// default model.
+const gatewayModel = "gateway"
+
+// chatRequest is the part of a chat completions request the gateway uses.
+type chatRequest struct {
+	Model         string        `json:"model"`
+	Messages      []chatMessage `json:"messages"`
+	Stream        bool          `json:"stream"`
+	StreamOptions *struct {
+		IncludeUsage bool `json:"include_usage"`
+	} `json:"stream_options"`
+	User string `json:"user"`
+}
+
+// chatMessage is one message of a request: content is a string or a list
+// of parts, of which the text ones count.
+type chatMessage struct {
+	Role    string          `json:"role"`
+	Content json.RawMessage `json:"content"`
+}
+
+// text returns the message's text: a string content, or its text parts
+// joined by newlines.
+func (m chatMessage) text() (string, error) {
+	if len(m.Content) == 0 || string(m.Content) == "null" {
+		return "", nil
+	}
+	var s string
+	if err := json.Unmarshal(m.Content, &s); err == nil {
+		return s, nil
+	}
+	var parts []struct {
+		Type string `json:"type"`
+		Text string `json:"text"`
+	}
+	if err := json.Unmarshal(m.Content, &parts); err != nil {
+		return "", errors.New("a message's content is neither a string nor a list of parts")
+	}
+	var texts []string
+	for _, p := range parts {
+		if p.Type != "text" {
+			return "", fmt.Errorf("content parts of type %q are not supported; send text", p.Type)
+		}
+		texts = append(texts, p.Text)
+	}
+	return strings.Join(texts, "\n"), nil
+}
+
+// apiError is OpenAI's error object.
+type apiError struct {
+	Message string  `json:"message"`
+	Type    string  `json:"type"`
+	Param   *string `json:"param"`
+	Code    *string `json:"code"`
+}
+
+// writeAPIError answers with OpenAI's error shape.
+func writeAPIError(w http.ResponseWriter, status int, typ, code, msg string) {
+	e := apiError{Message: msg, Type: typ}
+	if code != "" {
+		e.Code = &code
+	}
+	writeJSON(w, status, map[string]apiError{"error": e})
+}
+
+func (a *adapter) openAIRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("POST /v1/chat/completions", a.apiAuth(a.handleChatCompletions))
+	mux.HandleFunc("GET /v1/models", a.apiAuth(a.handleModels))
+	mux.HandleFunc("GET /v1/models/{id...}", a.apiAuth(a.handleModel))
+	for path, allow := range map[string]string{"/v1/chat/completions": "POST", "/v1/models": "GET", "/v1/models/": "GET"} {
+		mux.HandleFunc(path, a.apiAuth(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			writeAPIError(w, http.StatusMethodNotAllowed, "invalid_request_error", "method_not_allowed", "use "+allow)
+		}))
+	}
+}
+
+// apiAuth checks auth_token before h, answering a 401 in OpenAI's shape.
+func (a *adapter) apiAuth(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !a.authorized(r) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="gateway"`)
+			writeAPIError(w, http.StatusUnauthorized, "invalid_request_error", "invalid_api_key", "missing or wrong bearer token (Authorization: Bearer auth_token)")
+			return
+		}
+		h(w, r)
+	}
+}
+
+// modelObject is one entry of GET /v1/models.
+type modelObject struct {
+	ID      string `json:"id"`
+	Object  string `json:"object"`
+	Created int64  `json:"created"`
+	OwnedBy string `json:"owned_by"`
+}
+
+var theModel = modelObject{ID: gatewayModel, Object: "model", OwnedBy: "gateway"}
+
+func (a *adapter) handleModels(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": []modelObject{theModel}})
+}
+
+func (a *adapter) handleModel(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if id == "" || !knownModel(id) {
+		writeModelNotFound(w, id)
+		return
+	}
+	writeJSON(w, http.StatusOK, theModel)
+}
+
+// knownModel reports whether the gateway serves model: absent or gateway
+// (the configured default). Picking PROVIDER/MODEL per turn needs host
+// support that has not landed yet.
+func knownModel(model string) bool { return model == "" || model == gatewayModel }
+
+func writeModelNotFound(w http.ResponseWriter, model string) {
+	writeAPIError(w, http.StatusNotFound, "invalid_request_error", "model_not_found",
+		fmt.Sprintf("the model %q does not exist; GET /v1/models lists the ones served", model))
+}
+
+// decodeChatRequest reads and checks a chat completions body; its errors
+// are the message of a 400.
+func decodeChatRequest(body []byte) (chatRequest, error) {
+	var req chatRequest
+	if !utf8.Valid(body) {
+		return req, errors.New("request body is not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&req); err != nil {
+		return req, fmt.Errorf("request body is not valid JSON: %w", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return req, errors.New("request body has data after the JSON object; send exactly one object")
+	}
+	if len(req.Messages) == 0 {
+		return req, errors.New(`"messages" is required and must not be empty`)
+	}
+	return req, nil
+}
+
+func (a *adapter) handleChatCompletions(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.cfg.MaxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeAPIError(w, http.StatusRequestEntityTooLarge, "invalid_request_error", "request_too_large", "request body is larger than max_body")
+		}
+		return // otherwise the client went away
+	}
+	req, err := decodeChatRequest(body)
+	if err != nil {
+		writeAPIError(w, http.StatusBadRequest, "invalid_request_error", "", err.Error())
+		return
+	}
+	if !knownModel(req.Model) {
+		writeModelNotFound(w, req.Model)
+		return
+	}
+	session := r.Header.Get("X-Session-Id")
+	if session == "" {
+		session = req.User
+	}
+	if session == "" {
+		writeAPIError(w, http.StatusBadRequest, "invalid_request_error", "session_required",
+			"name a gateway session with the X-Session-Id header or the user field (stateless requests are not supported yet)")
+		return
+	}
+	if err := shared.CheckID("the session (X-Session-Id or user)", session); err != nil {
+		writeAPIError(w, http.StatusBadRequest, "invalid_request_error", "", err.Error())
+		return
+	}
+	// The session keeps the history: the last message is the new turn.
+	last := req.Messages[len(req.Messages)-1]
+	text, err := last.text()
+	if err != nil {
+		writeAPIError(w, http.StatusBadRequest, "invalid_request_error", "", err.Error())
+		return
+	}
+	if last.Role != "user" || strings.TrimSpace(text) == "" {
+		writeAPIError(w, http.StatusBadRequest, "invalid_request_error", "",
+			"the last message must be a user message with text: it is the new turn of the session")
+		return
+	}
+	rep, err := a.converse(r.Context(), session, text)
+	switch {
+	case err == nil:
+	case errors.Is(err, errTimeout):
+		writeAPIError(w, http.StatusGatewayTimeout, "timeout", "timeout", "no reply within "+a.timeout.String())
+		return
+	case errors.Is(err, errNotConnected), errors.Is(err, errHostStalled), errors.Is(err, errDisconnected):
+		writeAPIError(w, http.StatusServiceUnavailable, "api_error", "unavailable", err.Error())
+		return
+	default:
+		return // the client went away
+	}
+	switch rep.Kind {
+	case shared.KindBusy:
+		w.Header().Set("Retry-After", busyRetryAfter)
+		writeAPIError(w, http.StatusTooManyRequests, "rate_limit_error", "session_busy", rep.Text)
+		return
+	case shared.KindError:
+		writeAPIError(w, http.StatusBadGateway, "api_error", "upstream_error", rep.Text)
+		return
+	}
+	id := "chatcmpl-" + rep.ReplyToID
+	created := time.Now().Unix()
+	if req.Stream {
+		writeStream(w, id, created, rep.Text)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"id": id, "object": "chat.completion", "created": created, "model": gatewayModel,
+		"choices": []map[string]any{{
+			"index":         0,
+			"message":       map[string]any{"role": "assistant", "content": rep.Text},
+			"finish_reason": "stop",
+		}},
+	})
+}
+
+// writeStream answers a streaming request with the whole reply as one
+// chunk, then the finishing chunk and [DONE]. (Relaying the provider's
+// stream as it arrives needs protocol v2's streamed replies.)
+func writeStream(w http.ResponseWriter, id string, created int64, text string) {
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	chunk := func(delta map[string]any, finish any) {
+		b, _ := json.Marshal(map[string]any{
+			"id": id, "object": "chat.completion.chunk", "created": created, "model": gatewayModel,
+			"choices": []map[string]any{{"index": 0, "delta": delta, "finish_reason": finish}},
+		})
+		fmt.Fprintf(w, "data: %s\n\n", b)
+	}
+	chunk(map[string]any{"role": "assistant", "content": text}, nil)
+	chunk(map[string]any{}, "stop")
+	fmt.Fprint(w, "data: [DONE]\n\n")
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
+}
