@@ -45,7 +45,7 @@ func TestDiscordStreamedReply(t *testing.T) {
 	fake := fakediscord.New(t)
 	e := newEnv(t)
 	e.install("discord", "discord")
-	e.writeConfig(openAIConfig(ai.Server, "sk-test-key", "") + discordPlatform(fake, fakediscord.DefaultToken))
+	e.writeConfig(openAIConfig(ai.Server, "sk-test-key", "") + streamingDiscord(fake))
 	e.start()
 	e.waitPlatform("discord", 20*time.Second, inState("running"))
 	t.Cleanup(func() {
@@ -110,4 +110,10 @@ func TestDiscordStreamedReply(t *testing.T) {
 	if strings.Count(fmt.Sprint(got), whole) != 1 {
 		t.Errorf("C3 shows %q, want the whole reply once", got)
 	}
+}
+
+// streamingDiscord is the Discord platform block with stream_replies on.
+func streamingDiscord(fake *fakediscord.Server) string {
+	return strings.Replace(discordPlatform(fake, fakediscord.DefaultToken),
+		"config {", "config {\n    stream_replies = true", 1)
 }

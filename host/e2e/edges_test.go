@@ -144,9 +144,9 @@ func TestDiscordUndeliverableRepliesAreExplained(t *testing.T) {
 	fake := fakediscord.New(t)
 	e := newEnv(t)
 	e.install("discord", "discord")
-	// The whole-reply Send path is what this test is about.
-	e.writeConfig(strings.Replace(discordPlatform(fake, fakediscord.DefaultToken),
-		"config {", "config {\n    stream_replies = false", 1))
+	// The whole-reply Send path (stream_replies = false, the default) is
+	// what this test is about.
+	e.writeConfig(discordPlatform(fake, fakediscord.DefaultToken))
 	h := e.start()
 	e.waitPlatform("discord", 20*time.Second, inState("running"))
 

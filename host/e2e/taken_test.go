@@ -20,6 +20,9 @@ func spoolPlatform(spool string, dieBeforeConfirm bool) string {
 	return fmt.Sprintf(`
 platform "spool" {
   plugin = "behave"
+  access {
+    dm = "open" # these tests are about taking messages, not pairing (access_test.go)
+  }
   config {
     spool_dir          = %q
     die_before_confirm = %v

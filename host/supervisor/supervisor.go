@@ -77,6 +77,15 @@ type Supervisor struct {
 	unanswered   map[string]struct{}
 	replayed     map[string]bool
 
+	// handoff holds taken messages on their way to the handler, in the
+	// order they were taken; handing is set while a goroutine drains it.
+	// A message is taken on the store's committer, which must never wait
+	// for the handler (the handler may write to the store itself).
+	handoffMu sync.Mutex
+	handoff   []handoffItem
+	handing   bool
+	handed    sync.WaitGroup
+
 	mu        sync.Mutex
 	platforms map[string]*platform
 	order     []string
@@ -342,7 +351,7 @@ func (s *Supervisor) take(p *platform, ev shared.Event) {
 			p.logger.Debug("dropped a message taken before (delivered again)", "id", m.ID, "conversation", m.ConversationID)
 			return
 		}
-		s.deliver(p.spec.Name, m)
+		s.deliverLater(p.spec.Name, m)
 	})
 }
 
@@ -409,7 +418,7 @@ func (s *Supervisor) replay(p *platform) {
 			continue
 		}
 		p.logger.Info("answering a message taken before the host restarted", "id", m.ID, "conversation", m.ConversationID)
-		s.deliver(name, &m)
+		s.deliverLater(name, &m)
 	}
 }
 
@@ -424,6 +433,44 @@ func (s *Supervisor) cursor(name string) (string, error) {
 func (s *Supervisor) deliver(name string, m *shared.Message) {
 	if s.handler != nil {
 		s.handler(name, m)
+	}
+}
+
+type handoffItem struct {
+	platform string
+	msg      *shared.Message
+}
+
+// deliverLater hands m to the handler from another goroutine, after every
+// message given to deliverLater before it. It never blocks.
+func (s *Supervisor) deliverLater(name string, m *shared.Message) {
+	s.handoffMu.Lock()
+	defer s.handoffMu.Unlock()
+	s.handoff = append(s.handoff, handoffItem{name, m})
+	if s.handing {
+		return
+	}
+	s.handing = true
+	s.handed.Add(1)
+	go s.drainHandoff()
+}
+
+// drainHandoff delivers queued messages until none is left.
+func (s *Supervisor) drainHandoff() {
+	defer s.handed.Done()
+	for {
+		s.handoffMu.Lock()
+		if len(s.handoff) == 0 {
+			s.handing = false
+			s.handoff = nil
+			s.handoffMu.Unlock()
+			return
+		}
+		it := s.handoff[0]
+		s.handoff[0] = handoffItem{}
+		s.handoff = s.handoff[1:]
+		s.handoffMu.Unlock()
+		s.deliver(it.platform, it.msg)
 	}
 }
 
@@ -442,4 +489,5 @@ func (s *Supervisor) Stop() {
 	s.mu.Unlock()
 	s.cancel()
 	s.loops.Wait()
+	s.handed.Wait()
 }

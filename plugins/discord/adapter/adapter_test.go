@@ -162,7 +162,7 @@ func TestMessageInReplyOut(t *testing.T) {
 			m := h.message()
 			want := shared.Message{ID: in.ID, ConversationID: "C1", UserID: "42", UserName: "Alice",
 				GuildID: "G1", Text: "hello there", UnixNano: in.Timestamp.UnixNano(),
-				Stream: true} // stream_replies defaults to true
+			} // stream_replies defaults to false: Stream unset
 			if *m != want {
 				t.Fatalf("event = %+v\nwant    %+v", *m, want)
 			}

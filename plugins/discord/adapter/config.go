@@ -34,7 +34,7 @@ var schema = []shared.Attribute{
 		Description: "Show the typing indicator while the agent works."},
 	{Name: "reply_to_message", Type: shared.TypeBool, Default: true,
 		Description: "Post the first chunk of an answer as a reply to the user's message."},
-	{Name: "stream_replies", Type: shared.TypeBool, Default: true,
+	{Name: "stream_replies", Type: shared.TypeBool, Default: false,
 		Description: "Post the reply as soon as it starts and edit it in place as it grows (within the channel's rate budget); false posts only the finished reply."},
 	{Name: "edit_interval", Type: shared.TypeDuration, Default: "1s",
 		Description: "Least time between two edits of a streaming reply; interim edits over the channel's budget are skipped, the final text never is."},
@@ -88,7 +88,7 @@ func parseSettings(cfg shared.Config) (settings, error) {
 		typing:         boolOr(raw.Typing, true),
 		replyToMessage: boolOr(raw.ReplyToMessage, true),
 		identifyBudget: 20,
-		streamReplies:  boolOr(raw.StreamReplies, true),
+		streamReplies:  boolOr(raw.StreamReplies, false),
 	}
 	interval, err := kit.ParseDuration("edit_interval", raw.EditInterval, defaultEditInterval)
 	if err != nil {

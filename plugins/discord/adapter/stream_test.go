@@ -148,8 +148,11 @@ func TestEndWithoutStartPostsTheWholeReply(t *testing.T) {
 
 func TestStreamRepliesConfig(t *testing.T) {
 	fake := fakediscord.New(t)
-	if a := streamingAdapter(t, fake, nil); !a.Streams() {
-		t.Error("stream_replies defaults to false, want true")
+	if a := streamingAdapter(t, fake, nil); a.Streams() {
+		t.Error("stream_replies defaults to true, want false")
+	}
+	if a := streamingAdapter(t, fake, map[string]any{"stream_replies": true}); !a.Streams() {
+		t.Error("stream_replies = true does not stream")
 	}
 	if a := streamingAdapter(t, fake, map[string]any{"stream_replies": false}); a.Streams() {
 		t.Error("stream_replies = false still streams")
