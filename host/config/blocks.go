@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -60,6 +61,49 @@ func (c *Cache) decode(d *decoder, body hcl.Body) {
 	d.diags = append(d.diags, diags...)
 	d.integer(content.Attributes, "max_agents", 1, &c.MaxAgents)
 	d.duration(content.Attributes, "idle_ttl", &c.IdleTTL)
+}
+
+var storeSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
+	{Name: "type"}, {Name: "dsn"}, {Name: "sync"},
+}}
+
+// decode decodes the store block over the defaults in s.
+func (s *Store) decode(d *decoder, body hcl.Body) {
+	content, diags := body.Content(storeSchema)
+	d.diags = append(d.diags, diags...)
+	attrs := content.Attributes
+	d.oneOf(attrs, "type", &s.Type, StoreBolt, "bolt", StorePostgres)
+	if s.Type == "bolt" {
+		s.Type = StoreBolt
+	}
+	dsn := d.str(attrs, "dsn", &s.DSN)
+	switch {
+	case dsn != nil && s.DSN != "" && s.Type == StoreBolt:
+		d.errorf(dsn.Range, "dsn needs a networked store", `type = "bbolt" keeps the store in state_dir and takes no dsn.`)
+	case s.Type == StorePostgres && s.DSN == "":
+		rng := body.MissingItemRange()
+		if dsn != nil {
+			rng = dsn.Range
+		}
+		d.errorf(rng, "Missing dsn",
+			"store type \"postgres\" needs dsn, the connection string, such as dsn = env(\"GATEWAY_DATABASE_URL\") with GATEWAY_DATABASE_URL=postgres://gateway:PASSWORD@db.example:5432/gateway.")
+	}
+	var sync string
+	a := d.str(attrs, "sync", &sync)
+	if a == nil || sync == "always" {
+		return
+	}
+	if s.Type == StorePostgres {
+		d.errorf(a.Range, "sync is for the bbolt store",
+			`PostgreSQL commits as the server's synchronous_commit says (on by default: every turn is durable before its reply); leave sync out, or set synchronous_commit for the gateway's user on the server.`)
+		return
+	}
+	iv, err := time.ParseDuration(sync)
+	if err != nil || iv <= 0 {
+		d.errorf(a.Range, "Invalid sync", `sync is "always" (every turn is fsynced before its reply) or a positive duration such as "100ms" (turns are written before their reply and fsynced within it); got %q.`, sync)
+		return
+	}
+	s.SyncInterval = iv
 }
 
 var agentSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{

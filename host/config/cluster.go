@@ -8,9 +8,10 @@ import (
 	"github.com/hashicorp/hcl/v2"
 )
 
-// Store types.
+// Store types. "bolt", the name issue 18 gives the embedded store, is read
+// as StoreBolt.
 const (
-	StoreBolt     = "bolt"
+	StoreBolt     = "bbolt"
 	StorePostgres = "postgres"
 )
 
@@ -32,16 +33,6 @@ const MinLeaseTTL = time.Second
 // MaxShards bounds a platform's shards.
 const MaxShards = 1024
 
-// Store is the store block: where sessions live.
-type Store struct {
-	// Type is "bolt" (default: a file in state_dir) or "postgres".
-	Type string
-	// DSN is the PostgreSQL connection string (sensitive: never printed).
-	DSN string
-	// Range is where the block starts; zero when absent.
-	Range hcl.Range
-}
-
 // String prints the store without its DSN, which may hold a password.
 func (s Store) String() string {
 	if s.DSN == "" {
@@ -60,29 +51,6 @@ type Cluster struct {
 	LeaseTTL time.Duration
 	// Range is where the block starts.
 	Range hcl.Range
-}
-
-var storeSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "type"}, {Name: "dsn"}}}
-
-func (s *Store) decode(d *decoder, b *hcl.Block) {
-	s.Range = b.DefRange
-	content, diags := b.Body.Content(storeSchema)
-	d.diags = append(d.diags, diags...)
-	a := content.Attributes
-	d.oneOf(a, "type", &s.Type, StoreBolt, StorePostgres)
-	dsn := d.str(a, "dsn", &s.DSN)
-	switch {
-	case s.Type == StorePostgres && s.DSN == "":
-		rng := b.DefRange
-		if dsn != nil {
-			rng = dsn.Range
-		}
-		d.errorf(rng, "Missing dsn",
-			"store type \"postgres\" needs dsn, the connection string, such as dsn = env(\"GATEWAY_DATABASE_URL\") with GATEWAY_DATABASE_URL=postgres://gateway:PASSWORD@db.example:5432/gateway.")
-	case s.Type == StoreBolt && dsn != nil:
-		d.errorf(dsn.Range, "Unexpected dsn",
-			"dsn is for store type \"postgres\"; the bolt store is the file sessions.db in state_dir.")
-	}
 }
 
 var clusterSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "name"}, {Name: "lease_ttl"}}}

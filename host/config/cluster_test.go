@@ -50,7 +50,7 @@ platform "web" {
 
 func TestStoreDefaultsToBolt(t *testing.T) {
 	c := mustParse(t, `platform "web" { plugin = "http" }`, nil)
-	if c.Store.Type != StoreBolt || c.Cluster != nil || c.Platforms[0].Shards != 1 || c.Platforms[0].Placement != PlacementOne {
+	if c.Store.Type != "bbolt" || c.Cluster != nil || c.Platforms[0].Shards != 1 || c.Platforms[0].Placement != PlacementOne {
 		t.Fatalf("defaults: store %v cluster %v platform %+v", c.Store, c.Cluster, c.Platforms[0])
 	}
 }
@@ -59,7 +59,9 @@ func TestClusterErrors(t *testing.T) {
 	pg := "store {\n type = \"postgres\"\n dsn = \"x\"\n}\n"
 	for _, tc := range []struct{ src, want string }{
 		{"store {\n type = \"postgres\"\n}", "Missing dsn"},
-		{"store {\n type = \"bolt\"\n dsn = \"x\"\n}", "Unexpected dsn"},
+		{"store {\n type = \"bolt\"\n dsn = \"x\"\n}", "dsn needs a networked store"},
+		{pg + "store {\n type = \"postgres\"\n dsn = \"x\"\n sync = \"100ms\"\n}", "Duplicate store block"},
+		{"store {\n type = \"postgres\"\n dsn = \"x\"\n sync = \"100ms\"\n}", "sync is for the bbolt store"},
 		{"store {\n type = \"mysql\"\n}", "type"},
 		{"cluster {\n name = \"a\"\n}", "Cluster needs a shared store"},
 		{pg + "cluster {\n lease_ttl = \"5s\"\n}", "Missing cluster name"},
@@ -71,6 +73,17 @@ func TestClusterErrors(t *testing.T) {
 		_, diags := parse([]byte(tc.src), "config.hcl", env(nil))
 		if got := FormatDiagnostics(diags); !strings.Contains(got, tc.want) {
 			t.Errorf("%s:\n got %q\nwant %q", tc.src, got, tc.want)
+		}
+	}
+}
+
+// "bolt" (issue 18's name) and "bbolt" (protocol 2's) both name the
+// embedded store.
+func TestStoreBoltAlias(t *testing.T) {
+	for _, name := range []string{"bolt", "bbolt"} {
+		c := mustParse(t, "store {\n type = \""+name+"\"\n}\n", nil)
+		if c.Store.Type != StoreBolt {
+			t.Errorf("type %q read as %q", name, c.Store.Type)
 		}
 	}
 }

@@ -75,8 +75,8 @@ var rootSchema = &hcl.BodySchema{
 		{Type: "provider", LabelNames: []string{"name"}},
 		{Type: "mcp", LabelNames: []string{"name"}},
 		{Type: "cache"},
-		{Type: "platform", LabelNames: []string{"name"}},
 		{Type: "store"},
+		{Type: "platform", LabelNames: []string{"name"}},
 		{Type: "cluster"},
 	},
 }
@@ -105,7 +105,7 @@ func (c *Config) decodeRoot(d *decoder, body hcl.Body) {
 		case "cache":
 			c.Cache.decode(d, b.Body)
 		case "store":
-			c.Store.decode(d, b)
+			c.Store.decode(d, b.Body)
 		case "cluster":
 			c.Cluster = &Cluster{}
 			c.Cluster.decode(d, b)

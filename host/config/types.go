@@ -25,9 +25,8 @@ type Config struct {
 	Agents    []*Agent
 	MCP       []*MCP // mcp blocks, in file order; names are unique
 	Cache     Cache
+	Store     Store
 	Platforms []*Platform // in file order; names are unique
-	// Store is the store block; Type defaults to "bolt".
-	Store Store
 	// Cluster is the cluster block; nil when absent (one host).
 	Cluster *Cluster
 
@@ -99,6 +98,21 @@ type Agent struct {
 	MaxReplyBytes int
 	// Limits are the per-user limits of the agent's limits block.
 	Limits Limits
+}
+
+// Store is the store block: where sessions and taken message ids are kept
+// and how durably. One block for every store type.
+type Store struct {
+	// Type is the engine: "bbolt" (the default, a file in state_dir; "bolt"
+	// is read as "bbolt") or "postgres".
+	Type string
+	// DSN is the connection string of a networked store (sensitive: never
+	// printed); empty for bbolt.
+	DSN string
+	// SyncInterval is 0 for sync = "always" (a reply is sent only after
+	// its turn is fsynced), else sync's duration: the turn is written
+	// before the reply and fsynced within SyncInterval.
+	SyncInterval time.Duration
 }
 
 // MaxReplyBytesLimit is the largest max_reply_bytes: a reply, with the

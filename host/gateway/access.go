@@ -19,7 +19,7 @@ import (
 type sendVia struct{ h *Host }
 
 func (s sendVia) Send(ctx context.Context, platform string, r shared.Reply) ([]string, error) {
-	return s.h.sup.Send(ctx, platform, r)
+	return unitSender{s.h}.Send(ctx, platform, r)
 }
 
 var _ access.Sender = sendVia{}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/plughost/gateway/host/cluster"
 	"github.com/plughost/gateway/host/config"
+	"github.com/plughost/gateway/host/router"
 	"github.com/plughost/gateway/host/store"
 	"github.com/plughost/gateway/host/store/pgstore"
 	"github.com/plughost/gateway/host/supervisor"
@@ -25,7 +26,8 @@ func openStore(cfg *config.Config, logger hclog.Logger) (store.Backend, error) {
 	if cfg.Store.Type == config.StorePostgres {
 		return pgstore.Open(context.Background(), cfg.Store.DSN, &pgstore.Options{Logger: logger})
 	}
-	return store.Open(filepath.Join(cfg.Gateway.StateDir, store.FileName), &store.Options{Logger: logger})
+	return store.Open(filepath.Join(cfg.Gateway.StateDir, store.FileName), &store.Options{
+		Logger: logger, SyncInterval: cfg.Store.SyncInterval})
 }
 
 // startCluster joins the cluster block's cluster, if any.
@@ -116,26 +118,38 @@ func (h *Host) platformStatuses() []supervisor.Status {
 }
 
 // unitSender sends a reply of platform NAME through the unit that runs it
-// here: NAME itself, or one of its shards this host runs (any shard can
-// send; Discord's REST API is not sharded).
+// here: NAME itself, or, for a sharded platform, the shard the conversation
+// came in on (so that the inbox records the answer where the message was
+// taken), else any shard this host runs (Discord's REST API is not sharded).
 type unitSender struct{ h *Host }
 
-var _ interface {
-	Send(context.Context, string, shared.Reply) ([]string, error)
-	Typing(context.Context, string, shared.Conversation) error
-} = unitSender{}
+var _ router.StreamSender = unitSender{}
 
-func (u unitSender) units(platform string) []string {
-	if p := u.h.Config().PlatformByName(platform); p != nil && p.Shards > 1 {
-		return p.Units()
+// units returns the units to try for a reply in conv of platform, the one
+// conv's messages came from first.
+func (u unitSender) units(platform, conv string) []string {
+	p := u.h.Config().PlatformByName(platform)
+	if p == nil || p.Shards <= 1 {
+		return []string{platform}
 	}
-	return []string{platform}
+	all := p.Units()
+	if v, ok := u.h.convUnits.Load(platform + "\x00" + conv); ok {
+		first := v.(string)
+		out := []string{first}
+		for _, unit := range all {
+			if unit != first {
+				out = append(out, unit)
+			}
+		}
+		return out
+	}
+	return all
 }
 
 // Send implements router.Sender.
 func (u unitSender) Send(ctx context.Context, platform string, r shared.Reply) ([]string, error) {
 	var err error
-	for _, unit := range u.units(platform) {
+	for _, unit := range u.units(platform, r.ConversationID) {
 		var ids []string
 		if ids, err = u.h.sup.Send(ctx, unit, r); !notHere(err) {
 			return ids, err
@@ -147,12 +161,34 @@ func (u unitSender) Send(ctx context.Context, platform string, r shared.Reply) (
 // Typing implements router.Sender.
 func (u unitSender) Typing(ctx context.Context, platform string, conv shared.Conversation) error {
 	var err error
-	for _, unit := range u.units(platform) {
+	for _, unit := range u.units(platform, conv.ConversationID) {
 		if err = u.h.sup.Typing(ctx, unit, conv); !notHere(err) {
 			return err
 		}
 	}
 	return errUnitErr(err)
+}
+
+// Streams implements router.StreamSender.
+func (u unitSender) Streams(platform string) bool {
+	for _, unit := range u.units(platform, "") {
+		if u.h.sup.Streams(unit) {
+			return true
+		}
+	}
+	return false
+}
+
+// SendPart implements router.StreamSender.
+func (u unitSender) SendPart(ctx context.Context, platform string, part shared.ReplyPart) ([]string, error) {
+	var err error
+	for _, unit := range u.units(platform, part.Reply.ConversationID) {
+		var ids []string
+		if ids, err = u.h.sup.SendPart(ctx, unit, part); !notHere(err) {
+			return ids, err
+		}
+	}
+	return nil, fmt.Errorf("%s: %w", platform, errUnitErr(err))
 }
 
 func notHere(err error) bool {
@@ -207,4 +243,32 @@ func (h *Host) identifyTurn(platform string) func(context.Context) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// clusterInbox is the store's inbox as the supervisor uses it in a
+// cluster: a platform with placement = "all" runs on every host at once,
+// so the messages it took and has not answered may be another live host's,
+// being answered right now; they are not handed on again at start (the
+// HTTP platform answers a request on the connection it came in on, which
+// only that host has). Placement "one" units hand on what their previous
+// holder left unanswered, as after a restart.
+type clusterInbox struct {
+	store.Backend
+	h *Host
+}
+
+// Pending implements supervisor.Inbox.
+func (c clusterInbox) Pending(unit string) ([][]byte, error) {
+	if p := c.h.Config().PlatformByName(config.PlatformOfUnit(unit)); p != nil && p.Placement == config.PlacementAll {
+		return nil, nil
+	}
+	return c.Backend.Pending(unit)
+}
+
+// inbox is what the supervisor records inbound messages in.
+func (h *Host) inbox(cfg *config.Config) supervisor.Inbox {
+	if cfg.Cluster == nil {
+		return h.store
+	}
+	return clusterInbox{Backend: h.store, h: h}
 }

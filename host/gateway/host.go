@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -70,6 +71,9 @@ type Host struct {
 	// once the platforms were first applied (lease changes wait for it).
 	applyMu sync.Mutex
 	applied atomic.Bool
+	// convUnits maps platform ‖ 0 ‖ conversation to the shard (unit) the
+	// conversation's messages come from, for sharded platforms.
+	convUnits sync.Map
 	// identifyNext is each sharded platform's next identify slot, without
 	// a cluster.
 	identifyMu   sync.Mutex
@@ -289,6 +293,7 @@ func Start(opts Options) (_ *Host, err error) {
 		Logger:        logger.Named("supervisor"),
 		PluginLogger:  logger.ResetNamed("plugin"),
 		Handler:       h.handleMessage,
+		Inbox:         h.inbox(cfg),
 		OnStateChange: h.metrics.stateChanged,
 		LogLevel:      cfg.Gateway.LogLevel,
 	})
@@ -344,6 +349,11 @@ func Start(opts Options) (_ *Host, err error) {
 	return h, nil
 }
 
+var (
+	_ supervisor.Inbox    = store.Backend(nil)
+	_ router.StreamSender = (*supervisor.Supervisor)(nil)
+)
+
 func (h *Host) handleMessage(platform string, m *shared.Message) {
 	h.metrics.messageIn(platform)
 	// Ids become store keys and log fields: one the plugin did not bound
@@ -353,8 +363,12 @@ func (h *Host) handleMessage(platform string, m *shared.Message) {
 			"id", shared.LogValue(m.ID), "reason", err)
 		return
 	}
-	// A shard's messages are its platform's.
-	platform = config.PlatformOfUnit(platform)
+	// A shard's messages are its platform's; its replies go back through
+	// it (unitSender).
+	if unit := platform; strings.Contains(unit, "#") {
+		platform = config.PlatformOfUnit(unit)
+		h.convUnits.Store(platform+"\x00"+m.ConversationID, unit)
+	}
 	if !h.access.Admit(platform, m) {
 		return
 	}

@@ -54,6 +54,18 @@ type Backend interface {
 	// Usage calls fn with every usage record from since on, oldest first.
 	Usage(since time.Time, fn func(UsageRecord) error) error
 
+	// Take records durably that the host took a message (and the
+	// platform's cursor after it), then calls done; dup reports an id taken
+	// before. It does not wait.
+	Take(platform, conv, id, cursor string, body []byte, done func(dup bool, err error))
+	// Answered records that a taken message was answered. It does not wait.
+	Answered(platform, conv, id string)
+	// Pending returns the bodies of platform's messages taken and not
+	// answered.
+	Pending(platform string) ([][]byte, error)
+	// Cursor returns the last cursor recorded for platform, "" if none.
+	Cursor(platform string) (string, error)
+
 	// Stats returns the group commit counters.
 	Stats() CommitStats
 	// Health returns the store's write health.

@@ -64,8 +64,24 @@ var migrations = []string{
 		expires     timestamptz NOT NULL,
 		PRIMARY KEY (cluster, unit)
 	);`,
-	// 2: identify slots of sharded platforms, shared by a cluster's hosts.
-	`CREATE TABLE cluster_identify (
+	// 2: the inbox (protocol 2): messages taken, until answered, and the
+	// platforms' cursors; identify slots of sharded platforms, shared by
+	// a cluster's hosts.
+	`CREATE TABLE inbox_taken (
+		platform text NOT NULL,
+		conv     text NOT NULL,
+		id       text NOT NULL,
+		taken    timestamptz NOT NULL,
+		body     bytea,
+		PRIMARY KEY (platform, conv, id)
+	);
+	CREATE INDEX inbox_taken_age ON inbox_taken (taken);
+	CREATE INDEX inbox_pending ON inbox_taken (platform) WHERE body IS NOT NULL;
+	CREATE TABLE inbox_cursors (
+		platform text PRIMARY KEY,
+		cursor   text NOT NULL
+	);
+	CREATE TABLE cluster_identify (
 		cluster  text NOT NULL,
 		platform text NOT NULL,
 		bucket   int NOT NULL,

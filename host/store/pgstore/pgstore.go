@@ -43,6 +43,9 @@ type Options struct {
 	ProbeInterval time.Duration
 	// ConnectTimeout bounds connecting at Open; default 15s.
 	ConnectTimeout time.Duration
+	// TakenRetention is how long taken message ids are remembered for
+	// dedupe; store.DefaultTakenRetention if 0.
+	TakenRetention time.Duration
 }
 
 // Store is an open PostgreSQL session store. It is safe for concurrent use.
@@ -55,6 +58,9 @@ type Store struct {
 	ops  chan *op
 	quit chan struct{}
 	done chan struct{}
+
+	retention time.Duration
+	pruneWG   sync.WaitGroup
 
 	mu     sync.RWMutex // guards closed against sends on ops
 	closed bool
@@ -130,7 +136,13 @@ func Open(ctx context.Context, dsn string, opts *Options) (*Store, error) {
 		s.probeEvery = store.DefaultProbeInterval
 	}
 	s.since = s.now()
+	s.retention = opts.TakenRetention
+	if s.retention <= 0 {
+		s.retention = store.DefaultTakenRetention
+	}
 	go s.commitLoop()
+	s.pruneWG.Add(1)
+	go s.pruneLoop()
 	return s, nil
 }
 
@@ -154,6 +166,7 @@ func (s *Store) Close() error {
 	s.mu.Unlock()
 	close(s.quit)
 	<-s.done
+	s.pruneWG.Wait()
 	s.healthMu.Lock()
 	close(s.probeStop)
 	s.healthMu.Unlock()

@@ -35,6 +35,8 @@ func Run(t *testing.T, opener Opener) {
 		{"Pairing", pairing},
 		{"Usage", usage},
 		{"Health", health},
+		{"InboxDedupesAndKeepsTheCursor", inboxDedupe},
+		{"InboxPendingUntilAnswered", inboxPending},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, opener(t)) })
 	}
@@ -341,5 +343,74 @@ func health(t *testing.T, open func() store.Backend) {
 	defer s.Close()
 	if h := s.Health(); h.State != store.StateOK || h.LastError != "" {
 		t.Fatalf("fresh store health = %+v", h)
+	}
+}
+
+// take calls Take and waits for its result.
+func take(t *testing.T, s store.Backend, platform, conv, id, cursor string) bool {
+	t.Helper()
+	type result struct {
+		dup bool
+		err error
+	}
+	ch := make(chan result, 1)
+	s.Take(platform, conv, id, cursor, []byte("body of "+id), func(dup bool, err error) { ch <- result{dup, err} })
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			t.Fatalf("Take %s/%s/%s: %v", platform, conv, id, r.err)
+		}
+		return r.dup
+	case <-time.After(10 * time.Second):
+		t.Fatal("Take did not complete")
+		return false
+	}
+}
+
+func inboxDedupe(t *testing.T, open func() store.Backend) {
+	s := open()
+	if take(t, s, "tg", "c1", "7", "off-8") {
+		t.Fatal("a new id is a duplicate")
+	}
+	if !take(t, s, "tg", "c1", "7", "") {
+		t.Fatal("an id taken before is not a duplicate")
+	}
+	if take(t, s, "tg", "c2", "7", "") || take(t, s, "other", "c1", "7", "") {
+		t.Fatal("an id of another conversation or platform is a duplicate")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open()
+	defer s.Close()
+	if !take(t, s, "tg", "c1", "7", "off-9") {
+		t.Fatal("a taken id is forgotten after a reopen")
+	}
+	if cur, err := s.Cursor("tg"); err != nil || cur != "off-9" {
+		t.Fatalf("Cursor = %q, %v; want off-9", cur, err)
+	}
+	if cur, err := s.Cursor("never"); err != nil || cur != "" {
+		t.Fatalf("Cursor of a platform never seen = %q, %v", cur, err)
+	}
+}
+
+func inboxPending(t *testing.T, open func() store.Backend) {
+	s := open()
+	take(t, s, "p", "c", "1", "")
+	take(t, s, "p", "c", "2", "")
+	take(t, s, "q", "c", "3", "")
+	s.Answered("p", "c", "1")
+	s.Answered("p", "c", "never-taken")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open()
+	defer s.Close()
+	got, err := s.Pending("p")
+	if err != nil || len(got) != 1 || string(got[0]) != "body of 2" {
+		t.Fatalf("Pending = %q, %v; want only message 2", got, err)
+	}
+	if !take(t, s, "p", "c", "1", "") {
+		t.Error("an answered id is no longer taken")
 	}
 }
