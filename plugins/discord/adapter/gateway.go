@@ -225,7 +225,7 @@ func (a *Adapter) connect(ctx context.Context, rs *resumeState, dialURL string, 
 					return ready, ctx.Err()
 				}
 			default:
-				if !a.dispatch(p.Type, p.Data, emit) {
+				if !a.dispatch(p.Type, p.Data, cursorAt(rs, p.Seq), emit) {
 					return ready, ctx.Err()
 				}
 			}
@@ -271,8 +271,9 @@ func (a *Adapter) onReady(rs *resumeState, data json.RawMessage) {
 	}
 }
 
-// dispatch handles one gateway event; false means Run is ending.
-func (a *Adapter) dispatch(event string, data json.RawMessage, emit emitFunc) bool {
+// dispatch handles one gateway event; false means Run is ending. cur is
+// the cursor after the event.
+func (a *Adapter) dispatch(event string, data json.RawMessage, cur string, emit emitFunc) bool {
 	switch event {
 	case "MESSAGE_CREATE":
 		var m discordgo.Message
@@ -291,6 +292,7 @@ func (a *Adapter) dispatch(event string, data json.RawMessage, emit emitFunc) bo
 			return true
 		}
 		a.log.Debug("message received", "channel", msg.ConversationID, "user", msg.UserID, "message_id", msg.ID)
+		msg.Cursor = cur
 		return emit(shared.Event{Message: msg})
 	case "GUILD_CREATE":
 		var g discordgo.Guild

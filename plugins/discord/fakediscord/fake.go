@@ -90,7 +90,8 @@ type session struct {
 	seq int64
 	// shard of shards, from IDENTIFY (0 of 1 when the bot did not shard).
 	shard, shards int
-	pending       [][]byte // dispatches queued while no connection was live
+	// log is the session's last dispatches, replayed after a RESUME's seq.
+	log []logged
 }
 
 // Counters in the fake's stats (GET /_fake/stats).
@@ -468,4 +469,21 @@ func (s *Server) handleTyping(w http.ResponseWriter, r *http.Request) {
 
 func botUser() *discordgo.User {
 	return &discordgo.User{ID: BotUserID, Username: BotUsername, Bot: true}
+}
+
+// logged is one dispatch of a session, by sequence number.
+type logged struct {
+	seq int64
+	raw []byte
+}
+
+// sessionLogSize bounds the dispatches a session keeps for replay.
+const sessionLogSize = 1000
+
+// record keeps a dispatch for replay; s.mu is held.
+func (sess *session) record(seq int64, raw []byte) {
+	sess.log = append(sess.log, logged{seq, raw})
+	if len(sess.log) > sessionLogSize {
+		sess.log = sess.log[len(sess.log)-sessionLogSize:]
+	}
 }

@@ -182,16 +182,28 @@ func (s *Server) resume(c *gwConn, data json.RawMessage) bool {
 	if sess == nil {
 		return c.write(map[string]any{"op": opInvalidSession, "d": false}) == nil
 	}
+	// As Discord: every event dispatched to the session after the client's
+	// seq is replayed (those it missed while disconnected, and those sent
+	// to a connection that died before the client saw them), and another
+	// connection still on the session is closed. Under s.mu, so that no
+	// event dispatched meanwhile falls between the replay and the live feed.
 	s.mu.Lock()
-	pending := sess.pending
-	sess.pending = nil
-	s.mu.Unlock()
-	for _, raw := range pending {
-		if err := c.writeRaw(raw); err != nil {
+	for other := range s.conns {
+		if other != c && other.session == sess {
+			other.session = nil
+			delete(s.conns, other)
+			go func() { _ = other.ws.Close() }()
+		}
+	}
+	for _, e := range sess.log {
+		if e.seq <= rs.Seq {
+			continue
+		}
+		if err := c.writeRaw(e.raw); err != nil {
+			s.mu.Unlock()
 			return false
 		}
 	}
-	s.mu.Lock()
 	c.session = sess
 	s.noteLiveLocked()
 	sess.seq++
@@ -286,19 +298,20 @@ func (s *Server) dispatchTo(event string, data any, to func(*session) bool) int 
 	var targets []target
 	live := map[*session]bool{}
 	for c := range s.conns {
-		if c.session == nil || !to(c.session) {
+		if c.session == nil || !to(c.session) || live[c.session] {
 			continue
 		}
 		live[c.session] = true
 		c.session.seq++
 		raw, _ := json.Marshal(dispatchPayload(event, c.session.seq, data))
+		c.session.record(c.session.seq, raw)
 		targets = append(targets, target{c, raw})
 	}
 	for _, sess := range s.sessions {
 		if !live[sess] && to(sess) {
 			sess.seq++
 			raw, _ := json.Marshal(dispatchPayload(event, sess.seq, data))
-			sess.pending = append(sess.pending, raw)
+			sess.record(sess.seq, raw)
 		}
 	}
 	s.mu.Unlock()
