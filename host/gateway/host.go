@@ -361,15 +361,20 @@ func (h *Host) handleMessage(platform string, m *shared.Message) {
 	if err := m.CheckIDs(); err != nil {
 		h.logger.Warn("refused a message whose ids are unusable", "platform", platform,
 			"id", shared.LogValue(m.ID), "reason", err)
+		h.sup.Dismiss(platform, m)
 		return
 	}
+	unit := platform
 	// A shard's messages are its platform's; its replies go back through
 	// it (unitSender).
-	if unit := platform; strings.Contains(unit, "#") {
+	if strings.Contains(unit, "#") {
 		platform = config.PlatformOfUnit(unit)
 		h.convUnits.Store(platform+"\x00"+m.ConversationID, unit)
 	}
 	if !h.access.Admit(platform, m) {
+		// Refused (or answered with a pairing code): never to be handed
+		// on again after a restart.
+		h.sup.Dismiss(unit, m)
 		return
 	}
 	h.router.Handle(platform, m)
