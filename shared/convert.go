@@ -75,6 +75,7 @@ func eventToProto(ev Event) *pb.Event {
 			Id: m.ID, ConversationId: m.ConversationID, ThreadId: m.ThreadID,
 			UserId: m.UserID, UserName: m.UserName, GuildId: m.GuildID,
 			Direct: m.Direct, Text: m.Text, UnixNano: m.UnixNano, ExpiresUnixNano: m.ExpiresUnixNano,
+			Model: m.Model, Stateless: m.Stateless != nil, History: statelessToProto(m.Stateless),
 		}}}
 	case ev.Health != nil:
 		h := ev.Health
@@ -92,6 +93,7 @@ func eventFromProto(ev *pb.Event) Event {
 			ID: m.GetId(), ConversationID: m.GetConversationId(), ThreadID: m.GetThreadId(),
 			UserID: m.GetUserId(), UserName: m.GetUserName(), GuildID: m.GetGuildId(),
 			Direct: m.GetDirect(), Text: m.GetText(), UnixNano: m.GetUnixNano(), ExpiresUnixNano: m.GetExpiresUnixNano(),
+			Model: m.GetModel(), Stateless: statelessFromProto(m),
 		}}
 	}
 	if h := ev.GetHealth(); h != nil {
@@ -100,4 +102,43 @@ func eventFromProto(ev *pb.Event) Event {
 		}}
 	}
 	return Event{}
+}
+
+func statelessToProto(st *Stateless) []*pb.HistoryMessage {
+	if st == nil || len(st.History) == 0 {
+		return nil
+	}
+	out := make([]*pb.HistoryMessage, len(st.History))
+	for i, m := range st.History {
+		out[i] = &pb.HistoryMessage{Role: m.Role, Text: m.Text}
+	}
+	return out
+}
+
+func statelessFromProto(m *pb.Message) *Stateless {
+	if !m.GetStateless() {
+		return nil
+	}
+	st := &Stateless{}
+	if h := m.GetHistory(); len(h) > 0 {
+		st.History = make([]HistoryMessage, len(h))
+		for i, hm := range h {
+			st.History[i] = HistoryMessage{Role: hm.GetRole(), Text: hm.GetText()}
+		}
+	}
+	return st
+}
+
+func replyToProto(r Reply) *pb.SendRequest {
+	return &pb.SendRequest{
+		ConversationId: r.ConversationID, ThreadId: r.ThreadID, ReplyToId: r.ReplyToID,
+		Text: r.Text, Kind: pb.ReplyKind(r.Kind), Code: r.Code,
+	}
+}
+
+func replyFromProto(req *pb.SendRequest) Reply {
+	return Reply{
+		ConversationID: req.GetConversationId(), ThreadID: req.GetThreadId(),
+		ReplyToID: req.GetReplyToId(), Text: req.GetText(), Kind: ReplyKind(req.GetKind()), Code: req.GetCode(),
+	}
 }

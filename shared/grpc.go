@@ -121,10 +121,7 @@ func (s *grpcServer) Run(_ *pb.RunRequest, stream grpc.ServerStreamingServer[pb.
 }
 
 func (s *grpcServer) Send(ctx context.Context, req *pb.SendRequest) (*pb.SendResponse, error) {
-	ids, err := s.impl.Send(ctx, Reply{
-		ConversationID: req.GetConversationId(), ThreadID: req.GetThreadId(),
-		ReplyToID: req.GetReplyToId(), Text: req.GetText(), Kind: ReplyKind(req.GetKind()),
-	})
+	ids, err := s.impl.Send(ctx, replyFromProto(req))
 	var fatal *FatalError
 	if errors.As(err, &fatal) {
 		return &pb.SendResponse{MessageIds: ids, Fatal: fatalToProto(fatal)}, nil
@@ -249,10 +246,7 @@ func (c *GRPCClient) Run(ctx context.Context, events chan<- Event) error {
 
 // Send implements Platform.
 func (c *GRPCClient) Send(ctx context.Context, r Reply) ([]string, error) {
-	resp, err := c.client.Send(ctx, &pb.SendRequest{
-		ConversationId: r.ConversationID, ThreadId: r.ThreadID, ReplyToId: r.ReplyToID,
-		Text: r.Text, Kind: pb.ReplyKind(r.Kind),
-	})
+	resp, err := c.client.Send(ctx, replyToProto(r))
 	if err != nil {
 		return nil, deliveryFromStatus(err)
 	}

@@ -158,6 +158,29 @@ type Message struct {
 	// the message it keeps the cursor durably per platform and hands the
 	// latest one back in Config.Cursor when the plugin starts again.
 	Cursor string
+	// Model, when set, is the PROVIDER/MODEL this message's turn runs on
+	// instead of the session's (an OpenAI request's "model"): the same
+	// rule as /model, for this turn only. An unknown one is answered with
+	// a KindError reply whose Code is CodeModelNotFound.
+	Model string
+	// Stateless, when set, makes the message a whole conversation on its
+	// own (an OpenAI request that names no session): the host answers from
+	// its history and Text alone, reads and writes no session, and never
+	// reads Text as a chat command. (A pointer keeps Message comparable.)
+	Stateless *Stateless
+}
+
+// Stateless is what a stateless message carries besides its text.
+type Stateless struct {
+	// History is the conversation before the message's Text, oldest first.
+	History []HistoryMessage
+}
+
+// HistoryMessage is one message of a stateless conversation.
+type HistoryMessage struct {
+	// Role is "system", "user" or "assistant".
+	Role string
+	Text string
 }
 
 // HealthState is a plugin's connection to its platform.
@@ -225,7 +248,14 @@ type Reply struct {
 	ReplyToID string
 	Text      string
 	Kind      ReplyKind
+	// Code is a machine-readable reason for a KindError reply
+	// (CodeModelNotFound), "" when there is none.
+	Code string
 }
+
+// CodeModelNotFound is the Reply.Code of a turn whose Message.Model names
+// no configured provider or is not PROVIDER/MODEL.
+const CodeModelNotFound = "model_not_found"
 
 // FatalError is an error that restarting cannot fix: rejected credentials,
 // invalid config, disallowed intents. Plugins return it from Configure, Run

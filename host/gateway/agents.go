@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/plughost/gateway/host/agent"
+	"github.com/plughost/gateway/host/provider"
 	"github.com/plughost/gateway/host/router"
 )
 
@@ -29,6 +30,20 @@ func (a agentsView) Status(key string) (router.SessionStatus, error) {
 func (a agentsView) Reply(ctx context.Context, key, text string) (router.Answer, error) {
 	ans, err := a.Answer(ctx, key, text)
 	return router.Answer{Text: ans.Text, Turn: ans.Turn}, err
+}
+
+// ReplyWith implements router.Agents.
+func (a agentsView) ReplyWith(ctx context.Context, key, text string, opts router.TurnOptions) (router.Answer, error) {
+	history := make([]provider.Message, len(opts.History))
+	for i, m := range opts.History {
+		history[i] = provider.Message{Role: provider.Role(m.Role), Content: m.Text}
+	}
+	ans, err := a.AnswerWith(ctx, key, text, agent.TurnOptions{Model: opts.Model, Stateless: opts.Stateless,
+		History: history, OnDelta: opts.OnDelta})
+	if err != nil || opts.Stateless {
+		return router.Answer{Text: ans.Text}, err // nothing recorded: no turn to mark
+	}
+	return router.Answer{Text: ans.Text, Turn: ans.Turn}, nil
 }
 
 // MarkUndelivered implements router.Agents.

@@ -81,6 +81,7 @@ func (r *Router) queueDelivery(j *job, text string, kind shared.ReplyKind, wait 
 			ReplyToID:      j.msg.ID,
 			Text:           text,
 			Kind:           kind,
+			Code:           j.code,
 		},
 		timeout:  timeout,
 		deadline: time.Now().Add(timeout),

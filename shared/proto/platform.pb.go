@@ -677,8 +677,17 @@ type Message struct {
 	// timeout), Unix nanoseconds; 0 for never. The host does not start a
 	// turn for a message whose time is up.
 	ExpiresUnixNano int64 `protobuf:"varint,20,opt,name=expires_unix_nano,json=expiresUnixNano,proto3" json:"expires_unix_nano,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// model, when set, is the PROVIDER/MODEL this message's turn runs on
+	// instead of the session's (an OpenAI request's "model"); the session
+	// keeps its own.
+	Model string `protobuf:"bytes,30,opt,name=model,proto3" json:"model,omitempty"`
+	// stateless: the message is a whole conversation on its own: history is
+	// what came before text, nothing is read from or written to a session,
+	// and text is never a chat command.
+	Stateless     bool              `protobuf:"varint,31,opt,name=stateless,proto3" json:"stateless,omitempty"`
+	History       []*HistoryMessage `protobuf:"bytes,32,rep,name=history,proto3" json:"history,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Message) Reset() {
@@ -781,6 +790,81 @@ func (x *Message) GetExpiresUnixNano() int64 {
 	return 0
 }
 
+func (x *Message) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *Message) GetStateless() bool {
+	if x != nil {
+		return x.Stateless
+	}
+	return false
+}
+
+func (x *Message) GetHistory() []*HistoryMessage {
+	if x != nil {
+		return x.History
+	}
+	return nil
+}
+
+// HistoryMessage is one message of a stateless conversation, before its
+// last user message.
+type HistoryMessage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Role          string                 `protobuf:"bytes,1,opt,name=role,proto3" json:"role,omitempty"` // "system", "user" or "assistant"
+	Text          string                 `protobuf:"bytes,2,opt,name=text,proto3" json:"text,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HistoryMessage) Reset() {
+	*x = HistoryMessage{}
+	mi := &file_platform_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HistoryMessage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HistoryMessage) ProtoMessage() {}
+
+func (x *HistoryMessage) ProtoReflect() protoreflect.Message {
+	mi := &file_platform_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HistoryMessage.ProtoReflect.Descriptor instead.
+func (*HistoryMessage) Descriptor() ([]byte, []int) {
+	return file_platform_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *HistoryMessage) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *HistoryMessage) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
 // Health reports the plugin's connection to its platform.
 type Health struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -793,7 +877,7 @@ type Health struct {
 
 func (x *Health) Reset() {
 	*x = Health{}
-	mi := &file_platform_proto_msgTypes[9]
+	mi := &file_platform_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -805,7 +889,7 @@ func (x *Health) String() string {
 func (*Health) ProtoMessage() {}
 
 func (x *Health) ProtoReflect() protoreflect.Message {
-	mi := &file_platform_proto_msgTypes[9]
+	mi := &file_platform_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -818,7 +902,7 @@ func (x *Health) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Health.ProtoReflect.Descriptor instead.
 func (*Health) Descriptor() ([]byte, []int) {
-	return file_platform_proto_rawDescGZIP(), []int{9}
+	return file_platform_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Health) GetState() HealthState {
@@ -849,13 +933,16 @@ type SendRequest struct {
 	ReplyToId      string                 `protobuf:"bytes,3,opt,name=reply_to_id,json=replyToId,proto3" json:"reply_to_id,omitempty"` // the inbound message this answers
 	Text           string                 `protobuf:"bytes,4,opt,name=text,proto3" json:"text,omitempty"`
 	Kind           ReplyKind              `protobuf:"varint,5,opt,name=kind,proto3,enum=gateway.platform.v1.ReplyKind" json:"kind,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// code is a machine-readable reason for an error reply
+	// ("model_not_found"), empty when there is none.
+	Code          string `protobuf:"bytes,30,opt,name=code,proto3" json:"code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SendRequest) Reset() {
 	*x = SendRequest{}
-	mi := &file_platform_proto_msgTypes[10]
+	mi := &file_platform_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -867,7 +954,7 @@ func (x *SendRequest) String() string {
 func (*SendRequest) ProtoMessage() {}
 
 func (x *SendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_platform_proto_msgTypes[10]
+	mi := &file_platform_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -880,7 +967,7 @@ func (x *SendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendRequest.ProtoReflect.Descriptor instead.
 func (*SendRequest) Descriptor() ([]byte, []int) {
-	return file_platform_proto_rawDescGZIP(), []int{10}
+	return file_platform_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SendRequest) GetConversationId() string {
@@ -918,6 +1005,13 @@ func (x *SendRequest) GetKind() ReplyKind {
 	return ReplyKind_REPLY_KIND_UNSPECIFIED
 }
 
+func (x *SendRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
 type SendResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	MessageIds    []string               `protobuf:"bytes,1,rep,name=message_ids,json=messageIds,proto3" json:"message_ids,omitempty"`
@@ -928,7 +1022,7 @@ type SendResponse struct {
 
 func (x *SendResponse) Reset() {
 	*x = SendResponse{}
-	mi := &file_platform_proto_msgTypes[11]
+	mi := &file_platform_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -940,7 +1034,7 @@ func (x *SendResponse) String() string {
 func (*SendResponse) ProtoMessage() {}
 
 func (x *SendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_platform_proto_msgTypes[11]
+	mi := &file_platform_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -953,7 +1047,7 @@ func (x *SendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendResponse.ProtoReflect.Descriptor instead.
 func (*SendResponse) Descriptor() ([]byte, []int) {
-	return file_platform_proto_rawDescGZIP(), []int{11}
+	return file_platform_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SendResponse) GetMessageIds() []string {
@@ -980,7 +1074,7 @@ type TypingRequest struct {
 
 func (x *TypingRequest) Reset() {
 	*x = TypingRequest{}
-	mi := &file_platform_proto_msgTypes[12]
+	mi := &file_platform_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -992,7 +1086,7 @@ func (x *TypingRequest) String() string {
 func (*TypingRequest) ProtoMessage() {}
 
 func (x *TypingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_platform_proto_msgTypes[12]
+	mi := &file_platform_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1005,7 +1099,7 @@ func (x *TypingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TypingRequest.ProtoReflect.Descriptor instead.
 func (*TypingRequest) Descriptor() ([]byte, []int) {
-	return file_platform_proto_rawDescGZIP(), []int{12}
+	return file_platform_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *TypingRequest) GetConversationId() string {
@@ -1030,7 +1124,7 @@ type TypingResponse struct {
 
 func (x *TypingResponse) Reset() {
 	*x = TypingResponse{}
-	mi := &file_platform_proto_msgTypes[13]
+	mi := &file_platform_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1042,7 +1136,7 @@ func (x *TypingResponse) String() string {
 func (*TypingResponse) ProtoMessage() {}
 
 func (x *TypingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_platform_proto_msgTypes[13]
+	mi := &file_platform_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1055,7 +1149,7 @@ func (x *TypingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TypingResponse.ProtoReflect.Descriptor instead.
 func (*TypingResponse) Descriptor() ([]byte, []int) {
-	return file_platform_proto_rawDescGZIP(), []int{13}
+	return file_platform_proto_rawDescGZIP(), []int{14}
 }
 
 type SetLogLevelRequest struct {
@@ -1067,7 +1161,7 @@ type SetLogLevelRequest struct {
 
 func (x *SetLogLevelRequest) Reset() {
 	*x = SetLogLevelRequest{}
-	mi := &file_platform_proto_msgTypes[14]
+	mi := &file_platform_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1079,7 +1173,7 @@ func (x *SetLogLevelRequest) String() string {
 func (*SetLogLevelRequest) ProtoMessage() {}
 
 func (x *SetLogLevelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_platform_proto_msgTypes[14]
+	mi := &file_platform_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1092,7 +1186,7 @@ func (x *SetLogLevelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetLogLevelRequest.ProtoReflect.Descriptor instead.
 func (*SetLogLevelRequest) Descriptor() ([]byte, []int) {
-	return file_platform_proto_rawDescGZIP(), []int{14}
+	return file_platform_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SetLogLevelRequest) GetLevel() string {
@@ -1110,7 +1204,7 @@ type SetLogLevelResponse struct {
 
 func (x *SetLogLevelResponse) Reset() {
 	*x = SetLogLevelResponse{}
-	mi := &file_platform_proto_msgTypes[15]
+	mi := &file_platform_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1122,7 +1216,7 @@ func (x *SetLogLevelResponse) String() string {
 func (*SetLogLevelResponse) ProtoMessage() {}
 
 func (x *SetLogLevelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_platform_proto_msgTypes[15]
+	mi := &file_platform_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1135,7 +1229,7 @@ func (x *SetLogLevelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetLogLevelResponse.ProtoReflect.Descriptor instead.
 func (*SetLogLevelResponse) Descriptor() ([]byte, []int) {
-	return file_platform_proto_rawDescGZIP(), []int{15}
+	return file_platform_proto_rawDescGZIP(), []int{16}
 }
 
 type StopRequest struct {
@@ -1146,7 +1240,7 @@ type StopRequest struct {
 
 func (x *StopRequest) Reset() {
 	*x = StopRequest{}
-	mi := &file_platform_proto_msgTypes[16]
+	mi := &file_platform_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1158,7 +1252,7 @@ func (x *StopRequest) String() string {
 func (*StopRequest) ProtoMessage() {}
 
 func (x *StopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_platform_proto_msgTypes[16]
+	mi := &file_platform_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1171,7 +1265,7 @@ func (x *StopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopRequest.ProtoReflect.Descriptor instead.
 func (*StopRequest) Descriptor() ([]byte, []int) {
-	return file_platform_proto_rawDescGZIP(), []int{16}
+	return file_platform_proto_rawDescGZIP(), []int{17}
 }
 
 type StopResponse struct {
@@ -1182,7 +1276,7 @@ type StopResponse struct {
 
 func (x *StopResponse) Reset() {
 	*x = StopResponse{}
-	mi := &file_platform_proto_msgTypes[17]
+	mi := &file_platform_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1194,7 +1288,7 @@ func (x *StopResponse) String() string {
 func (*StopResponse) ProtoMessage() {}
 
 func (x *StopResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_platform_proto_msgTypes[17]
+	mi := &file_platform_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1207,7 +1301,7 @@ func (x *StopResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopResponse.ProtoReflect.Descriptor instead.
 func (*StopResponse) Descriptor() ([]byte, []int) {
-	return file_platform_proto_rawDescGZIP(), []int{17}
+	return file_platform_proto_rawDescGZIP(), []int{18}
 }
 
 var File_platform_proto protoreflect.FileDescriptor
@@ -1243,7 +1337,7 @@ const file_platform_proto_rawDesc = "" +
 	"\x05Event\x128\n" +
 	"\amessage\x18\x01 \x01(\v2\x1c.gateway.platform.v1.MessageH\x00R\amessage\x125\n" +
 	"\x06health\x18\x02 \x01(\v2\x1b.gateway.platform.v1.HealthH\x00R\x06healthB\x06\n" +
-	"\x04kind\"\xa5\x02\n" +
+	"\x04kind\"\x98\x03\n" +
 	"\aMessage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12'\n" +
 	"\x0fconversation_id\x18\x02 \x01(\tR\x0econversationId\x12\x1b\n" +
@@ -1254,17 +1348,24 @@ const file_platform_proto_rawDesc = "" +
 	"\x06direct\x18\a \x01(\bR\x06direct\x12\x12\n" +
 	"\x04text\x18\b \x01(\tR\x04text\x12\x1b\n" +
 	"\tunix_nano\x18\t \x01(\x03R\bunixNano\x12*\n" +
-	"\x11expires_unix_nano\x18\x14 \x01(\x03R\x0fexpiresUnixNano\"\x8c\x01\n" +
+	"\x11expires_unix_nano\x18\x14 \x01(\x03R\x0fexpiresUnixNano\x12\x14\n" +
+	"\x05model\x18\x1e \x01(\tR\x05model\x12\x1c\n" +
+	"\tstateless\x18\x1f \x01(\bR\tstateless\x12=\n" +
+	"\ahistory\x18  \x03(\v2#.gateway.platform.v1.HistoryMessageR\ahistory\"8\n" +
+	"\x0eHistoryMessage\x12\x12\n" +
+	"\x04role\x18\x01 \x01(\tR\x04role\x12\x12\n" +
+	"\x04text\x18\x02 \x01(\tR\x04text\"\x8c\x01\n" +
 	"\x06Health\x126\n" +
 	"\x05state\x18\x01 \x01(\x0e2 .gateway.platform.v1.HealthStateR\x05state\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x120\n" +
-	"\x05fatal\x18\x03 \x01(\v2\x1a.gateway.platform.v1.FatalR\x05fatal\"\xbb\x01\n" +
+	"\x05fatal\x18\x03 \x01(\v2\x1a.gateway.platform.v1.FatalR\x05fatal\"\xcf\x01\n" +
 	"\vSendRequest\x12'\n" +
 	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12\x1b\n" +
 	"\tthread_id\x18\x02 \x01(\tR\bthreadId\x12\x1e\n" +
 	"\vreply_to_id\x18\x03 \x01(\tR\treplyToId\x12\x12\n" +
 	"\x04text\x18\x04 \x01(\tR\x04text\x122\n" +
-	"\x04kind\x18\x05 \x01(\x0e2\x1e.gateway.platform.v1.ReplyKindR\x04kind\"a\n" +
+	"\x04kind\x18\x05 \x01(\x0e2\x1e.gateway.platform.v1.ReplyKindR\x04kind\x12\x12\n" +
+	"\x04code\x18\x1e \x01(\tR\x04code\"a\n" +
 	"\fSendResponse\x12\x1f\n" +
 	"\vmessage_ids\x18\x01 \x03(\tR\n" +
 	"messageIds\x120\n" +
@@ -1318,7 +1419,7 @@ func file_platform_proto_rawDescGZIP() []byte {
 }
 
 var file_platform_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_platform_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_platform_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_platform_proto_goTypes = []any{
 	(AttributeType)(0),          // 0: gateway.platform.v1.AttributeType
 	(HealthState)(0),            // 1: gateway.platform.v1.HealthState
@@ -1332,45 +1433,47 @@ var file_platform_proto_goTypes = []any{
 	(*RunRequest)(nil),          // 9: gateway.platform.v1.RunRequest
 	(*Event)(nil),               // 10: gateway.platform.v1.Event
 	(*Message)(nil),             // 11: gateway.platform.v1.Message
-	(*Health)(nil),              // 12: gateway.platform.v1.Health
-	(*SendRequest)(nil),         // 13: gateway.platform.v1.SendRequest
-	(*SendResponse)(nil),        // 14: gateway.platform.v1.SendResponse
-	(*TypingRequest)(nil),       // 15: gateway.platform.v1.TypingRequest
-	(*TypingResponse)(nil),      // 16: gateway.platform.v1.TypingResponse
-	(*SetLogLevelRequest)(nil),  // 17: gateway.platform.v1.SetLogLevelRequest
-	(*SetLogLevelResponse)(nil), // 18: gateway.platform.v1.SetLogLevelResponse
-	(*StopRequest)(nil),         // 19: gateway.platform.v1.StopRequest
-	(*StopResponse)(nil),        // 20: gateway.platform.v1.StopResponse
+	(*HistoryMessage)(nil),      // 12: gateway.platform.v1.HistoryMessage
+	(*Health)(nil),              // 13: gateway.platform.v1.Health
+	(*SendRequest)(nil),         // 14: gateway.platform.v1.SendRequest
+	(*SendResponse)(nil),        // 15: gateway.platform.v1.SendResponse
+	(*TypingRequest)(nil),       // 16: gateway.platform.v1.TypingRequest
+	(*TypingResponse)(nil),      // 17: gateway.platform.v1.TypingResponse
+	(*SetLogLevelRequest)(nil),  // 18: gateway.platform.v1.SetLogLevelRequest
+	(*SetLogLevelResponse)(nil), // 19: gateway.platform.v1.SetLogLevelResponse
+	(*StopRequest)(nil),         // 20: gateway.platform.v1.StopRequest
+	(*StopResponse)(nil),        // 21: gateway.platform.v1.StopResponse
 }
 var file_platform_proto_depIdxs = []int32{
 	5,  // 0: gateway.platform.v1.DescribeResponse.schema:type_name -> gateway.platform.v1.Attribute
 	0,  // 1: gateway.platform.v1.Attribute.type:type_name -> gateway.platform.v1.AttributeType
 	8,  // 2: gateway.platform.v1.ConfigureResponse.fatal:type_name -> gateway.platform.v1.Fatal
 	11, // 3: gateway.platform.v1.Event.message:type_name -> gateway.platform.v1.Message
-	12, // 4: gateway.platform.v1.Event.health:type_name -> gateway.platform.v1.Health
-	1,  // 5: gateway.platform.v1.Health.state:type_name -> gateway.platform.v1.HealthState
-	8,  // 6: gateway.platform.v1.Health.fatal:type_name -> gateway.platform.v1.Fatal
-	2,  // 7: gateway.platform.v1.SendRequest.kind:type_name -> gateway.platform.v1.ReplyKind
-	8,  // 8: gateway.platform.v1.SendResponse.fatal:type_name -> gateway.platform.v1.Fatal
-	3,  // 9: gateway.platform.v1.Platform.Describe:input_type -> gateway.platform.v1.DescribeRequest
-	6,  // 10: gateway.platform.v1.Platform.Configure:input_type -> gateway.platform.v1.ConfigureRequest
-	9,  // 11: gateway.platform.v1.Platform.Run:input_type -> gateway.platform.v1.RunRequest
-	13, // 12: gateway.platform.v1.Platform.Send:input_type -> gateway.platform.v1.SendRequest
-	15, // 13: gateway.platform.v1.Platform.Typing:input_type -> gateway.platform.v1.TypingRequest
-	17, // 14: gateway.platform.v1.Platform.SetLogLevel:input_type -> gateway.platform.v1.SetLogLevelRequest
-	19, // 15: gateway.platform.v1.Platform.Stop:input_type -> gateway.platform.v1.StopRequest
-	4,  // 16: gateway.platform.v1.Platform.Describe:output_type -> gateway.platform.v1.DescribeResponse
-	7,  // 17: gateway.platform.v1.Platform.Configure:output_type -> gateway.platform.v1.ConfigureResponse
-	10, // 18: gateway.platform.v1.Platform.Run:output_type -> gateway.platform.v1.Event
-	14, // 19: gateway.platform.v1.Platform.Send:output_type -> gateway.platform.v1.SendResponse
-	16, // 20: gateway.platform.v1.Platform.Typing:output_type -> gateway.platform.v1.TypingResponse
-	18, // 21: gateway.platform.v1.Platform.SetLogLevel:output_type -> gateway.platform.v1.SetLogLevelResponse
-	20, // 22: gateway.platform.v1.Platform.Stop:output_type -> gateway.platform.v1.StopResponse
-	16, // [16:23] is the sub-list for method output_type
-	9,  // [9:16] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	13, // 4: gateway.platform.v1.Event.health:type_name -> gateway.platform.v1.Health
+	12, // 5: gateway.platform.v1.Message.history:type_name -> gateway.platform.v1.HistoryMessage
+	1,  // 6: gateway.platform.v1.Health.state:type_name -> gateway.platform.v1.HealthState
+	8,  // 7: gateway.platform.v1.Health.fatal:type_name -> gateway.platform.v1.Fatal
+	2,  // 8: gateway.platform.v1.SendRequest.kind:type_name -> gateway.platform.v1.ReplyKind
+	8,  // 9: gateway.platform.v1.SendResponse.fatal:type_name -> gateway.platform.v1.Fatal
+	3,  // 10: gateway.platform.v1.Platform.Describe:input_type -> gateway.platform.v1.DescribeRequest
+	6,  // 11: gateway.platform.v1.Platform.Configure:input_type -> gateway.platform.v1.ConfigureRequest
+	9,  // 12: gateway.platform.v1.Platform.Run:input_type -> gateway.platform.v1.RunRequest
+	14, // 13: gateway.platform.v1.Platform.Send:input_type -> gateway.platform.v1.SendRequest
+	16, // 14: gateway.platform.v1.Platform.Typing:input_type -> gateway.platform.v1.TypingRequest
+	18, // 15: gateway.platform.v1.Platform.SetLogLevel:input_type -> gateway.platform.v1.SetLogLevelRequest
+	20, // 16: gateway.platform.v1.Platform.Stop:input_type -> gateway.platform.v1.StopRequest
+	4,  // 17: gateway.platform.v1.Platform.Describe:output_type -> gateway.platform.v1.DescribeResponse
+	7,  // 18: gateway.platform.v1.Platform.Configure:output_type -> gateway.platform.v1.ConfigureResponse
+	10, // 19: gateway.platform.v1.Platform.Run:output_type -> gateway.platform.v1.Event
+	15, // 20: gateway.platform.v1.Platform.Send:output_type -> gateway.platform.v1.SendResponse
+	17, // 21: gateway.platform.v1.Platform.Typing:output_type -> gateway.platform.v1.TypingResponse
+	19, // 22: gateway.platform.v1.Platform.SetLogLevel:output_type -> gateway.platform.v1.SetLogLevelResponse
+	21, // 23: gateway.platform.v1.Platform.Stop:output_type -> gateway.platform.v1.StopResponse
+	17, // [17:24] is the sub-list for method output_type
+	10, // [10:17] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_platform_proto_init() }
@@ -1388,7 +1491,7 @@ func file_platform_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_platform_proto_rawDesc), len(file_platform_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   18,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
