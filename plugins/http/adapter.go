@@ -271,11 +271,12 @@ func (a *adapter) connected() bool {
 	return a.link != nil
 }
 
-// submit hands a message to the host and returns the channel its reply comes
+// submit hands msg (its conversation, user and text set; submit sets its
+// id and times) to the host and returns the channel its reply comes
 // on and the link it went over. It gives up with errNotConnected when no Run
 // is forwarding events, or when the host takes nothing before expire fires
 // (its event stream is stalled: the host is not really connected).
-func (a *adapter) submit(ctx context.Context, session, text string, expire <-chan time.Time) (string, chan shared.Reply, *hostLink, error) {
+func (a *adapter) submit(ctx context.Context, msg *shared.Message, expire <-chan time.Time) (string, chan shared.Reply, *hostLink, error) {
 	a.mu.Lock()
 	link := a.link
 	if link == nil {
@@ -289,13 +290,10 @@ func (a *adapter) submit(ctx context.Context, session, text string, expire <-cha
 	a.pending[id] = ch
 	a.mu.Unlock()
 	now := time.Now()
-	msg := &shared.Message{
-		ID: id, ConversationID: session, UserID: session, UserName: session,
-		Direct: true, Text: text, UnixNano: now.UnixNano(),
-		// The request gives up after timeout: no turn starts after that.
-		ExpiresUnixNano: now.Add(a.timeout).UnixNano(),
-	}
-	a.logger.Debug("message received", "session", shared.LogValue(session), "id", id, "bytes", len(text))
+	msg.ID, msg.Direct, msg.UnixNano = id, true, now.UnixNano()
+	// The request gives up after timeout: no turn starts after that.
+	msg.ExpiresUnixNano = now.Add(a.timeout).UnixNano()
+	a.logger.Debug("message received", "session", shared.LogValue(msg.ConversationID), "id", id, "bytes", len(msg.Text))
 	select {
 	case link.events <- shared.Event{Message: msg}:
 		return id, ch, link, nil

@@ -99,11 +99,21 @@ var (
 // errNotConnected, errHostStalled, errTimeout, errDisconnected, or the
 // context's when the client went away.
 func (a *adapter) converse(ctx context.Context, session, text string) (shared.Reply, error) {
+	return a.converseMsg(ctx, sessionMessage(session, text))
+}
+
+// sessionMessage is a message of the named session.
+func sessionMessage(session, text string) *shared.Message {
+	return &shared.Message{ConversationID: session, UserID: session, UserName: session, Text: text}
+}
+
+// converseMsg is converse for a message built by the caller (see submit).
+func (a *adapter) converseMsg(ctx context.Context, msg *shared.Message) (shared.Reply, error) {
 	// One deadline for the whole request: handing the message to the host
 	// and waiting for its reply.
 	timer := time.NewTimer(a.timeout)
 	defer timer.Stop()
-	id, replies, link, err := a.submit(ctx, session, text, timer.C)
+	id, replies, link, err := a.submit(ctx, msg, timer.C)
 	if err != nil {
 		return shared.Reply{}, err
 	}
