@@ -127,13 +127,17 @@ func (c Config) Decode(v any) error {
 	return nil
 }
 
-// Event is one thing that happened on the platform: exactly one field is set.
+// Event is one thing that happened on the platform (a message, a health
+// change) or a request to the host (a transcript): one of them is set.
 type Event struct {
 	Message *Message
 	Health  *Health
 	// Taken, when set (by Deliver), is told once whether the host took
 	// Message; see Ack. It never crosses the wire.
 	Taken chan<- error
+	// Transcript asks the host for a session's transcript (see
+	// AskTranscript); it is set alone.
+	Transcript *TranscriptRequest
 }
 
 // Message is one inbound chat message.

@@ -89,6 +89,7 @@ func (a *adapter) openAIRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/chat/completions", a.apiAuth(a.handleChatCompletions))
 	mux.HandleFunc("GET /v1/models", a.apiAuth(a.handleModels))
 	mux.HandleFunc("GET /v1/models/{id...}", a.apiAuth(a.handleModel))
+	mux.HandleFunc("GET /v1/sessions/{id}/messages", a.apiAuth(a.handleSessionMessages))
 	for path, allow := range map[string]string{"/v1/chat/completions": "POST", "/v1/models": "GET", "/v1/models/": "GET"} {
 		mux.HandleFunc(path, a.apiAuth(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", allow)
