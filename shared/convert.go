@@ -132,13 +132,28 @@ func statelessFromProto(m *pb.Message) *Stateless {
 func replyToProto(r Reply) *pb.SendRequest {
 	return &pb.SendRequest{
 		ConversationId: r.ConversationID, ThreadId: r.ThreadID, ReplyToId: r.ReplyToID,
-		Text: r.Text, Kind: pb.ReplyKind(r.Kind), Code: r.Code,
+		Text: r.Text, Kind: pb.ReplyKind(r.Kind), Code: r.Code, Usage: usageToProto(r.Usage),
 	}
+}
+
+func usageToProto(u *Usage) *pb.Usage {
+	if u == nil {
+		return nil
+	}
+	return &pb.Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens}
+}
+
+func usageFromProto(u *pb.Usage) *Usage {
+	if u == nil {
+		return nil
+	}
+	return &Usage{PromptTokens: u.GetPromptTokens(), CompletionTokens: u.GetCompletionTokens()}
 }
 
 func replyFromProto(req *pb.SendRequest) Reply {
 	return Reply{
 		ConversationID: req.GetConversationId(), ThreadID: req.GetThreadId(),
 		ReplyToID: req.GetReplyToId(), Text: req.GetText(), Kind: ReplyKind(req.GetKind()), Code: req.GetCode(),
+		Usage: usageFromProto(req.GetUsage()),
 	}
 }

@@ -458,7 +458,7 @@ func TestSendRoundTripsReplyAndIDs(t *testing.T) {
 		},
 	})
 	want := shared.Reply{ConversationID: "c", ThreadID: "t", ReplyToID: "in-1", Text: "hello\nworld ✓", Kind: shared.KindNotice,
-		Code: shared.CodeModelNotFound}
+		Code: shared.CodeModelNotFound, Usage: &shared.Usage{PromptTokens: 7, CompletionTokens: 3}}
 	ids, err := c.Send(context.Background(), want)
 	if err != nil {
 		t.Fatalf("Send: %v", err)
@@ -466,7 +466,7 @@ func TestSendRoundTripsReplyAndIDs(t *testing.T) {
 	if !reflect.DeepEqual(ids, []string{"m1", "m2", "m3"}) {
 		t.Errorf("ids = %v", ids)
 	}
-	if got != want {
+	if !reflect.DeepEqual(got, want) {
 		t.Errorf("plugin got %+v, want %+v", got, want)
 	}
 	for _, k := range []shared.ReplyKind{shared.KindReply, shared.KindNotice, shared.KindError} {
@@ -518,7 +518,7 @@ func TestTypingPassesConversation(t *testing.T) {
 	if err := c.Typing(context.Background(), want); err != nil {
 		t.Fatalf("Typing: %v", err)
 	}
-	if got != want {
+	if !reflect.DeepEqual(got, want) {
 		t.Errorf("plugin got %+v, want %+v", got, want)
 	}
 	fail = true

@@ -255,6 +255,15 @@ type Reply struct {
 	// Code is a machine-readable reason for a KindError reply
 	// (CodeModelNotFound), "" when there is none.
 	Code string
+	// Usage is the token usage the provider reported for the turn this
+	// reply answers; nil when it reported none (and for notices).
+	Usage *Usage
+}
+
+// Usage is a turn's token usage, as the provider reported it.
+type Usage struct {
+	PromptTokens     int64
+	CompletionTokens int64
 }
 
 // CodeModelNotFound is the Reply.Code of a turn whose Message.Model names

@@ -71,7 +71,7 @@ func (s *Service) answerStream(ctx context.Context, key, text string, onDelta fu
 		return Answer{}, err
 	}
 	s.usage(ctx, key, usage)
-	return Answer{Text: content, Turn: TurnID{Epoch: t.epoch, Asked: t.asked}}, nil
+	return Answer{Text: content, Turn: TurnID{Epoch: t.epoch, Asked: t.asked}, Usage: usage}, nil
 }
 
 // sessionModel is the session's effective model, or "" when the store
@@ -132,7 +132,7 @@ func (s *Service) answerOnModel(ctx context.Context, key, text string, opts Turn
 		return Answer{}, err
 	}
 	s.usage(ctx, key, usage)
-	return Answer{Text: content, Turn: TurnID{Epoch: t.epoch, Asked: t.asked}}, nil
+	return Answer{Text: content, Turn: TurnID{Epoch: t.epoch, Asked: t.asked}, Usage: usage}, nil
 }
 
 // loadOneOff reads the session's history from the store and builds the
@@ -187,7 +187,7 @@ func (s *Service) answerStateless(ctx context.Context, key, text string, opts Tu
 	}
 	content = s.capReply(t, content)
 	s.usage(ctx, key, usage)
-	return Answer{Text: content}, nil
+	return Answer{Text: content, Usage: usage}, nil
 }
 
 // oneOff builds an agent outside the cache for one turn; endOneOff closes

@@ -42,6 +42,8 @@ type TurnID struct {
 type Answer struct {
 	Text string
 	Turn TurnID
+	// Usage is the token usage the provider reported; zero when none.
+	Usage provider.Usage
 }
 
 // Reply is Answer's text.
@@ -73,7 +75,7 @@ func (s *Service) Answer(ctx context.Context, key, text string) (Answer, error) 
 		return Answer{}, err
 	}
 	s.usage(ctx, key, resp.Usage)
-	return Answer{Text: content, Turn: TurnID{Epoch: t.epoch, Asked: t.asked}}, nil
+	return Answer{Text: content, Turn: TurnID{Epoch: t.epoch, Asked: t.asked}, Usage: resp.Usage}, nil
 }
 
 // capReply applies max_reply_bytes to a turn's reply, saying so in the log.

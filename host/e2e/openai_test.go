@@ -142,8 +142,14 @@ func TestOpenAIModelPerTurn(t *testing.T) {
 		}
 		return res.Choices[0].Message.Content, res.Model
 	}
-	if got, _ := ask("", "one"); got != "turns=1 last=one" {
-		t.Errorf("default model = %q", got)
+	res, err := c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Messages: userMessages("one")},
+		option.WithHeader("X-Session-Id", "bob"))
+	if err != nil || res.Choices[0].Message.Content != "turns=1 last=one" {
+		t.Fatalf("default model = %+v, %v", res, err)
+	}
+	// The provider's usage comes with the answer.
+	if p, c := providertest.CountWords(ai.LastRequest(), "turns=1 last=one"); res.Usage.PromptTokens != int64(p) || res.Usage.CompletionTokens != int64(c) || res.Usage.TotalTokens != int64(p+c) {
+		t.Errorf("usage = %+v, want %d+%d", res.Usage, p, c)
 	}
 	// PROVIDER/MODEL: that model for this turn, on the session's history...
 	if got, model := ask("echo/echo", "two"); got != "echo: two" || model != "echo/echo" {
@@ -160,7 +166,7 @@ func TestOpenAIModelPerTurn(t *testing.T) {
 		t.Errorf("history sent %q, want the echo turn in it", sent(ai))
 	}
 	// Stateless on another model.
-	res, err := c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: "echo/echo", Messages: userMessages("x", "y")})
+	res, err = c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: "echo/echo", Messages: userMessages("x", "y")})
 	if err != nil || res.Choices[0].Message.Content != "echo: y" {
 		t.Errorf("stateless echo/echo = %+v, %v", res, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/plughost/gateway/host/agent"
 	"github.com/plughost/gateway/host/provider"
 	"github.com/plughost/gateway/host/router"
+	"github.com/plughost/gateway/shared"
 )
 
 // agentsView adapts the agent service to the router's view of it.
@@ -29,7 +30,7 @@ func (a agentsView) Status(key string) (router.SessionStatus, error) {
 // Reply implements router.Agents.
 func (a agentsView) Reply(ctx context.Context, key, text string) (router.Answer, error) {
 	ans, err := a.Answer(ctx, key, text)
-	return router.Answer{Text: ans.Text, Turn: ans.Turn}, err
+	return router.Answer{Text: ans.Text, Turn: ans.Turn, Usage: usageOf(ans)}, err
 }
 
 // ReplyWith implements router.Agents.
@@ -41,9 +42,18 @@ func (a agentsView) ReplyWith(ctx context.Context, key, text string, opts router
 	ans, err := a.AnswerWith(ctx, key, text, agent.TurnOptions{Model: opts.Model, Stateless: opts.Stateless,
 		History: history, OnDelta: opts.OnDelta})
 	if err != nil || opts.Stateless {
-		return router.Answer{Text: ans.Text}, err // nothing recorded: no turn to mark
+		return router.Answer{Text: ans.Text, Usage: usageOf(ans)}, err // nothing recorded: no turn to mark
 	}
-	return router.Answer{Text: ans.Text, Turn: ans.Turn}, nil
+	return router.Answer{Text: ans.Text, Turn: ans.Turn, Usage: usageOf(ans)}, nil
+}
+
+// usageOf is the usage an answer's reply carries: nil when the provider
+// reported none.
+func usageOf(ans agent.Answer) *shared.Usage {
+	if ans.Usage == (provider.Usage{}) {
+		return nil
+	}
+	return &shared.Usage{PromptTokens: ans.Usage.PromptTokens, CompletionTokens: ans.Usage.CompletionTokens}
 }
 
 // MarkUndelivered implements router.Agents.

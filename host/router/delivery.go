@@ -82,6 +82,7 @@ func (r *Router) queueDelivery(j *job, text string, kind shared.ReplyKind, wait 
 			Text:           text,
 			Kind:           kind,
 			Code:           j.code,
+			Usage:          j.usage,
 		},
 		timeout:  timeout,
 		deadline: time.Now().Add(timeout),

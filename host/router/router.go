@@ -46,6 +46,9 @@ type Answer struct {
 	// Turn names the recorded turn for MarkUndelivered; opaque here. Nil
 	// when nothing was recorded (a stateless turn).
 	Turn any
+	// Usage is the token usage the provider reported, nil for none; the
+	// reply carries it to the platform.
+	Usage *shared.Usage
 }
 
 // TurnOptions are what a message asks of its turn beyond its text (see
@@ -173,8 +176,10 @@ type job struct {
 	key      string
 	msg      *shared.Message
 	cmd, arg string
-	// code is the Reply.Code of the turn's failure, if it has one.
-	code string
+	// code is the Reply.Code of the turn's failure, if it has one; usage
+	// the Reply.Usage of its answer.
+	code  string
+	usage *shared.Usage
 }
 
 // sessionQueue is the live routing state of one session key: the FIFO of
@@ -452,7 +457,7 @@ func (r *Router) turn(ctx context.Context, j *job) {
 	kind := shared.KindError
 	switch {
 	case err == nil:
-		text, kind = ans.Text, shared.KindReply
+		text, kind, j.usage = ans.Text, shared.KindReply, ans.Usage
 	case context.Cause(ctx) == errStopped || context.Cause(ctx) == errShutdown:
 		text, kind = cancelText(ctx), shared.KindNotice
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):

@@ -238,42 +238,108 @@ func (a *adapter) handleChatCompletions(w http.ResponseWriter, r *http.Request) 
 		return
 	}
 	id := "chatcmpl-" + rep.ReplyToID
-	created := time.Now().Unix()
 	answered := cmp.Or(model, gatewayModel)
 	if req.Stream {
-		writeStream(w, id, created, answered, rep.Text)
+		out := newChunkWriter(w, id, answered)
+		out.delta(rep.Text)
+		out.finish(req.includeUsage(), rep.Usage)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
-		"id": id, "object": "chat.completion", "created": created, "model": answered,
+	res := map[string]any{
+		"id": id, "object": "chat.completion", "created": time.Now().Unix(), "model": answered,
 		"choices": []map[string]any{{
 			"index":         0,
 			"message":       map[string]any{"role": "assistant", "content": rep.Text},
 			"finish_reason": "stop",
 		}},
-	})
+	}
+	if rep.Usage != nil {
+		res["usage"] = usageObject(rep.Usage)
+	}
+	writeJSON(w, http.StatusOK, res)
 }
 
-// writeStream answers a streaming request with the whole reply as one
-// chunk, then the finishing chunk and [DONE]. (Relaying the provider's
-// stream as it arrives needs protocol v2's streamed replies.)
-func writeStream(w http.ResponseWriter, id string, created int64, model, text string) {
+// includeUsage reports whether a streaming request asked for the usage
+// chunk (stream_options.include_usage).
+func (req chatRequest) includeUsage() bool {
+	return req.StreamOptions != nil && req.StreamOptions.IncludeUsage
+}
+
+// usageObject is OpenAI's usage object.
+func usageObject(u *shared.Usage) map[string]int64 {
+	return map[string]int64{"prompt_tokens": u.PromptTokens, "completion_tokens": u.CompletionTokens,
+		"total_tokens": u.PromptTokens + u.CompletionTokens}
+}
+
+// chunkWriter answers a streaming request with server-sent
+// chat.completion.chunk objects: the first carries the role, each then a
+// piece of text; finish writes the finishing chunk, the usage chunk when
+// asked for and known, and data: [DONE].
+type chunkWriter struct {
+	w       http.ResponseWriter
+	f       http.Flusher
+	id      string
+	model   string
+	created int64
+	started bool
+}
+
+func newChunkWriter(w http.ResponseWriter, id, model string) *chunkWriter {
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	chunk := func(delta map[string]any, finish any) {
-		b, _ := json.Marshal(map[string]any{
-			"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
-			"choices": []map[string]any{{"index": 0, "delta": delta, "finish_reason": finish}},
-		})
-		fmt.Fprintf(w, "data: %s\n\n", b)
+	f, _ := w.(http.Flusher)
+	return &chunkWriter{w: w, f: f, id: id, model: model, created: time.Now().Unix()}
+}
+
+// data writes one event and flushes it to the client.
+func (c *chunkWriter) data(v any) {
+	b, _ := json.Marshal(v)
+	fmt.Fprintf(c.w, "data: %s\n\n", b)
+	if c.f != nil {
+		c.f.Flush()
 	}
-	chunk(map[string]any{"role": "assistant", "content": text}, nil)
-	chunk(map[string]any{}, "stop")
-	fmt.Fprint(w, "data: [DONE]\n\n")
-	if f, ok := w.(http.Flusher); ok {
-		f.Flush()
+}
+
+func (c *chunkWriter) chunk(choices []map[string]any, usage any) {
+	obj := map[string]any{"id": c.id, "object": "chat.completion.chunk", "created": c.created, "model": c.model, "choices": choices}
+	if usage != nil {
+		obj["usage"] = usage
 	}
+	c.data(obj)
+}
+
+// delta writes a piece of the reply's text.
+func (c *chunkWriter) delta(text string) {
+	d := map[string]any{"content": text}
+	if !c.started {
+		c.started = true
+		d["role"] = "assistant"
+	}
+	c.chunk([]map[string]any{{"index": 0, "delta": d, "finish_reason": nil}}, nil)
+}
+
+// finish ends the stream.
+func (c *chunkWriter) finish(includeUsage bool, u *shared.Usage) {
+	c.chunk([]map[string]any{{"index": 0, "delta": map[string]any{}, "finish_reason": "stop"}}, nil)
+	if includeUsage && u != nil {
+		c.chunk([]map[string]any{}, usageObject(u))
+	}
+	fmt.Fprint(c.w, "data: [DONE]\n\n")
+	if c.f != nil {
+		c.f.Flush()
+	}
+}
+
+// fail ends the stream early with an error event in OpenAI's shape (the
+// status is already sent).
+func (c *chunkWriter) fail(typ, code, msg string) {
+	e := apiError{Message: msg, Type: typ}
+	if code != "" {
+		e.Code = &code
+	}
+	c.data(map[string]apiError{"error": e})
 }
 
 // message turns the request into the message for the host: with a

@@ -935,7 +935,10 @@ type SendRequest struct {
 	Kind           ReplyKind              `protobuf:"varint,5,opt,name=kind,proto3,enum=gateway.platform.v1.ReplyKind" json:"kind,omitempty"`
 	// code is a machine-readable reason for an error reply
 	// ("model_not_found"), empty when there is none.
-	Code          string `protobuf:"bytes,30,opt,name=code,proto3" json:"code,omitempty"`
+	Code string `protobuf:"bytes,30,opt,name=code,proto3" json:"code,omitempty"`
+	// usage is the token usage the provider reported for the turn this
+	// reply answers, when it reported any.
+	Usage         *Usage `protobuf:"bytes,31,opt,name=usage,proto3" json:"usage,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1012,6 +1015,66 @@ func (x *SendRequest) GetCode() string {
 	return ""
 }
 
+func (x *SendRequest) GetUsage() *Usage {
+	if x != nil {
+		return x.Usage
+	}
+	return nil
+}
+
+// Usage is a turn's token usage, as the provider reported it.
+type Usage struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	PromptTokens     int64                  `protobuf:"varint,1,opt,name=prompt_tokens,json=promptTokens,proto3" json:"prompt_tokens,omitempty"`
+	CompletionTokens int64                  `protobuf:"varint,2,opt,name=completion_tokens,json=completionTokens,proto3" json:"completion_tokens,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *Usage) Reset() {
+	*x = Usage{}
+	mi := &file_platform_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Usage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Usage) ProtoMessage() {}
+
+func (x *Usage) ProtoReflect() protoreflect.Message {
+	mi := &file_platform_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Usage.ProtoReflect.Descriptor instead.
+func (*Usage) Descriptor() ([]byte, []int) {
+	return file_platform_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *Usage) GetPromptTokens() int64 {
+	if x != nil {
+		return x.PromptTokens
+	}
+	return 0
+}
+
+func (x *Usage) GetCompletionTokens() int64 {
+	if x != nil {
+		return x.CompletionTokens
+	}
+	return 0
+}
+
 type SendResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	MessageIds    []string               `protobuf:"bytes,1,rep,name=message_ids,json=messageIds,proto3" json:"message_ids,omitempty"`
@@ -1022,7 +1085,7 @@ type SendResponse struct {
 
 func (x *SendResponse) Reset() {
 	*x = SendResponse{}
-	mi := &file_platform_proto_msgTypes[12]
+	mi := &file_platform_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1034,7 +1097,7 @@ func (x *SendResponse) String() string {
 func (*SendResponse) ProtoMessage() {}
 
 func (x *SendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_platform_proto_msgTypes[12]
+	mi := &file_platform_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1047,7 +1110,7 @@ func (x *SendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendResponse.ProtoReflect.Descriptor instead.
 func (*SendResponse) Descriptor() ([]byte, []int) {
-	return file_platform_proto_rawDescGZIP(), []int{12}
+	return file_platform_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SendResponse) GetMessageIds() []string {
@@ -1074,7 +1137,7 @@ type TypingRequest struct {
 
 func (x *TypingRequest) Reset() {
 	*x = TypingRequest{}
-	mi := &file_platform_proto_msgTypes[13]
+	mi := &file_platform_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1086,7 +1149,7 @@ func (x *TypingRequest) String() string {
 func (*TypingRequest) ProtoMessage() {}
 
 func (x *TypingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_platform_proto_msgTypes[13]
+	mi := &file_platform_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1099,7 +1162,7 @@ func (x *TypingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TypingRequest.ProtoReflect.Descriptor instead.
 func (*TypingRequest) Descriptor() ([]byte, []int) {
-	return file_platform_proto_rawDescGZIP(), []int{13}
+	return file_platform_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *TypingRequest) GetConversationId() string {
@@ -1124,7 +1187,7 @@ type TypingResponse struct {
 
 func (x *TypingResponse) Reset() {
 	*x = TypingResponse{}
-	mi := &file_platform_proto_msgTypes[14]
+	mi := &file_platform_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1136,7 +1199,7 @@ func (x *TypingResponse) String() string {
 func (*TypingResponse) ProtoMessage() {}
 
 func (x *TypingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_platform_proto_msgTypes[14]
+	mi := &file_platform_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1149,7 +1212,7 @@ func (x *TypingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TypingResponse.ProtoReflect.Descriptor instead.
 func (*TypingResponse) Descriptor() ([]byte, []int) {
-	return file_platform_proto_rawDescGZIP(), []int{14}
+	return file_platform_proto_rawDescGZIP(), []int{15}
 }
 
 type SetLogLevelRequest struct {
@@ -1161,7 +1224,7 @@ type SetLogLevelRequest struct {
 
 func (x *SetLogLevelRequest) Reset() {
 	*x = SetLogLevelRequest{}
-	mi := &file_platform_proto_msgTypes[15]
+	mi := &file_platform_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1173,7 +1236,7 @@ func (x *SetLogLevelRequest) String() string {
 func (*SetLogLevelRequest) ProtoMessage() {}
 
 func (x *SetLogLevelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_platform_proto_msgTypes[15]
+	mi := &file_platform_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1186,7 +1249,7 @@ func (x *SetLogLevelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetLogLevelRequest.ProtoReflect.Descriptor instead.
 func (*SetLogLevelRequest) Descriptor() ([]byte, []int) {
-	return file_platform_proto_rawDescGZIP(), []int{15}
+	return file_platform_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SetLogLevelRequest) GetLevel() string {
@@ -1204,7 +1267,7 @@ type SetLogLevelResponse struct {
 
 func (x *SetLogLevelResponse) Reset() {
 	*x = SetLogLevelResponse{}
-	mi := &file_platform_proto_msgTypes[16]
+	mi := &file_platform_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1216,7 +1279,7 @@ func (x *SetLogLevelResponse) String() string {
 func (*SetLogLevelResponse) ProtoMessage() {}
 
 func (x *SetLogLevelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_platform_proto_msgTypes[16]
+	mi := &file_platform_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1229,7 +1292,7 @@ func (x *SetLogLevelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetLogLevelResponse.ProtoReflect.Descriptor instead.
 func (*SetLogLevelResponse) Descriptor() ([]byte, []int) {
-	return file_platform_proto_rawDescGZIP(), []int{16}
+	return file_platform_proto_rawDescGZIP(), []int{17}
 }
 
 type StopRequest struct {
@@ -1240,7 +1303,7 @@ type StopRequest struct {
 
 func (x *StopRequest) Reset() {
 	*x = StopRequest{}
-	mi := &file_platform_proto_msgTypes[17]
+	mi := &file_platform_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1252,7 +1315,7 @@ func (x *StopRequest) String() string {
 func (*StopRequest) ProtoMessage() {}
 
 func (x *StopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_platform_proto_msgTypes[17]
+	mi := &file_platform_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1265,7 +1328,7 @@ func (x *StopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopRequest.ProtoReflect.Descriptor instead.
 func (*StopRequest) Descriptor() ([]byte, []int) {
-	return file_platform_proto_rawDescGZIP(), []int{17}
+	return file_platform_proto_rawDescGZIP(), []int{18}
 }
 
 type StopResponse struct {
@@ -1276,7 +1339,7 @@ type StopResponse struct {
 
 func (x *StopResponse) Reset() {
 	*x = StopResponse{}
-	mi := &file_platform_proto_msgTypes[18]
+	mi := &file_platform_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1288,7 +1351,7 @@ func (x *StopResponse) String() string {
 func (*StopResponse) ProtoMessage() {}
 
 func (x *StopResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_platform_proto_msgTypes[18]
+	mi := &file_platform_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1301,7 +1364,7 @@ func (x *StopResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopResponse.ProtoReflect.Descriptor instead.
 func (*StopResponse) Descriptor() ([]byte, []int) {
-	return file_platform_proto_rawDescGZIP(), []int{18}
+	return file_platform_proto_rawDescGZIP(), []int{19}
 }
 
 var File_platform_proto protoreflect.FileDescriptor
@@ -1358,14 +1421,18 @@ const file_platform_proto_rawDesc = "" +
 	"\x06Health\x126\n" +
 	"\x05state\x18\x01 \x01(\x0e2 .gateway.platform.v1.HealthStateR\x05state\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x120\n" +
-	"\x05fatal\x18\x03 \x01(\v2\x1a.gateway.platform.v1.FatalR\x05fatal\"\xcf\x01\n" +
+	"\x05fatal\x18\x03 \x01(\v2\x1a.gateway.platform.v1.FatalR\x05fatal\"\x81\x02\n" +
 	"\vSendRequest\x12'\n" +
 	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12\x1b\n" +
 	"\tthread_id\x18\x02 \x01(\tR\bthreadId\x12\x1e\n" +
 	"\vreply_to_id\x18\x03 \x01(\tR\treplyToId\x12\x12\n" +
 	"\x04text\x18\x04 \x01(\tR\x04text\x122\n" +
 	"\x04kind\x18\x05 \x01(\x0e2\x1e.gateway.platform.v1.ReplyKindR\x04kind\x12\x12\n" +
-	"\x04code\x18\x1e \x01(\tR\x04code\"a\n" +
+	"\x04code\x18\x1e \x01(\tR\x04code\x120\n" +
+	"\x05usage\x18\x1f \x01(\v2\x1a.gateway.platform.v1.UsageR\x05usage\"Y\n" +
+	"\x05Usage\x12#\n" +
+	"\rprompt_tokens\x18\x01 \x01(\x03R\fpromptTokens\x12+\n" +
+	"\x11completion_tokens\x18\x02 \x01(\x03R\x10completionTokens\"a\n" +
 	"\fSendResponse\x12\x1f\n" +
 	"\vmessage_ids\x18\x01 \x03(\tR\n" +
 	"messageIds\x120\n" +
@@ -1419,7 +1486,7 @@ func file_platform_proto_rawDescGZIP() []byte {
 }
 
 var file_platform_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_platform_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_platform_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_platform_proto_goTypes = []any{
 	(AttributeType)(0),          // 0: gateway.platform.v1.AttributeType
 	(HealthState)(0),            // 1: gateway.platform.v1.HealthState
@@ -1436,13 +1503,14 @@ var file_platform_proto_goTypes = []any{
 	(*HistoryMessage)(nil),      // 12: gateway.platform.v1.HistoryMessage
 	(*Health)(nil),              // 13: gateway.platform.v1.Health
 	(*SendRequest)(nil),         // 14: gateway.platform.v1.SendRequest
-	(*SendResponse)(nil),        // 15: gateway.platform.v1.SendResponse
-	(*TypingRequest)(nil),       // 16: gateway.platform.v1.TypingRequest
-	(*TypingResponse)(nil),      // 17: gateway.platform.v1.TypingResponse
-	(*SetLogLevelRequest)(nil),  // 18: gateway.platform.v1.SetLogLevelRequest
-	(*SetLogLevelResponse)(nil), // 19: gateway.platform.v1.SetLogLevelResponse
-	(*StopRequest)(nil),         // 20: gateway.platform.v1.StopRequest
-	(*StopResponse)(nil),        // 21: gateway.platform.v1.StopResponse
+	(*Usage)(nil),               // 15: gateway.platform.v1.Usage
+	(*SendResponse)(nil),        // 16: gateway.platform.v1.SendResponse
+	(*TypingRequest)(nil),       // 17: gateway.platform.v1.TypingRequest
+	(*TypingResponse)(nil),      // 18: gateway.platform.v1.TypingResponse
+	(*SetLogLevelRequest)(nil),  // 19: gateway.platform.v1.SetLogLevelRequest
+	(*SetLogLevelResponse)(nil), // 20: gateway.platform.v1.SetLogLevelResponse
+	(*StopRequest)(nil),         // 21: gateway.platform.v1.StopRequest
+	(*StopResponse)(nil),        // 22: gateway.platform.v1.StopResponse
 }
 var file_platform_proto_depIdxs = []int32{
 	5,  // 0: gateway.platform.v1.DescribeResponse.schema:type_name -> gateway.platform.v1.Attribute
@@ -1454,26 +1522,27 @@ var file_platform_proto_depIdxs = []int32{
 	1,  // 6: gateway.platform.v1.Health.state:type_name -> gateway.platform.v1.HealthState
 	8,  // 7: gateway.platform.v1.Health.fatal:type_name -> gateway.platform.v1.Fatal
 	2,  // 8: gateway.platform.v1.SendRequest.kind:type_name -> gateway.platform.v1.ReplyKind
-	8,  // 9: gateway.platform.v1.SendResponse.fatal:type_name -> gateway.platform.v1.Fatal
-	3,  // 10: gateway.platform.v1.Platform.Describe:input_type -> gateway.platform.v1.DescribeRequest
-	6,  // 11: gateway.platform.v1.Platform.Configure:input_type -> gateway.platform.v1.ConfigureRequest
-	9,  // 12: gateway.platform.v1.Platform.Run:input_type -> gateway.platform.v1.RunRequest
-	14, // 13: gateway.platform.v1.Platform.Send:input_type -> gateway.platform.v1.SendRequest
-	16, // 14: gateway.platform.v1.Platform.Typing:input_type -> gateway.platform.v1.TypingRequest
-	18, // 15: gateway.platform.v1.Platform.SetLogLevel:input_type -> gateway.platform.v1.SetLogLevelRequest
-	20, // 16: gateway.platform.v1.Platform.Stop:input_type -> gateway.platform.v1.StopRequest
-	4,  // 17: gateway.platform.v1.Platform.Describe:output_type -> gateway.platform.v1.DescribeResponse
-	7,  // 18: gateway.platform.v1.Platform.Configure:output_type -> gateway.platform.v1.ConfigureResponse
-	10, // 19: gateway.platform.v1.Platform.Run:output_type -> gateway.platform.v1.Event
-	15, // 20: gateway.platform.v1.Platform.Send:output_type -> gateway.platform.v1.SendResponse
-	17, // 21: gateway.platform.v1.Platform.Typing:output_type -> gateway.platform.v1.TypingResponse
-	19, // 22: gateway.platform.v1.Platform.SetLogLevel:output_type -> gateway.platform.v1.SetLogLevelResponse
-	21, // 23: gateway.platform.v1.Platform.Stop:output_type -> gateway.platform.v1.StopResponse
-	17, // [17:24] is the sub-list for method output_type
-	10, // [10:17] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	15, // 9: gateway.platform.v1.SendRequest.usage:type_name -> gateway.platform.v1.Usage
+	8,  // 10: gateway.platform.v1.SendResponse.fatal:type_name -> gateway.platform.v1.Fatal
+	3,  // 11: gateway.platform.v1.Platform.Describe:input_type -> gateway.platform.v1.DescribeRequest
+	6,  // 12: gateway.platform.v1.Platform.Configure:input_type -> gateway.platform.v1.ConfigureRequest
+	9,  // 13: gateway.platform.v1.Platform.Run:input_type -> gateway.platform.v1.RunRequest
+	14, // 14: gateway.platform.v1.Platform.Send:input_type -> gateway.platform.v1.SendRequest
+	17, // 15: gateway.platform.v1.Platform.Typing:input_type -> gateway.platform.v1.TypingRequest
+	19, // 16: gateway.platform.v1.Platform.SetLogLevel:input_type -> gateway.platform.v1.SetLogLevelRequest
+	21, // 17: gateway.platform.v1.Platform.Stop:input_type -> gateway.platform.v1.StopRequest
+	4,  // 18: gateway.platform.v1.Platform.Describe:output_type -> gateway.platform.v1.DescribeResponse
+	7,  // 19: gateway.platform.v1.Platform.Configure:output_type -> gateway.platform.v1.ConfigureResponse
+	10, // 20: gateway.platform.v1.Platform.Run:output_type -> gateway.platform.v1.Event
+	16, // 21: gateway.platform.v1.Platform.Send:output_type -> gateway.platform.v1.SendResponse
+	18, // 22: gateway.platform.v1.Platform.Typing:output_type -> gateway.platform.v1.TypingResponse
+	20, // 23: gateway.platform.v1.Platform.SetLogLevel:output_type -> gateway.platform.v1.SetLogLevelResponse
+	22, // 24: gateway.platform.v1.Platform.Stop:output_type -> gateway.platform.v1.StopResponse
+	18, // [18:25] is the sub-list for method output_type
+	11, // [11:18] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_platform_proto_init() }
@@ -1491,7 +1560,7 @@ func file_platform_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_platform_proto_rawDesc), len(file_platform_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   19,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
