@@ -277,6 +277,10 @@ func (t *turn) produce(ctx context.Context, limit int, onDelta func(string)) (st
 // The router gives a turn's error reply the code of a coded error.
 var _ router.ReplyCoder = (*UserError)(nil)
 
+// messageOverhead is what a transcript message costs beside its text
+// (role, time, framing), counted against Transcript's maxBytes.
+const messageOverhead = 32
+
 // Transcript returns what the user and the agent said in the session's
 // current transcript (since the last /new), oldest first, for a platform
 // that shows the conversation again (the web page after a reload): the
@@ -299,7 +303,8 @@ func (s *Service) Transcript(key string, maxBytes int) (msgs []store.Message, cu
 		if m.Undelivered || m.Content == "" || (m.Role != string(provider.RoleUser) && m.Role != string(provider.RoleAssistant)) {
 			continue
 		}
-		if size += len(m.Content); maxBytes > 0 && size > maxBytes {
+		// Each message costs its text and a little framing on the wire.
+		if size += len(m.Content) + messageOverhead; maxBytes > 0 && size > maxBytes {
 			cut = true
 			break
 		}

@@ -148,7 +148,7 @@ func TestTranscriptOfTheCurrentEpoch(t *testing.T) {
 	if want := "user:one|assistant:echo: one|user:two|assistant:echo: two|user:three|assistant:echo: three"; err != nil || cut || show(msgs) != want {
 		t.Errorf("transcript = %q (cut %v), %v; want %q", show(msgs), cut, err, want)
 	}
-	msgs, cut, err = s.Transcript("web:ann", len("three")+len("echo: three")+1)
+	msgs, cut, err = s.Transcript("web:ann", len("three")+len("echo: three")+2*messageOverhead+1)
 	if want := "user:three|assistant:echo: three"; err != nil || !cut || show(msgs) != want {
 		t.Errorf("cut transcript = %q (cut %v), %v; want %q", show(msgs), cut, err, want)
 	}
