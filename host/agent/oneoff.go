@@ -49,29 +49,9 @@ func (s *Service) AnswerWith(ctx context.Context, key, text string, opts TurnOpt
 		if opts.OnDelta == nil {
 			return s.Answer(ctx, key, text)
 		}
-		return s.answerStream(ctx, key, text, opts.OnDelta)
+		return s.AnswerStream(ctx, key, text, opts.OnDelta)
 	}
 	return s.answerOnModel(ctx, key, text, opts)
-}
-
-// answerStream is ReplyStream with the turn's id.
-func (s *Service) answerStream(ctx context.Context, key, text string, onDelta func(string)) (Answer, error) {
-	t, err := s.begin(key, text)
-	if err != nil {
-		return Answer{}, err
-	}
-	content, turns, usage, err := t.produce(ctx, s.maxReplyBytes(), onDelta)
-	s.cache.release(t.agent)
-	if err != nil {
-		s.cache.endTurn(t.key, t.agent, t.trusted, t.ver, turnNoWrite)
-		return Answer{}, s.failed(ctx, t, err)
-	}
-	content = s.capReply(t, content)
-	if err := s.commit(ctx, t, content, turns...); err != nil {
-		return Answer{}, err
-	}
-	s.usage(ctx, key, usage)
-	return Answer{Text: content, Turn: TurnID{Epoch: t.epoch, Asked: t.asked}, Usage: usage}, nil
 }
 
 // sessionModel is the session's effective model, or "" when the store

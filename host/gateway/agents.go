@@ -14,8 +14,9 @@ import (
 type agentsView struct{ *agent.Service }
 
 var (
-	_ router.Agents         = agentsView{}
-	_ router.FailureDetails = (*agent.UserError)(nil)
+	_ router.Agents          = agentsView{}
+	_ router.StreamingAgents = agentsView{}
+	_ router.FailureDetails  = (*agent.UserError)(nil)
 )
 
 // Status implements router.Agents.
@@ -54,6 +55,12 @@ func usageOf(ans agent.Answer) *shared.Usage {
 		return nil
 	}
 	return &shared.Usage{PromptTokens: ans.Usage.PromptTokens, CompletionTokens: ans.Usage.CompletionTokens}
+}
+
+// ReplyStream implements router.StreamingAgents.
+func (a agentsView) ReplyStream(ctx context.Context, key, text string, onDelta func(string)) (router.Answer, error) {
+	ans, err := a.AnswerStream(ctx, key, text, onDelta)
+	return router.Answer{Text: ans.Text, Turn: ans.Turn, Usage: usageOf(ans)}, err
 }
 
 // MarkUndelivered implements router.Agents.

@@ -8,8 +8,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -86,6 +88,24 @@ type Sender interface {
 	Typing(ctx context.Context, platform string, conv shared.Conversation) error
 }
 
+// StreamingAgents is Agents that can stream a reply as it is written.
+type StreamingAgents interface {
+	// ReplyStream is Reply that calls onDelta with each piece of text as
+	// the provider produces it; the whole reply is committed, then
+	// returned, exactly as with Reply.
+	ReplyStream(ctx context.Context, key, text string, onDelta func(string)) (Answer, error)
+}
+
+// StreamSender is a Sender that can stream replies to the platforms that
+// show them (protocol 2 plugins that are shared.Streamers).
+type StreamSender interface {
+	// Streams reports whether platform shows streamed replies now.
+	Streams(platform string) bool
+	// SendPart sends one part of a streamed reply; Start and Delta are
+	// queued without waiting, End and Fail wait for the platform.
+	SendPart(ctx context.Context, platform string, part shared.ReplyPart) ([]string, error)
+}
+
 // UserError is an error whose message is fit to show the user as it is.
 type UserError interface {
 	error
@@ -151,6 +171,11 @@ type Router struct {
 	opts   Options
 	logger hclog.Logger
 	sem    chan struct{}
+	// streamAgents and streamSender are set when both sides can stream.
+	streamAgents StreamingAgents
+	streamSender StreamSender
+	replyIDs     atomic.Uint64
+	replyIDBase  string
 
 	mu       sync.Mutex
 	sessions map[string]*sessionQueue
@@ -229,7 +254,7 @@ func New(opts Options) *Router {
 		opts.DeliveryWorkers = DefaultDeliveryWorkers
 	}
 	deliveries, abandon := context.WithCancel(context.Background())
-	return &Router{
+	r := &Router{
 		opts:            opts,
 		logger:          opts.Logger,
 		sem:             make(chan struct{}, opts.MaxConcurrent),
@@ -238,7 +263,14 @@ func New(opts Options) *Router {
 		outboxes:        map[string]*outbox{},
 		deliveries:      deliveries,
 		abandonDelivery: abandon,
+		replyIDBase:     strconv.FormatInt(time.Now().UnixNano(), 36),
 	}
+	sa, okA := opts.Agents.(StreamingAgents)
+	ss, okS := opts.Sender.(StreamSender)
+	if okA && okS {
+		r.streamAgents, r.streamSender = sa, ss
+	}
+	return r
 }
 
 // SetLimits changes the queue limit and reply timeout, for a reload. A
@@ -383,13 +415,21 @@ func (r *Router) work(key string, s *sessionQueue) {
 // its one-turn queue (and of its agent's route: the platform comes first).
 const statelessKey = "::stateless:"
 
-// reply asks the agents for j's reply, with the message's turn options.
-func (r *Router) reply(ctx context.Context, j *job) (Answer, error) {
+// reply asks the agents for j's reply, with the message's turn options,
+// streamed to st when it is set.
+func (r *Router) reply(ctx context.Context, j *job, st *stream) (Answer, error) {
 	m := j.msg
+	var onDelta func(string)
+	if st != nil {
+		onDelta = st.delta
+	}
 	if m.Model == "" && m.Stateless == nil {
+		if onDelta != nil {
+			return r.streamAgents.ReplyStream(ctx, j.key, m.Text, onDelta)
+		}
 		return r.opts.Agents.Reply(ctx, j.key, m.Text)
 	}
-	opts := TurnOptions{Model: m.Model}
+	opts := TurnOptions{Model: m.Model, OnDelta: onDelta}
 	if m.Stateless != nil {
 		opts.Stateless, opts.History = true, m.Stateless.History
 	}
@@ -449,7 +489,11 @@ func (r *Router) turn(ctx context.Context, j *job) {
 	defer cancel()
 	stopTyping := r.typing(ctx, j)
 	ctx = WithOrigin(ctx, Origin{Platform: j.platform, UserID: j.msg.UserID, Direct: j.msg.Direct})
-	ans, err := r.reply(ctx, j)
+	var st *stream
+	if j.msg.Stream && r.streamSender != nil && r.streamSender.Streams(j.platform) {
+		st = r.newStream(j)
+	}
+	ans, err := r.reply(ctx, j, st)
 	stopTyping()
 	// The slot is for producing the reply, not for delivering it.
 	release()
@@ -471,7 +515,11 @@ func (r *Router) turn(ctx context.Context, j *job) {
 			j.code = rc.ReplyCode()
 		}
 	}
-	derr := r.deliver(j, text, kind)
+	replyID := ""
+	if st != nil && st.started {
+		replyID = st.id // the platform shows its start: end it
+	}
+	derr := r.deliverPart(j, text, kind, replyID)
 	if err == nil && derr != nil {
 		r.undelivered(j, ans, derr)
 	}
