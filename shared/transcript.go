@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"sync"
+
+	pb "github.com/plughost/gateway/shared/proto"
 )
 
 // A plugin may ask the host for a session's transcript (a web page shows
@@ -85,4 +87,68 @@ func AskTranscript(ctx context.Context, events chan<- Event, conv Conversation) 
 	case <-ctx.Done():
 		return Transcript{}, ctx.Err()
 	}
+}
+
+// errTranscriptHostGone answers a transcript request whose stream ended
+// before the host answered it.
+var errTranscriptHostGone = errors.New("the gateway host disconnected before it answered")
+
+// TranscriptError is the host's failure to read a transcript, as it
+// crossed the wire.
+type TranscriptError struct {
+	Message string
+}
+
+// Error returns the host's message.
+func (e *TranscriptError) Error() string { return "the gateway host could not read the transcript: " + e.Message }
+
+// ask registers a plugin's transcript request under id until its answer
+// comes (protocol 2); once the host is gone it is answered at once.
+func (p *pendingTaken) ask(id uint64, req *TranscriptRequest) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		req.Answer(Transcript{}, errTranscriptHostGone)
+		return
+	}
+	if p.asks == nil {
+		p.asks = map[uint64]*TranscriptRequest{}
+	}
+	p.asks[id] = req
+}
+
+// answered returns the request waiting under id, if any.
+func (p *pendingTaken) answered(id uint64) *TranscriptRequest {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	req := p.asks[id]
+	delete(p.asks, id)
+	return req
+}
+
+func transcriptRequestToProto(id uint64, req *TranscriptRequest) *pb.PluginFrame {
+	return &pb.PluginFrame{Kind: &pb.PluginFrame_TranscriptRequest{TranscriptRequest: &pb.TranscriptRequest{
+		Id: id, ConversationId: req.Conversation.ConversationID, ThreadId: req.Conversation.ThreadID}}}
+}
+
+func transcriptAnswerToProto(id uint64, t Transcript, err error) *pb.HostFrame {
+	a := &pb.TranscriptAnswer{Id: id, Truncated: t.Truncated}
+	if err != nil {
+		a.Error = err.Error()
+	}
+	for _, m := range t.Messages {
+		a.Messages = append(a.Messages, &pb.TranscriptMessage{Role: m.Role, Text: m.Text, UnixNano: m.UnixNano})
+	}
+	return &pb.HostFrame{Kind: &pb.HostFrame_Transcript{Transcript: a}}
+}
+
+func transcriptAnswerFromProto(a *pb.TranscriptAnswer) (Transcript, error) {
+	if msg := a.GetError(); msg != "" {
+		return Transcript{}, &TranscriptError{Message: msg}
+	}
+	t := Transcript{Truncated: a.GetTruncated(), Messages: make([]TranscriptMessage, len(a.GetMessages()))}
+	for i, m := range a.GetMessages() {
+		t.Messages[i] = TranscriptMessage{Role: m.GetRole(), Text: m.GetText(), UnixNano: m.GetUnixNano()}
+	}
+	return t, nil
 }

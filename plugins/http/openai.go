@@ -212,39 +212,21 @@ func (a *adapter) handleChatCompletions(w http.ResponseWriter, r *http.Request) 
 		return
 	}
 	msg.Model = model
-	rep, err := a.converseMsg(r.Context(), msg)
-	switch {
-	case err == nil:
-	case errors.Is(err, errTimeout):
-		writeAPIError(w, http.StatusGatewayTimeout, "timeout", "timeout", "no reply within "+a.timeout.String())
+	answered := cmp.Or(model, gatewayModel)
+	if req.Stream {
+		msg.Stream = true
+		a.streamCompletion(w, r, msg, answered, req.includeUsage())
 		return
-	case errors.Is(err, errNotConnected), errors.Is(err, errHostStalled), errors.Is(err, errDisconnected):
-		writeAPIError(w, http.StatusServiceUnavailable, "api_error", "unavailable", err.Error())
-		return
-	default:
-		return // the client went away
 	}
-	switch rep.Kind {
-	case shared.KindBusy:
-		w.Header().Set("Retry-After", busyRetryAfter)
-		writeAPIError(w, http.StatusTooManyRequests, "rate_limit_error", "session_busy", rep.Text)
+	rep, err := a.converseMsg(r.Context(), msg)
+	if err != nil {
+		a.writeConverseError(w, err)
 		return
-	case shared.KindError:
-		if rep.Code == shared.CodeModelNotFound {
-			writeAPIError(w, http.StatusNotFound, "invalid_request_error", "model_not_found", rep.Text)
-			return
-		}
-		writeAPIError(w, http.StatusBadGateway, "api_error", "upstream_error", rep.Text)
+	}
+	if writeReplyError(w, rep) {
 		return
 	}
 	id := "chatcmpl-" + rep.ReplyToID
-	answered := cmp.Or(model, gatewayModel)
-	if req.Stream {
-		out := newChunkWriter(w, id, answered)
-		out.delta(rep.Text)
-		out.finish(req.includeUsage(), rep.Usage)
-		return
-	}
 	res := map[string]any{
 		"id": id, "object": "chat.completion", "created": time.Now().Unix(), "model": answered,
 		"choices": []map[string]any{{
@@ -259,6 +241,34 @@ func (a *adapter) handleChatCompletions(w http.ResponseWriter, r *http.Request) 
 	writeJSON(w, http.StatusOK, res)
 }
 
+// writeConverseError answers a request that got no reply (err from
+// converse or submit): nothing for a client that went away.
+func (a *adapter) writeConverseError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, errTimeout):
+		writeAPIError(w, http.StatusGatewayTimeout, "timeout", "timeout", "no reply within "+a.timeout.String())
+	case errors.Is(err, errNotConnected), errors.Is(err, errHostStalled), errors.Is(err, errDisconnected):
+		writeAPIError(w, http.StatusServiceUnavailable, "api_error", "unavailable", err.Error())
+	}
+}
+
+// writeReplyError answers a reply that is a failure (busy: 429; an unknown
+// model: 404; any other error: 502) and reports whether it was one.
+func writeReplyError(w http.ResponseWriter, rep shared.Reply) bool {
+	switch {
+	case rep.Kind == shared.KindBusy:
+		w.Header().Set("Retry-After", busyRetryAfter)
+		writeAPIError(w, http.StatusTooManyRequests, "rate_limit_error", "session_busy", rep.Text)
+	case rep.Kind == shared.KindError && rep.Code == shared.CodeModelNotFound:
+		writeAPIError(w, http.StatusNotFound, "invalid_request_error", "model_not_found", rep.Text)
+	case rep.Kind == shared.KindError:
+		writeAPIError(w, http.StatusBadGateway, "api_error", "upstream_error", rep.Text)
+	default:
+		return false
+	}
+	return true
+}
+
 // includeUsage reports whether a streaming request asked for the usage
 // chunk (stream_options.include_usage).
 func (req chatRequest) includeUsage() bool {
@@ -269,77 +279,6 @@ func (req chatRequest) includeUsage() bool {
 func usageObject(u *shared.Usage) map[string]int64 {
 	return map[string]int64{"prompt_tokens": u.PromptTokens, "completion_tokens": u.CompletionTokens,
 		"total_tokens": u.PromptTokens + u.CompletionTokens}
-}
-
-// chunkWriter answers a streaming request with server-sent
-// chat.completion.chunk objects: the first carries the role, each then a
-// piece of text; finish writes the finishing chunk, the usage chunk when
-// asked for and known, and data: [DONE].
-type chunkWriter struct {
-	w       http.ResponseWriter
-	f       http.Flusher
-	id      string
-	model   string
-	created int64
-	started bool
-}
-
-func newChunkWriter(w http.ResponseWriter, id, model string) *chunkWriter {
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-cache")
-	w.Header().Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	f, _ := w.(http.Flusher)
-	return &chunkWriter{w: w, f: f, id: id, model: model, created: time.Now().Unix()}
-}
-
-// data writes one event and flushes it to the client.
-func (c *chunkWriter) data(v any) {
-	b, _ := json.Marshal(v)
-	fmt.Fprintf(c.w, "data: %s\n\n", b)
-	if c.f != nil {
-		c.f.Flush()
-	}
-}
-
-func (c *chunkWriter) chunk(choices []map[string]any, usage any) {
-	obj := map[string]any{"id": c.id, "object": "chat.completion.chunk", "created": c.created, "model": c.model, "choices": choices}
-	if usage != nil {
-		obj["usage"] = usage
-	}
-	c.data(obj)
-}
-
-// delta writes a piece of the reply's text.
-func (c *chunkWriter) delta(text string) {
-	d := map[string]any{"content": text}
-	if !c.started {
-		c.started = true
-		d["role"] = "assistant"
-	}
-	c.chunk([]map[string]any{{"index": 0, "delta": d, "finish_reason": nil}}, nil)
-}
-
-// finish ends the stream.
-func (c *chunkWriter) finish(includeUsage bool, u *shared.Usage) {
-	c.chunk([]map[string]any{{"index": 0, "delta": map[string]any{}, "finish_reason": "stop"}}, nil)
-	if includeUsage && u != nil {
-		c.chunk([]map[string]any{}, usageObject(u))
-	}
-	fmt.Fprint(c.w, "data: [DONE]\n\n")
-	if c.f != nil {
-		c.f.Flush()
-	}
-}
-
-// fail ends the stream early with an error event in OpenAI's shape (the
-// status is already sent).
-func (c *chunkWriter) fail(typ, code, msg string) {
-	e := apiError{Message: msg, Type: typ}
-	if code != "" {
-		e.Code = &code
-	}
-	c.data(map[string]apiError{"error": e})
 }
 
 // message turns the request into the message for the host: with a

@@ -1481,6 +1481,7 @@ type PluginFrame struct {
 	//	*PluginFrame_Delivery
 	//	*PluginFrame_Health
 	//	*PluginFrame_Result
+	//	*PluginFrame_TranscriptRequest
 	Kind          isPluginFrame_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1550,6 +1551,15 @@ func (x *PluginFrame) GetResult() *SendResult {
 	return nil
 }
 
+func (x *PluginFrame) GetTranscriptRequest() *TranscriptRequest {
+	if x != nil {
+		if x, ok := x.Kind.(*PluginFrame_TranscriptRequest); ok {
+			return x.TranscriptRequest
+		}
+	}
+	return nil
+}
+
 type isPluginFrame_Kind interface {
 	isPluginFrame_Kind()
 }
@@ -1566,11 +1576,18 @@ type PluginFrame_Result struct {
 	Result *SendResult `protobuf:"bytes,3,opt,name=result,proto3,oneof"`
 }
 
+type PluginFrame_TranscriptRequest struct {
+	// A request to the host, answered by a HostFrame of the same id.
+	TranscriptRequest *TranscriptRequest `protobuf:"bytes,30,opt,name=transcript_request,json=transcriptRequest,proto3,oneof"`
+}
+
 func (*PluginFrame_Delivery) isPluginFrame_Kind() {}
 
 func (*PluginFrame_Health) isPluginFrame_Kind() {}
 
 func (*PluginFrame_Result) isPluginFrame_Kind() {}
+
+func (*PluginFrame_TranscriptRequest) isPluginFrame_Kind() {}
 
 // Delivery is an inbound message. When ack is set the plugin waits for an
 // Ack with the same seq before it confirms the message to its platform.
@@ -1721,6 +1738,7 @@ type HostFrame struct {
 	//	*HostFrame_Ack
 	//	*HostFrame_Reply
 	//	*HostFrame_Typing
+	//	*HostFrame_Transcript
 	Kind          isHostFrame_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1790,6 +1808,15 @@ func (x *HostFrame) GetTyping() *TypingRequest {
 	return nil
 }
 
+func (x *HostFrame) GetTranscript() *TranscriptAnswer {
+	if x != nil {
+		if x, ok := x.Kind.(*HostFrame_Transcript); ok {
+			return x.Transcript
+		}
+	}
+	return nil
+}
+
 type isHostFrame_Kind interface {
 	isHostFrame_Kind()
 }
@@ -1806,11 +1833,17 @@ type HostFrame_Typing struct {
 	Typing *TypingRequest `protobuf:"bytes,3,opt,name=typing,proto3,oneof"`
 }
 
+type HostFrame_Transcript struct {
+	Transcript *TranscriptAnswer `protobuf:"bytes,30,opt,name=transcript,proto3,oneof"`
+}
+
 func (*HostFrame_Ack) isHostFrame_Kind() {}
 
 func (*HostFrame_Reply) isHostFrame_Kind() {}
 
 func (*HostFrame_Typing) isHostFrame_Kind() {}
+
+func (*HostFrame_Transcript) isHostFrame_Kind() {}
 
 // Ack tells the plugin the host took (durably recorded) Delivery seq, or
 // could not (error set): the plugin must not confirm it to its platform.
@@ -1935,6 +1968,199 @@ func (x *ReplyFrame) GetReply() *SendRequest {
 	return nil
 }
 
+// TranscriptRequest asks the host for the transcript of the session a
+// direct message in the conversation goes to (a web page shows it again
+// after a reload).
+type TranscriptRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Id             uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"` // the answer carries it back
+	ConversationId string                 `protobuf:"bytes,2,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
+	ThreadId       string                 `protobuf:"bytes,3,opt,name=thread_id,json=threadId,proto3" json:"thread_id,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *TranscriptRequest) Reset() {
+	*x = TranscriptRequest{}
+	mi := &file_platform_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TranscriptRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TranscriptRequest) ProtoMessage() {}
+
+func (x *TranscriptRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_platform_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TranscriptRequest.ProtoReflect.Descriptor instead.
+func (*TranscriptRequest) Descriptor() ([]byte, []int) {
+	return file_platform_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *TranscriptRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *TranscriptRequest) GetConversationId() string {
+	if x != nil {
+		return x.ConversationId
+	}
+	return ""
+}
+
+func (x *TranscriptRequest) GetThreadId() string {
+	if x != nil {
+		return x.ThreadId
+	}
+	return ""
+}
+
+// TranscriptAnswer answers the TranscriptRequest of the same id.
+type TranscriptAnswer struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Messages      []*TranscriptMessage   `protobuf:"bytes,2,rep,name=messages,proto3" json:"messages,omitempty"`    // oldest first
+	Truncated     bool                   `protobuf:"varint,3,opt,name=truncated,proto3" json:"truncated,omitempty"` // only the newest messages fit
+	Error         string                 `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`          // the host could not read it; empty on success
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TranscriptAnswer) Reset() {
+	*x = TranscriptAnswer{}
+	mi := &file_platform_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TranscriptAnswer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TranscriptAnswer) ProtoMessage() {}
+
+func (x *TranscriptAnswer) ProtoReflect() protoreflect.Message {
+	mi := &file_platform_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TranscriptAnswer.ProtoReflect.Descriptor instead.
+func (*TranscriptAnswer) Descriptor() ([]byte, []int) {
+	return file_platform_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *TranscriptAnswer) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *TranscriptAnswer) GetMessages() []*TranscriptMessage {
+	if x != nil {
+		return x.Messages
+	}
+	return nil
+}
+
+func (x *TranscriptAnswer) GetTruncated() bool {
+	if x != nil {
+		return x.Truncated
+	}
+	return false
+}
+
+func (x *TranscriptAnswer) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+// TranscriptMessage is one message of a session's transcript.
+type TranscriptMessage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Role          string                 `protobuf:"bytes,1,opt,name=role,proto3" json:"role,omitempty"` // "user" or "assistant"
+	Text          string                 `protobuf:"bytes,2,opt,name=text,proto3" json:"text,omitempty"`
+	UnixNano      int64                  `protobuf:"varint,3,opt,name=unix_nano,json=unixNano,proto3" json:"unix_nano,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TranscriptMessage) Reset() {
+	*x = TranscriptMessage{}
+	mi := &file_platform_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TranscriptMessage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TranscriptMessage) ProtoMessage() {}
+
+func (x *TranscriptMessage) ProtoReflect() protoreflect.Message {
+	mi := &file_platform_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TranscriptMessage.ProtoReflect.Descriptor instead.
+func (*TranscriptMessage) Descriptor() ([]byte, []int) {
+	return file_platform_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *TranscriptMessage) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *TranscriptMessage) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *TranscriptMessage) GetUnixNano() int64 {
+	if x != nil {
+		return x.UnixNano
+	}
+	return 0
+}
+
 var File_platform_proto protoreflect.FileDescriptor
 
 const file_platform_proto_rawDesc = "" +
@@ -2018,11 +2244,12 @@ const file_platform_proto_rawDesc = "" +
 	"\x05level\x18\x01 \x01(\tR\x05level\"\x15\n" +
 	"\x13SetLogLevelResponse\"\r\n" +
 	"\vStopRequest\"\x0e\n" +
-	"\fStopResponse\"\xc4\x01\n" +
+	"\fStopResponse\"\x9d\x02\n" +
 	"\vPluginFrame\x12;\n" +
 	"\bdelivery\x18\x01 \x01(\v2\x1d.gateway.platform.v1.DeliveryH\x00R\bdelivery\x125\n" +
 	"\x06health\x18\x02 \x01(\v2\x1b.gateway.platform.v1.HealthH\x00R\x06health\x129\n" +
-	"\x06result\x18\x03 \x01(\v2\x1f.gateway.platform.v1.SendResultH\x00R\x06resultB\x06\n" +
+	"\x06result\x18\x03 \x01(\v2\x1f.gateway.platform.v1.SendResultH\x00R\x06result\x12W\n" +
+	"\x12transcript_request\x18\x1e \x01(\v2&.gateway.platform.v1.TranscriptRequestH\x00R\x11transcriptRequestB\x06\n" +
 	"\x04kind\"f\n" +
 	"\bDelivery\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x10\n" +
@@ -2035,11 +2262,14 @@ const file_platform_proto_rawDesc = "" +
 	"messageIds\x12\x14\n" +
 	"\x05error\x18\x03 \x01(\tR\x05error\x120\n" +
 	"\x05fatal\x18\x04 \x01(\v2\x1a.gateway.platform.v1.FatalR\x05fatal\x12'\n" +
-	"\x0fdelivery_status\x18\x05 \x01(\fR\x0edeliveryStatus\"\xb8\x01\n" +
+	"\x0fdelivery_status\x18\x05 \x01(\fR\x0edeliveryStatus\"\x81\x02\n" +
 	"\tHostFrame\x12,\n" +
 	"\x03ack\x18\x01 \x01(\v2\x18.gateway.platform.v1.AckH\x00R\x03ack\x127\n" +
 	"\x05reply\x18\x02 \x01(\v2\x1f.gateway.platform.v1.ReplyFrameH\x00R\x05reply\x12<\n" +
-	"\x06typing\x18\x03 \x01(\v2\".gateway.platform.v1.TypingRequestH\x00R\x06typingB\x06\n" +
+	"\x06typing\x18\x03 \x01(\v2\".gateway.platform.v1.TypingRequestH\x00R\x06typing\x12G\n" +
+	"\n" +
+	"transcript\x18\x1e \x01(\v2%.gateway.platform.v1.TranscriptAnswerH\x00R\n" +
+	"transcriptB\x06\n" +
 	"\x04kind\"-\n" +
 	"\x03Ack\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x14\n" +
@@ -2049,7 +2279,20 @@ const file_platform_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x19\n" +
 	"\breply_id\x18\x02 \x01(\tR\areplyId\x125\n" +
 	"\x05phase\x18\x03 \x01(\x0e2\x1f.gateway.platform.v1.ReplyPhaseR\x05phase\x126\n" +
-	"\x05reply\x18\x04 \x01(\v2 .gateway.platform.v1.SendRequestR\x05reply*\xbe\x01\n" +
+	"\x05reply\x18\x04 \x01(\v2 .gateway.platform.v1.SendRequestR\x05reply\"i\n" +
+	"\x11TranscriptRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12'\n" +
+	"\x0fconversation_id\x18\x02 \x01(\tR\x0econversationId\x12\x1b\n" +
+	"\tthread_id\x18\x03 \x01(\tR\bthreadId\"\x9a\x01\n" +
+	"\x10TranscriptAnswer\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12B\n" +
+	"\bmessages\x18\x02 \x03(\v2&.gateway.platform.v1.TranscriptMessageR\bmessages\x12\x1c\n" +
+	"\ttruncated\x18\x03 \x01(\bR\ttruncated\x12\x14\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\"X\n" +
+	"\x11TranscriptMessage\x12\x12\n" +
+	"\x04role\x18\x01 \x01(\tR\x04role\x12\x12\n" +
+	"\x04text\x18\x02 \x01(\tR\x04text\x12\x1b\n" +
+	"\tunix_nano\x18\x03 \x01(\x03R\bunixNano*\xbe\x01\n" +
 	"\rAttributeType\x12\x1e\n" +
 	"\x1aATTRIBUTE_TYPE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15ATTRIBUTE_TYPE_STRING\x10\x01\x12\x17\n" +
@@ -2105,7 +2348,7 @@ func file_platform_proto_rawDescGZIP() []byte {
 }
 
 var file_platform_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_platform_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_platform_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_platform_proto_goTypes = []any{
 	(AttributeType)(0),          // 0: gateway.platform.v1.AttributeType
 	(HealthState)(0),            // 1: gateway.platform.v1.HealthState
@@ -2137,6 +2380,9 @@ var file_platform_proto_goTypes = []any{
 	(*HostFrame)(nil),           // 27: gateway.platform.v1.HostFrame
 	(*Ack)(nil),                 // 28: gateway.platform.v1.Ack
 	(*ReplyFrame)(nil),          // 29: gateway.platform.v1.ReplyFrame
+	(*TranscriptRequest)(nil),   // 30: gateway.platform.v1.TranscriptRequest
+	(*TranscriptAnswer)(nil),    // 31: gateway.platform.v1.TranscriptAnswer
+	(*TranscriptMessage)(nil),   // 32: gateway.platform.v1.TranscriptMessage
 }
 var file_platform_proto_depIdxs = []int32{
 	6,  // 0: gateway.platform.v1.DescribeResponse.schema:type_name -> gateway.platform.v1.Attribute
@@ -2153,42 +2399,45 @@ var file_platform_proto_depIdxs = []int32{
 	25, // 11: gateway.platform.v1.PluginFrame.delivery:type_name -> gateway.platform.v1.Delivery
 	14, // 12: gateway.platform.v1.PluginFrame.health:type_name -> gateway.platform.v1.Health
 	26, // 13: gateway.platform.v1.PluginFrame.result:type_name -> gateway.platform.v1.SendResult
-	12, // 14: gateway.platform.v1.Delivery.message:type_name -> gateway.platform.v1.Message
-	9,  // 15: gateway.platform.v1.SendResult.fatal:type_name -> gateway.platform.v1.Fatal
-	28, // 16: gateway.platform.v1.HostFrame.ack:type_name -> gateway.platform.v1.Ack
-	29, // 17: gateway.platform.v1.HostFrame.reply:type_name -> gateway.platform.v1.ReplyFrame
-	18, // 18: gateway.platform.v1.HostFrame.typing:type_name -> gateway.platform.v1.TypingRequest
-	3,  // 19: gateway.platform.v1.ReplyFrame.phase:type_name -> gateway.platform.v1.ReplyPhase
-	15, // 20: gateway.platform.v1.ReplyFrame.reply:type_name -> gateway.platform.v1.SendRequest
-	4,  // 21: gateway.platform.v1.Platform.Describe:input_type -> gateway.platform.v1.DescribeRequest
-	7,  // 22: gateway.platform.v1.Platform.Configure:input_type -> gateway.platform.v1.ConfigureRequest
-	10, // 23: gateway.platform.v1.Platform.Run:input_type -> gateway.platform.v1.RunRequest
-	15, // 24: gateway.platform.v1.Platform.Send:input_type -> gateway.platform.v1.SendRequest
-	18, // 25: gateway.platform.v1.Platform.Typing:input_type -> gateway.platform.v1.TypingRequest
-	20, // 26: gateway.platform.v1.Platform.SetLogLevel:input_type -> gateway.platform.v1.SetLogLevelRequest
-	22, // 27: gateway.platform.v1.Platform.Stop:input_type -> gateway.platform.v1.StopRequest
-	4,  // 28: gateway.platform.v1.PlatformV2.Describe:input_type -> gateway.platform.v1.DescribeRequest
-	7,  // 29: gateway.platform.v1.PlatformV2.Configure:input_type -> gateway.platform.v1.ConfigureRequest
-	27, // 30: gateway.platform.v1.PlatformV2.Connect:input_type -> gateway.platform.v1.HostFrame
-	20, // 31: gateway.platform.v1.PlatformV2.SetLogLevel:input_type -> gateway.platform.v1.SetLogLevelRequest
-	22, // 32: gateway.platform.v1.PlatformV2.Stop:input_type -> gateway.platform.v1.StopRequest
-	5,  // 33: gateway.platform.v1.Platform.Describe:output_type -> gateway.platform.v1.DescribeResponse
-	8,  // 34: gateway.platform.v1.Platform.Configure:output_type -> gateway.platform.v1.ConfigureResponse
-	11, // 35: gateway.platform.v1.Platform.Run:output_type -> gateway.platform.v1.Event
-	17, // 36: gateway.platform.v1.Platform.Send:output_type -> gateway.platform.v1.SendResponse
-	19, // 37: gateway.platform.v1.Platform.Typing:output_type -> gateway.platform.v1.TypingResponse
-	21, // 38: gateway.platform.v1.Platform.SetLogLevel:output_type -> gateway.platform.v1.SetLogLevelResponse
-	23, // 39: gateway.platform.v1.Platform.Stop:output_type -> gateway.platform.v1.StopResponse
-	5,  // 40: gateway.platform.v1.PlatformV2.Describe:output_type -> gateway.platform.v1.DescribeResponse
-	8,  // 41: gateway.platform.v1.PlatformV2.Configure:output_type -> gateway.platform.v1.ConfigureResponse
-	24, // 42: gateway.platform.v1.PlatformV2.Connect:output_type -> gateway.platform.v1.PluginFrame
-	21, // 43: gateway.platform.v1.PlatformV2.SetLogLevel:output_type -> gateway.platform.v1.SetLogLevelResponse
-	23, // 44: gateway.platform.v1.PlatformV2.Stop:output_type -> gateway.platform.v1.StopResponse
-	33, // [33:45] is the sub-list for method output_type
-	21, // [21:33] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	30, // 14: gateway.platform.v1.PluginFrame.transcript_request:type_name -> gateway.platform.v1.TranscriptRequest
+	12, // 15: gateway.platform.v1.Delivery.message:type_name -> gateway.platform.v1.Message
+	9,  // 16: gateway.platform.v1.SendResult.fatal:type_name -> gateway.platform.v1.Fatal
+	28, // 17: gateway.platform.v1.HostFrame.ack:type_name -> gateway.platform.v1.Ack
+	29, // 18: gateway.platform.v1.HostFrame.reply:type_name -> gateway.platform.v1.ReplyFrame
+	18, // 19: gateway.platform.v1.HostFrame.typing:type_name -> gateway.platform.v1.TypingRequest
+	31, // 20: gateway.platform.v1.HostFrame.transcript:type_name -> gateway.platform.v1.TranscriptAnswer
+	3,  // 21: gateway.platform.v1.ReplyFrame.phase:type_name -> gateway.platform.v1.ReplyPhase
+	15, // 22: gateway.platform.v1.ReplyFrame.reply:type_name -> gateway.platform.v1.SendRequest
+	32, // 23: gateway.platform.v1.TranscriptAnswer.messages:type_name -> gateway.platform.v1.TranscriptMessage
+	4,  // 24: gateway.platform.v1.Platform.Describe:input_type -> gateway.platform.v1.DescribeRequest
+	7,  // 25: gateway.platform.v1.Platform.Configure:input_type -> gateway.platform.v1.ConfigureRequest
+	10, // 26: gateway.platform.v1.Platform.Run:input_type -> gateway.platform.v1.RunRequest
+	15, // 27: gateway.platform.v1.Platform.Send:input_type -> gateway.platform.v1.SendRequest
+	18, // 28: gateway.platform.v1.Platform.Typing:input_type -> gateway.platform.v1.TypingRequest
+	20, // 29: gateway.platform.v1.Platform.SetLogLevel:input_type -> gateway.platform.v1.SetLogLevelRequest
+	22, // 30: gateway.platform.v1.Platform.Stop:input_type -> gateway.platform.v1.StopRequest
+	4,  // 31: gateway.platform.v1.PlatformV2.Describe:input_type -> gateway.platform.v1.DescribeRequest
+	7,  // 32: gateway.platform.v1.PlatformV2.Configure:input_type -> gateway.platform.v1.ConfigureRequest
+	27, // 33: gateway.platform.v1.PlatformV2.Connect:input_type -> gateway.platform.v1.HostFrame
+	20, // 34: gateway.platform.v1.PlatformV2.SetLogLevel:input_type -> gateway.platform.v1.SetLogLevelRequest
+	22, // 35: gateway.platform.v1.PlatformV2.Stop:input_type -> gateway.platform.v1.StopRequest
+	5,  // 36: gateway.platform.v1.Platform.Describe:output_type -> gateway.platform.v1.DescribeResponse
+	8,  // 37: gateway.platform.v1.Platform.Configure:output_type -> gateway.platform.v1.ConfigureResponse
+	11, // 38: gateway.platform.v1.Platform.Run:output_type -> gateway.platform.v1.Event
+	17, // 39: gateway.platform.v1.Platform.Send:output_type -> gateway.platform.v1.SendResponse
+	19, // 40: gateway.platform.v1.Platform.Typing:output_type -> gateway.platform.v1.TypingResponse
+	21, // 41: gateway.platform.v1.Platform.SetLogLevel:output_type -> gateway.platform.v1.SetLogLevelResponse
+	23, // 42: gateway.platform.v1.Platform.Stop:output_type -> gateway.platform.v1.StopResponse
+	5,  // 43: gateway.platform.v1.PlatformV2.Describe:output_type -> gateway.platform.v1.DescribeResponse
+	8,  // 44: gateway.platform.v1.PlatformV2.Configure:output_type -> gateway.platform.v1.ConfigureResponse
+	24, // 45: gateway.platform.v1.PlatformV2.Connect:output_type -> gateway.platform.v1.PluginFrame
+	21, // 46: gateway.platform.v1.PlatformV2.SetLogLevel:output_type -> gateway.platform.v1.SetLogLevelResponse
+	23, // 47: gateway.platform.v1.PlatformV2.Stop:output_type -> gateway.platform.v1.StopResponse
+	36, // [36:48] is the sub-list for method output_type
+	24, // [24:36] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_platform_proto_init() }
@@ -2204,11 +2453,13 @@ func file_platform_proto_init() {
 		(*PluginFrame_Delivery)(nil),
 		(*PluginFrame_Health)(nil),
 		(*PluginFrame_Result)(nil),
+		(*PluginFrame_TranscriptRequest)(nil),
 	}
 	file_platform_proto_msgTypes[23].OneofWrappers = []any{
 		(*HostFrame_Ack)(nil),
 		(*HostFrame_Reply)(nil),
 		(*HostFrame_Typing)(nil),
+		(*HostFrame_Transcript)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2216,7 +2467,7 @@ func file_platform_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_platform_proto_rawDesc), len(file_platform_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   26,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
