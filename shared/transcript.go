@@ -100,7 +100,9 @@ type TranscriptError struct {
 }
 
 // Error returns the host's message.
-func (e *TranscriptError) Error() string { return "the gateway host could not read the transcript: " + e.Message }
+func (e *TranscriptError) Error() string {
+	return "the gateway host could not read the transcript: " + e.Message
+}
 
 // ask registers a plugin's transcript request under id until its answer
 // comes (protocol 2); once the host is gone it is answered at once.

@@ -198,3 +198,64 @@ func TestOpenAIErrorsThroughTheHost(t *testing.T) {
 		t.Errorf("wrong key: %v, want 401 invalid_api_key", err)
 	}
 }
+
+func TestOpenAIStreamingRelaysTheProviderStream(t *testing.T) {
+	ai, c, _ := openAIGateway(t)
+	gate := holdStreams(t, ai)
+	for _, stateless := range []bool{false, true} {
+		params := openai.ChatCompletionNewParams{Messages: userMessages("stream please"),
+			StreamOptions: openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)}}
+		if !stateless {
+			params.User = openai.String("dana")
+		}
+		type result struct {
+			acc openai.ChatCompletionAccumulator
+			err error
+		}
+		deltas := make(chan string, 64)
+		done := make(chan result, 1)
+		go func() {
+			s := c.Chat.Completions.NewStreaming(context.Background(), params)
+			var r result
+			for s.Next() {
+				ch := s.Current()
+				r.acc.AddChunk(ch)
+				if len(ch.Choices) > 0 && ch.Choices[0].Delta.Content != "" {
+					deltas <- ch.Choices[0].Delta.Content
+				}
+			}
+			r.err = s.Err()
+			done <- r
+		}()
+		// The first words arrive while the provider still holds the rest.
+		select {
+		case d := <-deltas:
+			if d != "turns=1 " {
+				t.Errorf("stateless %v: first chunk %q, want the provider's first word", stateless, d)
+			}
+		case r := <-done:
+			t.Fatalf("stateless %v: the stream ended (%v) before the provider finished", stateless, r.err)
+		case <-time.After(20 * time.Second):
+			t.Fatalf("stateless %v: no chunk while the provider holds its stream", stateless)
+		}
+		if ai.InFlight() != 1 {
+			t.Errorf("stateless %v: the provider is not holding its stream (%d in flight)", stateless, ai.InFlight())
+		}
+		gate.release()
+		var r result
+		select {
+		case r = <-done:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("stateless %v: the stream did not end", stateless)
+		}
+		want := "turns=1 last=stream please"
+		if r.err != nil || len(r.acc.Choices) != 1 || r.acc.Choices[0].Message.Content != want || r.acc.Choices[0].FinishReason != "stop" {
+			t.Fatalf("stateless %v: stream = %+v, %v; want %q", stateless, r.acc.ChatCompletion, r.err, want)
+		}
+		p, n := providertest.CountWords(ai.LastRequest(), want)
+		if u := r.acc.Usage; u.PromptTokens != int64(p) || u.CompletionTokens != int64(n) {
+			t.Errorf("stateless %v: usage = %+v, want %d+%d (stream_options.include_usage)", stateless, u, p, n)
+		}
+		gate.rearm()
+	}
+}
