@@ -3,9 +3,11 @@ package shared_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/plughost/gateway/shared"
 )
@@ -199,5 +201,62 @@ func TestTypingV2IsAFrame(t *testing.T) {
 	}
 	if conv := <-got; conv != want {
 		t.Errorf("plugin got %+v, want %+v", conv, want)
+	}
+}
+
+// TestHeldConversationHoldsUpNoOther: a Send the platform holds (a channel
+// rate-limited for a minute) delays only its own conversation's replies;
+// every other conversation's reply is sent meanwhile. With conversations
+// sharing a fixed set of workers, some of them would wait behind it.
+func TestHeldConversationHoldsUpNoOther(t *testing.T) {
+	release := make(chan struct{})
+	c := shared.TestPlatformV2(t, &shared.FakePlatform{
+		RunFunc: connectedFake(func(ctx context.Context, _ chan<- shared.Event) error {
+			<-ctx.Done()
+			return nil
+		}),
+		SendFunc: func(ctx context.Context, r shared.Reply) ([]string, error) {
+			if r.ConversationID == "held" {
+				select {
+				case <-release:
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				}
+			}
+			return []string{r.ConversationID}, nil
+		},
+	})
+	connect(t, c)
+	heldDone := make(chan error, 1)
+	go func() {
+		_, err := c.Send(context.Background(), shared.Reply{ConversationID: "held", Text: "x"})
+		heldDone <- err
+	}()
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for i := range 64 {
+		wg.Go(func() {
+			conv := fmt.Sprintf("c%d", i)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			ids, err := c.Send(ctx, shared.Reply{ConversationID: conv, Text: "x"})
+			if err != nil || len(ids) != 1 || ids[0] != conv {
+				errs <- fmt.Errorf("%s: ids %v, err %v", conv, ids, err)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("a reply waited behind the held conversation: %v", err)
+	}
+	select {
+	case err := <-heldDone:
+		t.Fatalf("the held Send returned before it was released: %v", err)
+	default:
+	}
+	close(release)
+	if err := <-heldDone; err != nil {
+		t.Fatalf("held Send: %v", err)
 	}
 }

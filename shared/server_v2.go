@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"sync"
 
 	"github.com/hashicorp/go-hclog"
@@ -23,16 +22,15 @@ import (
 // the Taken channel of a message given with Deliver waits in the pending
 // map under that number) and the results of replies. One reader goroutine
 // takes the host's frames: an Ack completes the pending Deliver; a reply or
-// typing frame goes to one of a fixed set of send workers, chosen by
-// conversation, so the parts of one reply keep their order, replies to
-// different conversations do not wait for each other, and no goroutine is
-// started per message.
+// typing frame goes to its conversation's lane, a queue drained by one
+// goroutine that lives while the lane has frames: the parts of one reply
+// keep their order, a conversation held up by its platform (a 60 s rate
+// limit on one channel) holds up no other, and no goroutine is started per
+// message. The host bounds what is in flight (its delivery queues wait for
+// each reply's result), so lanes need no bound of their own.
 
-// sendWorkers is how many replies a plugin sends to its platform at once.
-const sendWorkers = 8
-
-// sendQueue is how many frames may wait for each send worker.
-const sendQueue = 64
+// resultQueue is how many reply results may wait for the writer.
+const resultQueue = 256
 
 // errHostGone is what Deliver returns when the stream to the host ended
 // before the host acknowledged the message.
@@ -121,22 +119,13 @@ func (s *grpcServerV2) Connect(stream grpc.BidiStreamingServer[pb.HostFrame, pb.
 
 	pending := &pendingTaken{m: map[uint64]chan<- error{}}
 	defer pending.failAll()
-	results := make(chan *pb.PluginFrame, sendWorkers*sendQueue)
+	results := make(chan *pb.PluginFrame, resultQueue)
 	readDone := make(chan error, 1)
-	var workers sync.WaitGroup
-	// Cancel before waiting: a worker may be in a Send, and the reader
+	ln := &lanes{s: s, ctx: ctx, results: results, m: map[string]*lane{}}
+	// Cancel before waiting: a lane may be in a Send, and the reader
 	// ends only once this handler has returned.
-	defer func() { cancel(); workers.Wait() }()
-	queues := make([]chan *pb.HostFrame, sendWorkers)
-	for i := range queues {
-		queues[i] = make(chan *pb.HostFrame, sendQueue)
-		workers.Add(1)
-		go func() {
-			defer workers.Done()
-			s.sendLoop(ctx, queues[i], results)
-		}()
-	}
-	go func() { readDone <- s.readLoop(ctx, stream, pending, queues) }()
+	defer func() { cancel(); ln.wg.Wait() }()
+	go func() { readDone <- s.readLoop(stream, pending, ln) }()
 
 	var seq, askID uint64
 	send := func(ev Event) error {
@@ -215,14 +204,8 @@ func (s *grpcServerV2) Connect(stream grpc.BidiStreamingServer[pb.HostFrame, pb.
 }
 
 // readLoop is the stream's only reader. It returns when the host closes its
-// side or the stream breaks, closing the send workers' queues.
-func (s *grpcServerV2) readLoop(ctx context.Context, stream grpc.BidiStreamingServer[pb.HostFrame, pb.PluginFrame], pending *pendingTaken, queues []chan *pb.HostFrame) error {
-	defer func() {
-		for _, q := range queues {
-			close(q)
-		}
-	}()
-	seed := maphash.MakeSeed()
+// side or the stream breaks; lanes still holding frames finish them.
+func (s *grpcServerV2) readLoop(stream grpc.BidiStreamingServer[pb.HostFrame, pb.PluginFrame], pending *pendingTaken, ln *lanes) error {
 	for {
 		f, err := stream.Recv()
 		if err != nil {
@@ -251,72 +234,108 @@ func (s *grpcServerV2) readLoop(ctx context.Context, stream grpc.BidiStreamingSe
 		default:
 			continue
 		}
-		q := queues[maphash.String(seed, conv)%uint64(len(queues))]
-		select {
-		case q <- f:
-		case <-ctx.Done():
-			return nil
-		}
+		ln.push(conv, f)
 	}
 }
 
-// sendLoop is one send worker: it hands replies and typing to the plugin, in
-// the order they came, and queues the results for the writer.
-func (s *grpcServerV2) sendLoop(ctx context.Context, queue <-chan *pb.HostFrame, results chan<- *pb.PluginFrame) {
+// lanes are the per-conversation queues of reply and typing frames.
+type lanes struct {
+	s       *grpcServerV2
+	ctx     context.Context
+	results chan<- *pb.PluginFrame
+	wg      sync.WaitGroup
+
+	mu sync.Mutex
+	m  map[string]*lane
+}
+
+type lane struct{ frames []*pb.HostFrame }
+
+// push queues f on conv's lane, starting the lane's goroutine if it has
+// none. It never blocks.
+func (l *lanes) push(conv string, f *pb.HostFrame) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if q := l.m[conv]; q != nil {
+		q.frames = append(q.frames, f)
+		return
+	}
+	l.m[conv] = &lane{frames: []*pb.HostFrame{f}}
+	l.wg.Add(1)
+	go l.drain(conv)
+}
+
+// next pops conv's next frame; nil (and the lane removed) when it has none.
+func (l *lanes) next(conv string) *pb.HostFrame {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	q := l.m[conv]
+	if len(q.frames) == 0 {
+		delete(l.m, conv)
+		return nil
+	}
+	f := q.frames[0]
+	q.frames[0] = nil
+	q.frames = q.frames[1:]
+	return f
+}
+
+// drain hands conv's frames to the plugin in order until none is left.
+func (l *lanes) drain(conv string) {
+	defer l.wg.Done()
+	for f := l.next(conv); f != nil; f = l.next(conv) {
+		if l.ctx.Err() != nil {
+			continue // the stream is gone: drop what is left
+		}
+		l.s.handle(l.ctx, f, l.results)
+	}
+}
+
+// handle hands one reply or typing frame to the plugin and queues the
+// reply's result for the writer.
+func (s *grpcServerV2) handle(ctx context.Context, f *pb.HostFrame, results chan<- *pb.PluginFrame) {
 	impl := s.v1.impl
 	streamer, _ := impl.(Streamer)
-	for {
-		var f *pb.HostFrame
-		select {
-		case f = <-queue:
-		case <-ctx.Done():
-			return
+	if t := f.GetTyping(); t != nil {
+		if err := impl.Typing(ctx, Conversation{ConversationID: t.GetConversationId(), ThreadID: t.GetThreadId()}); err != nil && ctx.Err() == nil {
+			s.v1.logger.Debug("typing indicator failed", "error", err)
 		}
-		if f == nil {
-			return // closed: the host ended the stream
+		return
+	}
+	rf := f.GetReply()
+	reply := replyFromProto(rf.GetReply())
+	var ids []string
+	var err error
+	phase := phaseFromProto(rf.GetPhase())
+	switch {
+	case phase == 0:
+		ids, err = impl.Send(ctx, reply)
+	case streamer != nil:
+		ids, err = streamer.SendPart(ctx, ReplyPart{ReplyID: rf.GetReplyId(), Phase: phase, Reply: reply})
+	default:
+		ids, err = sendWhole(ctx, impl.Send, ReplyPart{Phase: phase, Reply: reply})
+	}
+	if rf.GetId() == 0 {
+		if err != nil && ctx.Err() == nil {
+			s.v1.logger.Debug("reply part failed", "reply", rf.GetReplyId(), "phase", phase.String(), "error", err)
 		}
-		if t := f.GetTyping(); t != nil {
-			if err := impl.Typing(ctx, Conversation{ConversationID: t.GetConversationId(), ThreadID: t.GetThreadId()}); err != nil && ctx.Err() == nil {
-				s.v1.logger.Debug("typing indicator failed", "error", err)
-			}
-			continue
-		}
-		rf := f.GetReply()
-		reply := replyFromProto(rf.GetReply())
-		var ids []string
-		var err error
-		phase := phaseFromProto(rf.GetPhase())
-		switch {
-		case phase == 0:
-			ids, err = impl.Send(ctx, reply)
-		case streamer != nil:
-			ids, err = streamer.SendPart(ctx, ReplyPart{ReplyID: rf.GetReplyId(), Phase: phase, Reply: reply})
-		default:
-			ids, err = sendWhole(ctx, impl.Send, ReplyPart{Phase: phase, Reply: reply})
-		}
-		if rf.GetId() == 0 {
-			if err != nil && ctx.Err() == nil {
-				s.v1.logger.Debug("reply part failed", "reply", rf.GetReplyId(), "phase", phase.String(), "error", err)
-			}
-			continue
-		}
-		res := &pb.SendResult{Id: rf.GetId(), MessageIds: ids}
-		var fatal *FatalError
-		var undelivered *DeliveryError
-		switch {
-		case errors.As(err, &fatal):
-			res.Fatal = fatalToProto(fatal)
-		case errors.As(err, &undelivered):
-			res.Error = undelivered.Error()
-			res.DeliveryStatus, _ = proto.Marshal(undelivered.GRPCStatus().Proto())
-		case err != nil:
-			res.Error = err.Error()
-		}
-		select {
-		case results <- &pb.PluginFrame{Kind: &pb.PluginFrame_Result{Result: res}}:
-		case <-ctx.Done():
-			return
-		}
+		return
+	}
+	res := &pb.SendResult{Id: rf.GetId(), MessageIds: ids}
+	var fatal *FatalError
+	var undelivered *DeliveryError
+	switch {
+	case errors.As(err, &fatal):
+		res.Fatal = fatalToProto(fatal)
+	case errors.As(err, &undelivered):
+		res.Error = undelivered.Error()
+		res.DeliveryStatus, _ = proto.Marshal(undelivered.GRPCStatus().Proto())
+	case err != nil:
+		res.Error = err.Error()
+	}
+	select {
+	case results <- &pb.PluginFrame{Kind: &pb.PluginFrame_Result{Result: res}}:
+	case <-ctx.Done():
 	}
 }
 
