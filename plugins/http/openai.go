@@ -189,13 +189,13 @@ func (a *adapter) handleChatCompletions(w http.ResponseWriter, r *http.Request) 
 		writeAPIError(w, http.StatusBadRequest, "invalid_request_error", "", err.Error())
 		return
 	}
+	if err := shared.CheckID(`"model"`, req.Model); err != nil {
+		writeAPIError(w, http.StatusBadRequest, "invalid_request_error", "", err.Error())
+		return
+	}
 	model, ok := turnModel(req.Model)
 	if !ok {
 		writeModelNotFound(w, req.Model)
-		return
-	}
-	if err := shared.CheckID(`"model"`, req.Model); err != nil {
-		writeAPIError(w, http.StatusBadRequest, "invalid_request_error", "", err.Error())
 		return
 	}
 	session := r.Header.Get("X-Session-Id")
