@@ -90,6 +90,10 @@ func (s *grpcServer) Run(_ *pb.RunRequest, stream grpc.ServerStreamingServer[pb.
 	// Protocol v1 has no acknowledgements: a message counts as taken once
 	// it is written to the stream.
 	send := func(ev Event) error {
+		if ev.Transcript != nil {
+			ev.Transcript.Answer(Transcript{}, ErrTranscriptUnsupported)
+			return nil
+		}
 		if pe := eventToProto(ev); pe != nil {
 			err := stream.Send(pe)
 			ev.Ack(err)
