@@ -85,6 +85,43 @@ func TestSendWithRejectedTokenIsFatal(t *testing.T) {
 	}
 }
 
+func TestRateLimitHoldsOnlyThatRoom(t *testing.T) {
+	fake := fakematrix.New(t)
+	busy := fake.CreateRoom("!busy:fake.local", false, "@alice:fake.local")
+	quiet := fake.CreateRoom("!quiet:fake.local", false, "@bob:fake.local")
+	_, client := configured(t, fake, fakematrix.DefaultToken)
+	fake.RateLimit("/rooms/"+busy+"/send/", 60_000)
+	ctx, cancel := context.WithCancel(context.Background())
+	held := make(chan error, 1)
+	go func() {
+		_, err := client.Send(ctx, shared.Reply{ConversationID: busy, Text: "later", Kind: shared.KindReply})
+		held <- err
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for fake.RateLimitHits() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the busy room was never rate limited")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// The busy room waits out its minute; the quiet room is not held up.
+	qctx, qcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer qcancel()
+	if _, err := client.Send(qctx, shared.Reply{ConversationID: quiet, Text: "now", Kind: shared.KindReply}); err != nil {
+		t.Fatalf("a send to another room while one is rate limited: %v", err)
+	}
+	if sent := fake.Sent(); len(sent) != 1 || sent[0].Body() != "now" {
+		t.Fatalf("posted %+v, want only the quiet room's reply", sent)
+	}
+	cancel()
+	if err := <-held; err == nil {
+		t.Fatal("the rate-limited send succeeded within its retry_after_ms")
+	}
+	if n := fake.RateLimitHits(); n != 1 {
+		t.Fatalf("%d requests were answered 429, want 1: the retry_after_ms was not waited out", n)
+	}
+}
+
 func asFatalErr(err error, fe **shared.FatalError) bool {
 	f, ok := err.(*shared.FatalError)
 	if ok {

@@ -456,3 +456,50 @@ func TestRetryAfterHonouredPerChat(t *testing.T) {
 		t.Fatalf("Send with retry_after beyond its deadline = %v", err)
 	}
 }
+
+// TestRunLifecycle checks the Run/Stop lifecycle the adapter takes from
+// kit.Runner: one Run at a time and no Configure meanwhile, a Stop before
+// Run ends that Run at once without a request, and a Run after the token
+// was rejected returns the same fatal error without a request.
+func TestRunLifecycle(t *testing.T) {
+	ctx := context.Background()
+	if err := (&Adapter{}).Run(ctx, make(chan shared.Event)); err == nil || !strings.Contains(err.Error(), "before Configure") {
+		t.Fatalf("Run before Configure = %v, want an error saying so", err)
+	}
+
+	fake := faketelegram.New(t)
+	h := newHarness(t, fake, "", nil).run()
+	h.health(shared.Connected)
+	if err := h.a.Run(ctx, make(chan shared.Event)); err == nil || !strings.Contains(err.Error(), "already running") {
+		t.Fatalf("a second Run = %v, want an error saying one runs", err)
+	}
+	raw, _ := json.Marshal(map[string]any{"token": faketelegram.DefaultToken, "api_url": fake.URL})
+	if err := h.a.Configure(ctx, shared.Config{Raw: raw}); err == nil || !strings.Contains(err.Error(), "while running") {
+		t.Fatalf("Configure while running = %v, want a refusal", err)
+	}
+
+	idle := faketelegram.New(t)
+	early := newHarness(t, idle, "", nil)
+	if err := early.a.Stop(ctx); err != nil {
+		t.Fatalf("Stop before Run: %v", err)
+	}
+	if err := early.a.Run(ctx, make(chan shared.Event)); err != nil {
+		t.Fatalf("Run after Stop = %v, want nil at once", err)
+	}
+	if n := idle.Count(""); n != 0 {
+		t.Fatalf("%d requests by a Run after Stop, want none", n)
+	}
+
+	refused := faketelegram.New(t)
+	dead := newHarness(t, refused, "", map[string]any{"token": "1000001:not-the-token"}).run()
+	fe := kit.AsFatal(dead.runResult())
+	if fe == nil || fe.Code != kit.CodeTokenRejected {
+		t.Fatalf("Run with a rejected token = %v, want token_rejected", fe)
+	}
+	if err := dead.a.Run(ctx, make(chan shared.Event)); kit.AsFatal(err) != fe {
+		t.Fatalf("Run after the rejection = %v, want the same fatal error", err)
+	}
+	if n := refused.Count(""); n != 1 {
+		t.Fatalf("%d requests with the rejected token, want exactly 1", n)
+	}
+}

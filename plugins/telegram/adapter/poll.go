@@ -22,53 +22,23 @@ import (
 // 429, 5xx, network) are reported as Degraded and retried with backoff; a
 // rejected token ends Run with a *shared.FatalError.
 func (a *Adapter) Run(ctx context.Context, events chan<- shared.Event) error {
-	ctx, err := a.startRun(ctx)
-	if err != nil {
-		return err
+	a.mu.Lock()
+	configured := a.api != nil
+	a.mu.Unlock()
+	if !configured {
+		return errors.New("telegram plugin: Run called before Configure")
 	}
-	defer a.endRun()
-
-	err = a.poll(ctx, events)
-	var fatal *shared.FatalError
-	if errors.As(err, &fatal) || errors.As(context.Cause(ctx), &fatal) {
-		// The host logs the failure (one line, with the hint); this is for
-		// a plugin author reading debug logs.
-		a.log.Debug("giving up", "code", fatal.Code)
-		return fatal
-	}
-	if ctx.Err() != nil {
+	// No logger for the runner: the host logs a fatal error (one line,
+	// with the hint), so the plugin only notes it for a plugin author
+	// reading debug logs.
+	err := a.runner.Run(ctx, nil, func(ctx context.Context) error { return a.poll(ctx, events) })
+	switch fe := kit.AsFatal(err); {
+	case fe != nil:
+		a.log.Debug("giving up", "code", fe.Code)
+	case err == nil:
 		a.log.Info("stopped polling Telegram")
-		return nil
 	}
 	return err
-}
-
-func (a *Adapter) startRun(parent context.Context) (context.Context, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	switch {
-	case a.api == nil:
-		return nil, errors.New("telegram plugin: Run called before Configure")
-	case a.running:
-		return nil, errors.New("telegram plugin: Run is already running")
-	}
-	ctx, cancel := context.WithCancelCause(parent)
-	if a.stopped {
-		cancel(errStopped)
-	}
-	if a.rejected != nil {
-		cancel(a.rejected)
-	}
-	a.running, a.cancelRun, a.runDone = true, cancel, make(chan struct{})
-	return ctx, nil
-}
-
-func (a *Adapter) endRun() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.cancelRun(errStopped)
-	close(a.runDone)
-	a.running, a.cancelRun = false, nil
 }
 
 // poller is one Run's polling state.
