@@ -10,11 +10,13 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"go.uber.org/goleak"
+	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/id"
 
 	"github.com/plughost/gateway/plugins/matrix/fakematrix"
 	"github.com/plughost/gateway/shared"
 	"github.com/plughost/gateway/shared/kit"
+	"github.com/plughost/gateway/shared/kit/fakekit"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -212,5 +214,30 @@ func TestMentionDetectionAndStripping(t *testing.T) {
 	}
 	if got := stripMention("@bot:hs /model", bot, "Gateway Bot"); got != "/model" {
 		t.Fatalf("stripMention = %q, want /model", got)
+	}
+}
+
+// TestLimitedTimelineIsReported: a /sync that left out a room's older
+// messages (more arrived while the plugin was away than one sync returns)
+// is logged as a warning naming the room, never silently.
+func TestLimitedTimelineIsReported(t *testing.T) {
+	fake := fakematrix.New(t)
+	var logs fakekit.SyncBuffer
+	a := &Adapter{tune: defaultTiming}
+	raw, _ := json.Marshal(map[string]any{"homeserver": fake.URL, "access_token": fakematrix.DefaultToken})
+	if err := a.Configure(context.Background(), shared.Config{Raw: raw, Logger: hclog.New(&hclog.LoggerOptions{Output: &logs})}); err != nil {
+		t.Fatal(err)
+	}
+	resp := &mautrix.RespSync{NextBatch: "s9", Rooms: mautrix.RespSyncRooms{Join: map[id.RoomID]*mautrix.SyncJoinedRoom{
+		"!busy:fake.local": {Timeline: mautrix.SyncTimeline{Limited: true, PrevBatch: "p1"}},
+	}}}
+	if err := a.handleSync(context.Background(), make(chan shared.Event), resp, "s1", false); err != nil {
+		t.Fatal(err)
+	}
+	if log := logs.String(); !strings.Contains(log, "[WARN]") || !strings.Contains(log, "left out older messages") || !strings.Contains(log, "!busy:fake.local") {
+		t.Fatalf("a limited timeline was not reported: %q", log)
+	}
+	if !strings.Contains(syncFilter, `"timeline":{"limit":100}`) {
+		t.Fatalf("the sync filter does not ask for a long timeline: %s", syncFilter)
 	}
 }

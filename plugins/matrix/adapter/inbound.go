@@ -39,6 +39,10 @@ func (a *Adapter) handleSync(ctx context.Context, events chan<- shared.Event, re
 	for _, roomID := range sortedRooms(resp.Rooms.Join) {
 		room := resp.Rooms.Join[roomID]
 		a.rooms.learn(roomID, room)
+		if room.Timeline.Limited && !first {
+			a.log.Warn("the homeserver left out older messages of a room (more arrived than one /sync returns): those are not answered",
+				"room", roomID, "limit", maxTimelineEvents)
+		}
 		for _, evt := range room.Timeline.Events {
 			if first {
 				continue
