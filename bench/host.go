@@ -27,6 +27,11 @@ type installOpts struct {
 	maxAgents int
 	// restart is the body of each platform's restart block.
 	restart string
+	// sync is store.sync; "" keeps the default ("always").
+	sync string
+	// providerURL, when set, is an OpenAI-compatible base URL the agent
+	// uses (model openai/bench) instead of the echo provider.
+	providerURL string
 }
 
 // install is one gateway installation in a temp dir: config file, state
@@ -56,6 +61,10 @@ func newInstall(o installOpts) (*install, error) {
 		return nil, err
 	}
 	in := &install{Install: gi, dir: gi.Dir, config: gi.Config, admin: gi.Admin}
+	model := "echo/echo"
+	if o.providerURL != "" {
+		model = "openai/bench"
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, `gateway {
   state_dir        = "state"
@@ -66,14 +75,20 @@ func newInstall(o installOpts) (*install, error) {
 }
 provider "echo" { type = "echo" }
 agent {
-  model          = "echo/echo"
+  model          = %q
   max_concurrent = 256
 }
 cache {
   max_agents = %d
   idle_ttl   = "1h"
 }
-`, env.pluginDir, in.admin, o.maxAgents)
+`, env.pluginDir, in.admin, model, o.maxAgents)
+	if o.sync != "" {
+		fmt.Fprintf(&b, "store {\n  sync = %q\n}\n", o.sync)
+	}
+	if o.providerURL != "" {
+		fmt.Fprintf(&b, "provider \"openai\" {\n  type = \"openai\"\n  base_url = %q\n  api_key = \"bench\"\n}\n", o.providerURL)
+	}
 	for i := range o.platforms {
 		addr, err := fakekit.FreeAddr()
 		if err != nil {

@@ -47,7 +47,7 @@ type options struct {
 }
 
 // sections in the order they run; latency uses the throughput's result.
-var sections = []string{"throughput", "latency", "coldstart", "recovery", "takeover", "memory", "commits", "gobench", "soak"}
+var sections = []string{"throughput", "latency", "firstbyte", "coldstart", "recovery", "takeover", "memory", "commits", "gobench", "soak"}
 
 // runner carries what sections share.
 type runner struct {
@@ -168,6 +168,8 @@ func (r *runner) run(section string) {
 		err = r.throughput()
 	case "latency":
 		err = r.latency()
+	case "firstbyte":
+		err = r.firstByte()
 	case "coldstart":
 		err = r.coldStart()
 	case "recovery":

@@ -67,20 +67,84 @@ func fatalFromProto(f *pb.Fatal) *FatalError {
 	return &FatalError{Code: f.GetCode(), Message: f.GetMessage(), Hint: f.GetHint()}
 }
 
+func messageToProto(m *Message) *pb.Message {
+	return &pb.Message{
+		Id: m.ID, ConversationId: m.ConversationID, ThreadId: m.ThreadID,
+		UserId: m.UserID, UserName: m.UserName, GuildId: m.GuildID,
+		Direct: m.Direct, Text: m.Text, UnixNano: m.UnixNano, Cursor: m.Cursor, ExpiresUnixNano: m.ExpiresUnixNano,
+		Stream: m.Stream,
+	}
+}
+
+func messageFromProto(m *pb.Message) *Message {
+	return &Message{
+		ID: m.GetId(), ConversationID: m.GetConversationId(), ThreadID: m.GetThreadId(),
+		UserID: m.GetUserId(), UserName: m.GetUserName(), GuildID: m.GetGuildId(),
+		Direct: m.GetDirect(), Text: m.GetText(), UnixNano: m.GetUnixNano(), Cursor: m.GetCursor(), ExpiresUnixNano: m.GetExpiresUnixNano(),
+		Stream: m.GetStream(),
+	}
+}
+
+func healthToProto(h *Health) *pb.Health {
+	return &pb.Health{State: pb.HealthState(h.State), Message: h.Message, Fatal: fatalToProto(h.Fatal)}
+}
+
+func healthFromProto(h *pb.Health) *Health {
+	return &Health{State: HealthState(h.GetState()), Message: h.GetMessage(), Fatal: fatalFromProto(h.GetFatal())}
+}
+
+func replyToProto(r Reply) *pb.SendRequest {
+	return &pb.SendRequest{
+		ConversationId: r.ConversationID, ThreadId: r.ThreadID, ReplyToId: r.ReplyToID,
+		Text: r.Text, Kind: pb.ReplyKind(r.Kind),
+	}
+}
+
+func replyFromProto(r *pb.SendRequest) Reply {
+	return Reply{
+		ConversationID: r.GetConversationId(), ThreadID: r.GetThreadId(),
+		ReplyToID: r.GetReplyToId(), Text: r.GetText(), Kind: ReplyKind(r.GetKind()),
+	}
+}
+
+// phaseToProto maps a part's phase to the wire; 0 (a whole reply) is WHOLE.
+func phaseToProto(p ReplyPhase) pb.ReplyPhase {
+	switch p {
+	case PhaseStart:
+		return pb.ReplyPhase_REPLY_PHASE_START
+	case PhaseDelta:
+		return pb.ReplyPhase_REPLY_PHASE_DELTA
+	case PhaseEnd:
+		return pb.ReplyPhase_REPLY_PHASE_END
+	case PhaseFail:
+		return pb.ReplyPhase_REPLY_PHASE_FAIL
+	default:
+		return pb.ReplyPhase_REPLY_PHASE_WHOLE
+	}
+}
+
+// phaseFromProto is phaseToProto's inverse: WHOLE (or unknown) is 0.
+func phaseFromProto(p pb.ReplyPhase) ReplyPhase {
+	switch p {
+	case pb.ReplyPhase_REPLY_PHASE_START:
+		return PhaseStart
+	case pb.ReplyPhase_REPLY_PHASE_DELTA:
+		return PhaseDelta
+	case pb.ReplyPhase_REPLY_PHASE_END:
+		return PhaseEnd
+	case pb.ReplyPhase_REPLY_PHASE_FAIL:
+		return PhaseFail
+	default:
+		return 0
+	}
+}
+
 func eventToProto(ev Event) *pb.Event {
 	switch {
 	case ev.Message != nil:
-		m := ev.Message
-		return &pb.Event{Kind: &pb.Event_Message{Message: &pb.Message{
-			Id: m.ID, ConversationId: m.ConversationID, ThreadId: m.ThreadID,
-			UserId: m.UserID, UserName: m.UserName, GuildId: m.GuildID,
-			Direct: m.Direct, Text: m.Text, UnixNano: m.UnixNano, ExpiresUnixNano: m.ExpiresUnixNano,
-		}}}
+		return &pb.Event{Kind: &pb.Event_Message{Message: messageToProto(ev.Message)}}
 	case ev.Health != nil:
-		h := ev.Health
-		return &pb.Event{Kind: &pb.Event_Health{Health: &pb.Health{
-			State: pb.HealthState(h.State), Message: h.Message, Fatal: fatalToProto(h.Fatal),
-		}}}
+		return &pb.Event{Kind: &pb.Event_Health{Health: healthToProto(ev.Health)}}
 	default:
 		return nil
 	}
@@ -88,16 +152,10 @@ func eventToProto(ev Event) *pb.Event {
 
 func eventFromProto(ev *pb.Event) Event {
 	if m := ev.GetMessage(); m != nil {
-		return Event{Message: &Message{
-			ID: m.GetId(), ConversationID: m.GetConversationId(), ThreadID: m.GetThreadId(),
-			UserID: m.GetUserId(), UserName: m.GetUserName(), GuildID: m.GetGuildId(),
-			Direct: m.GetDirect(), Text: m.GetText(), UnixNano: m.GetUnixNano(), ExpiresUnixNano: m.GetExpiresUnixNano(),
-		}}
+		return Event{Message: messageFromProto(m)}
 	}
 	if h := ev.GetHealth(); h != nil {
-		return Event{Health: &Health{
-			State: HealthState(h.GetState()), Message: h.GetMessage(), Fatal: fatalFromProto(h.GetFatal()),
-		}}
+		return Event{Health: healthFromProto(h)}
 	}
 	return Event{}
 }

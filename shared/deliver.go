@@ -28,6 +28,10 @@ func Deliver(ctx context.Context, events chan<- Event, m *Message) error {
 // Ack reports to whoever sent ev with Deliver whether the message was taken.
 // It never blocks, and does nothing for an event without a Taken channel.
 func (ev Event) Ack(err error) {
+	if ev.ack != nil {
+		ev.ack(err)
+		return
+	}
 	if ev.Taken == nil {
 		return
 	}
@@ -36,3 +40,8 @@ func (ev Event) Ack(err error) {
 	default:
 	}
 }
+
+// WantsAck reports whether the sender of ev waits for Ack: the message was
+// given with Deliver, so its platform confirms it only once the host took it.
+// The host records such a message durably before it acknowledges it.
+func (ev Event) WantsAck() bool { return ev.Taken != nil || ev.ack != nil }

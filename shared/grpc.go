@@ -13,7 +13,7 @@ import (
 	pb "github.com/plughost/gateway/shared/proto"
 )
 
-// GRPCPlugin is the go-plugin glue for Platform: on the plugin side it serves
+// GRPCPlugin is the go-plugin glue for protocol 1: on the plugin side it serves
 // Impl over gRPC; on the host side it dispenses a Platform that calls it.
 type GRPCPlugin struct {
 	plugin.NetRPCUnsupportedPlugin
@@ -68,7 +68,7 @@ func (s *grpcServer) Configure(ctx context.Context, req *pb.ConfigureRequest) (*
 	if lvl := hclog.LevelFromString(req.GetLogLevel()); lvl != hclog.NoLevel {
 		s.logger.SetLevel(lvl)
 	}
-	err := s.impl.Configure(ctx, Config{Raw: req.GetConfigJson(), Logger: s.logger})
+	err := s.impl.Configure(ctx, Config{Raw: req.GetConfigJson(), Logger: s.logger, Cursor: req.GetCursor()})
 	var fatal *FatalError
 	if errors.As(err, &fatal) {
 		return &pb.ConfigureResponse{Fatal: fatalToProto(fatal)}, nil
@@ -121,10 +121,7 @@ func (s *grpcServer) Run(_ *pb.RunRequest, stream grpc.ServerStreamingServer[pb.
 }
 
 func (s *grpcServer) Send(ctx context.Context, req *pb.SendRequest) (*pb.SendResponse, error) {
-	ids, err := s.impl.Send(ctx, Reply{
-		ConversationID: req.GetConversationId(), ThreadID: req.GetThreadId(),
-		ReplyToID: req.GetReplyToId(), Text: req.GetText(), Kind: ReplyKind(req.GetKind()),
-	})
+	ids, err := s.impl.Send(ctx, replyFromProto(req))
 	var fatal *FatalError
 	if errors.As(err, &fatal) {
 		return &pb.SendResponse{MessageIds: ids, Fatal: fatalToProto(fatal)}, nil
@@ -163,13 +160,24 @@ func (s *grpcServer) Stop(ctx context.Context, _ *pb.StopRequest) (*pb.StopRespo
 	return &pb.StopResponse{}, nil
 }
 
-// GRPCClient is the host's view of a plugin: a Platform whose methods are
-// gRPC calls. It also offers SetLogLevel.
+// GRPCClient is the host's view of a protocol 1 plugin: a Platform whose
+// methods are gRPC calls, one unary call per reply.
 type GRPCClient struct {
 	client pb.PlatformClient
 }
 
-var _ Platform = (*GRPCClient)(nil)
+var _ PluginConn = (*GRPCClient)(nil)
+
+// Protocol implements PluginConn.
+func (c *GRPCClient) Protocol() int { return 1 }
+
+// Streams implements PluginConn: protocol 1 has no streamed replies.
+func (c *GRPCClient) Streams() bool { return false }
+
+// SendPart implements PluginConn: the final part is sent whole.
+func (c *GRPCClient) SendPart(ctx context.Context, part ReplyPart) ([]string, error) {
+	return sendWhole(ctx, c.Send, part)
+}
 
 // Describe implements Platform.
 func (c *GRPCClient) Describe(ctx context.Context) (Description, error) {
@@ -196,7 +204,7 @@ func (c *GRPCClient) Configure(ctx context.Context, cfg Config) error {
 
 // ConfigureWithLevel configures the plugin and sets its log level.
 func (c *GRPCClient) ConfigureWithLevel(ctx context.Context, cfg Config, level string) error {
-	resp, err := c.client.Configure(ctx, &pb.ConfigureRequest{ConfigJson: cfg.Raw, LogLevel: level})
+	resp, err := c.client.Configure(ctx, &pb.ConfigureRequest{ConfigJson: cfg.Raw, LogLevel: level, Cursor: cfg.Cursor})
 	if err != nil {
 		return err
 	}
@@ -249,10 +257,7 @@ func (c *GRPCClient) Run(ctx context.Context, events chan<- Event) error {
 
 // Send implements Platform.
 func (c *GRPCClient) Send(ctx context.Context, r Reply) ([]string, error) {
-	resp, err := c.client.Send(ctx, &pb.SendRequest{
-		ConversationId: r.ConversationID, ThreadId: r.ThreadID, ReplyToId: r.ReplyToID,
-		Text: r.Text, Kind: pb.ReplyKind(r.Kind),
-	})
+	resp, err := c.client.Send(ctx, replyToProto(r))
 	if err != nil {
 		return nil, deliveryFromStatus(err)
 	}

@@ -76,7 +76,7 @@ func TestDescribeRoundTripsSchema(t *testing.T) {
 			{Name: "optional", Type: shared.TypeString},
 		},
 	}
-	c := shared.TestPlatform(t, &shared.FakePlatform{
+	c := shared.TestPlatformV2(t, &shared.FakePlatform{
 		DescribeFunc: func(context.Context) (shared.Description, error) { return want, nil },
 	})
 	got, err := c.Describe(context.Background())
@@ -103,7 +103,7 @@ func TestDescribeRoundTripsSchema(t *testing.T) {
 }
 
 func TestDescribeRejectsUnencodableDefault(t *testing.T) {
-	c := shared.TestPlatform(t, &shared.FakePlatform{
+	c := shared.TestPlatformV2(t, &shared.FakePlatform{
 		DescribeFunc: func(context.Context) (shared.Description, error) {
 			return shared.Description{Name: "bad", Schema: []shared.Attribute{
 				{Name: "weird", Type: shared.TypeString, Default: make(chan int)},
@@ -116,7 +116,7 @@ func TestDescribeRejectsUnencodableDefault(t *testing.T) {
 }
 
 func TestDescribeErrorReachesHost(t *testing.T) {
-	c := shared.TestPlatform(t, &shared.FakePlatform{
+	c := shared.TestPlatformV2(t, &shared.FakePlatform{
 		DescribeFunc: func(context.Context) (shared.Description, error) {
 			return shared.Description{}, errors.New("describe broke")
 		},
@@ -128,7 +128,7 @@ func TestDescribeErrorReachesHost(t *testing.T) {
 
 func TestConfigurePassesJSONAndLogger(t *testing.T) {
 	var got shared.Config
-	c := shared.TestPlatform(t, &shared.FakePlatform{
+	c := shared.TestPlatformV2(t, &shared.FakePlatform{
 		ConfigureFunc: func(_ context.Context, cfg shared.Config) error {
 			got = cfg
 			return nil
@@ -160,7 +160,7 @@ func TestConfigurePassesJSONAndLogger(t *testing.T) {
 
 func TestConfigureFatalErrorArrivesAsFatalError(t *testing.T) {
 	want := &shared.FatalError{Code: "invalid_config", Message: "token is malformed", Hint: "check DISCORD_TOKEN"}
-	c := shared.TestPlatform(t, &shared.FakePlatform{
+	c := shared.TestPlatformV2(t, &shared.FakePlatform{
 		ConfigureFunc: func(context.Context, shared.Config) error {
 			return fmt.Errorf("configuring: %w", want) // wrapped: still fatal
 		},
@@ -179,7 +179,7 @@ func TestConfigureFatalErrorArrivesAsFatalError(t *testing.T) {
 }
 
 func TestConfigurePlainErrorIsNotFatal(t *testing.T) {
-	c := shared.TestPlatform(t, &shared.FakePlatform{
+	c := shared.TestPlatformV2(t, &shared.FakePlatform{
 		ConfigureFunc: func(context.Context, shared.Config) error { return errors.New("disk full") },
 	})
 	err := c.Configure(context.Background(), shared.Config{})
@@ -191,7 +191,7 @@ func TestConfigurePlainErrorIsNotFatal(t *testing.T) {
 
 func TestRunStreamsMessagesAndHealthInOrder(t *testing.T) {
 	const n = 200
-	c := shared.TestPlatform(t, &shared.FakePlatform{
+	c := shared.TestPlatformV2(t, &shared.FakePlatform{
 		RunFunc: func(ctx context.Context, events chan<- shared.Event) error {
 			send := func(ev shared.Event) bool {
 				select {
@@ -254,7 +254,7 @@ func TestRunStreamsMessagesAndHealthInOrder(t *testing.T) {
 
 func TestRunFatalErrorSendsFatalHealthAndReturnsFatal(t *testing.T) {
 	want := &shared.FatalError{Code: "token_rejected", Message: "Discord rejected the bot token (close 4004)", Hint: "check DISCORD_TOKEN"}
-	c := shared.TestPlatform(t, &shared.FakePlatform{
+	c := shared.TestPlatformV2(t, &shared.FakePlatform{
 		RunFunc: func(ctx context.Context, events chan<- shared.Event) error {
 			events <- shared.Event{Health: &shared.Health{State: shared.Connected}}
 			return want
@@ -280,7 +280,7 @@ func TestRunFatalErrorSendsFatalHealthAndReturnsFatal(t *testing.T) {
 
 func TestRunFatalHealthEventWithoutDetailIsFatal(t *testing.T) {
 	// A plugin may report Fatal itself; the host treats it as the end.
-	c := shared.TestPlatform(t, &shared.FakePlatform{
+	c := shared.TestPlatformV2(t, &shared.FakePlatform{
 		RunFunc: func(ctx context.Context, events chan<- shared.Event) error {
 			events <- shared.Event{Health: &shared.Health{State: shared.Fatal, Message: "intents not allowed"}}
 			<-ctx.Done()
@@ -299,7 +299,7 @@ func TestRunFatalHealthEventWithoutDetailIsFatal(t *testing.T) {
 }
 
 func TestRunPlainErrorIsTransient(t *testing.T) {
-	c := shared.TestPlatform(t, &shared.FakePlatform{
+	c := shared.TestPlatformV2(t, &shared.FakePlatform{
 		RunFunc: func(context.Context, chan<- shared.Event) error { return errors.New("connection reset") },
 	})
 	_, done := startRun(context.Background(), c, 8)
@@ -311,7 +311,7 @@ func TestRunPlainErrorIsTransient(t *testing.T) {
 }
 
 func TestRunNilReturnsNil(t *testing.T) {
-	c := shared.TestPlatform(t, &shared.FakePlatform{
+	c := shared.TestPlatformV2(t, &shared.FakePlatform{
 		RunFunc: func(context.Context, chan<- shared.Event) error { return nil },
 	})
 	_, done := startRun(context.Background(), c, 8)
@@ -335,7 +335,7 @@ func TestRunFlushesEventsQueuedBeforeReturn(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			const n = 50 // fits the server's buffer: Run never blocks
 			for round := range 10 {
-				c := shared.TestPlatform(t, &shared.FakePlatform{
+				c := shared.TestPlatformV2(t, &shared.FakePlatform{
 					RunFunc: func(_ context.Context, events chan<- shared.Event) error {
 						for i := range n {
 							events <- shared.Event{Message: &shared.Message{ID: fmt.Sprint(i)}}
@@ -371,7 +371,7 @@ func TestRunFlushesEventsQueuedBeforeReturn(t *testing.T) {
 func TestRunCancelledByHostEndsPluginRun(t *testing.T) {
 	started := make(chan struct{})
 	ended := make(chan struct{})
-	c := shared.TestPlatform(t, &shared.FakePlatform{
+	c := shared.TestPlatformV2(t, &shared.FakePlatform{
 		RunFunc: func(ctx context.Context, events chan<- shared.Event) error {
 			close(started)
 			<-ctx.Done()
@@ -402,7 +402,7 @@ func TestRunCancelledWhileHostIsNotReading(t *testing.T) {
 	// The host's events channel is full and nobody reads it: cancelling
 	// the host's ctx must still end Run on both sides.
 	ended := make(chan struct{})
-	c := shared.TestPlatform(t, &shared.FakePlatform{
+	c := shared.TestPlatformV2(t, &shared.FakePlatform{
 		RunFunc: func(ctx context.Context, events chan<- shared.Event) error {
 			defer close(ended)
 			for i := 0; ; i++ {
@@ -429,11 +429,18 @@ func TestRunCancelledWhileHostIsNotReading(t *testing.T) {
 }
 
 func TestFakePlatformRunDefaultsToConnected(t *testing.T) {
-	c := shared.TestPlatform(t, &shared.FakePlatform{})
+	c := shared.TestPlatformV2(t, &shared.FakePlatform{})
 	ctx, cancel := context.WithCancel(context.Background())
 	events, done := startRun(ctx, c, 8)
 	if ev := nextEvent(t, events); ev.Health == nil || ev.Health.State != shared.Connected {
 		t.Fatalf("event = %+v, want Connected", ev)
+	}
+	ids, err := c.Send(context.Background(), shared.Reply{Text: "x"})
+	if err != nil || len(ids) != 0 {
+		t.Errorf("Send = %v, %v", ids, err)
+	}
+	if err := c.Typing(context.Background(), shared.Conversation{}); err != nil {
+		t.Errorf("Typing = %v", err)
 	}
 	cancel()
 	if err := waitRun(t, done); err != nil {
@@ -443,12 +450,8 @@ func TestFakePlatformRunDefaultsToConnected(t *testing.T) {
 	if err != nil || d.Name != "fake" {
 		t.Errorf("Describe = %+v, %v", d, err)
 	}
-	ids, err := c.Send(context.Background(), shared.Reply{Text: "x"})
-	if err != nil || len(ids) != 0 {
-		t.Errorf("Send = %v, %v", ids, err)
-	}
-	if err := c.Typing(context.Background(), shared.Conversation{}); err != nil {
-		t.Errorf("Typing = %v", err)
+	if _, err := c.Send(context.Background(), shared.Reply{Text: "x"}); !errors.Is(err, shared.ErrStreamClosed) {
+		t.Errorf("Send after Run = %v, want ErrStreamClosed", err)
 	}
 	if err := c.Stop(context.Background()); err != nil {
 		t.Errorf("Stop = %v", err)
@@ -457,12 +460,13 @@ func TestFakePlatformRunDefaultsToConnected(t *testing.T) {
 
 func TestSendRoundTripsReplyAndIDs(t *testing.T) {
 	var got shared.Reply
-	c := shared.TestPlatform(t, &shared.FakePlatform{
+	c := shared.TestPlatformV2(t, &shared.FakePlatform{
 		SendFunc: func(_ context.Context, r shared.Reply) ([]string, error) {
 			got = r
 			return []string{"m1", "m2", "m3"}, nil
 		},
 	})
+	connect(t, c)
 	want := shared.Reply{ConversationID: "c", ThreadID: "t", ReplyToID: "in-1", Text: "hello\nworld ✓", Kind: shared.KindNotice}
 	ids, err := c.Send(context.Background(), want)
 	if err != nil {
@@ -483,9 +487,10 @@ func TestSendRoundTripsReplyAndIDs(t *testing.T) {
 
 func TestSendFatalArrivesAsFatalError(t *testing.T) {
 	want := &shared.FatalError{Code: "token_rejected", Message: "HTTP 401", Hint: "renew the token"}
-	c := shared.TestPlatform(t, &shared.FakePlatform{
+	c := shared.TestPlatformV2(t, &shared.FakePlatform{
 		SendFunc: func(context.Context, shared.Reply) ([]string, error) { return []string{"partial"}, want },
 	})
+	connect(t, c)
 	ids, err := c.Send(context.Background(), shared.Reply{Text: "x"})
 	var fatal *shared.FatalError
 	if !errors.As(err, &fatal) || *fatal != *want {
@@ -497,9 +502,10 @@ func TestSendFatalArrivesAsFatalError(t *testing.T) {
 }
 
 func TestSendPlainErrorIsNotFatal(t *testing.T) {
-	c := shared.TestPlatform(t, &shared.FakePlatform{
+	c := shared.TestPlatformV2(t, &shared.FakePlatform{
 		SendFunc: func(context.Context, shared.Reply) ([]string, error) { return nil, errors.New("rate limited") },
 	})
+	connect(t, c)
 	_, err := c.Send(context.Background(), shared.Reply{})
 	var fatal *shared.FatalError
 	if err == nil || errors.As(err, &fatal) {
@@ -507,7 +513,7 @@ func TestSendPlainErrorIsNotFatal(t *testing.T) {
 	}
 }
 
-func TestTypingPassesConversation(t *testing.T) {
+func TestTypingPassesConversationV1(t *testing.T) {
 	var got shared.Conversation
 	fail := false
 	c := shared.TestPlatform(t, &shared.FakePlatform{
@@ -535,7 +541,7 @@ func TestTypingPassesConversation(t *testing.T) {
 func TestStopReachesPlugin(t *testing.T) {
 	var calls int
 	var fail error
-	c := shared.TestPlatform(t, &shared.FakePlatform{
+	c := shared.TestPlatformV2(t, &shared.FakePlatform{
 		StopFunc: func(context.Context) error { calls++; return fail },
 	})
 	if err := c.Stop(context.Background()); err != nil || calls != 1 {

@@ -5,6 +5,15 @@
 // A plugin's main.go is about ten lines:
 //
 //	func main() { shared.Serve(&adapter{}) }
+//
+// The wire protocol is negotiated per plugin (go-plugin's versioned plugin
+// sets): protocol 2, one long-lived bidirectional stream per plugin
+// (server_v2.go is the plugin's side, client_v2.go the host's), is preferred;
+// protocol 1 (grpc.go: a server stream of events and one unary call per
+// reply) still serves plugins built before it. With protocol 2 "taken"
+// means recorded durably by the host: Deliver returns only once the host's
+// acknowledgement came back over the stream, and replies can be streamed
+// to a Streamer as start, deltas and end.
 package shared
 
 import (
@@ -134,6 +143,9 @@ type Event struct {
 	// Taken, when set (by Deliver), is told once whether the host took
 	// Message; see Ack. It never crosses the wire.
 	Taken chan<- error
+	// ack is the host side's Taken: set by the protocol 2 client on a
+	// message its plugin waits for, it sends the acknowledgement back.
+	ack func(error)
 }
 
 // Message is one inbound chat message.
@@ -158,6 +170,11 @@ type Message struct {
 	// the message it keeps the cursor durably per platform and hands the
 	// latest one back in Config.Cursor when the plugin starts again.
 	Cursor string
+	// Stream asks for the reply streamed as it is written (an HTTP request
+	// with "stream": true; a Discord channel that shows edits), to a
+	// platform that is a Streamer. Without it the host sends one whole
+	// reply and calls the provider without streaming. Protocol 2 only.
+	Stream bool
 }
 
 // HealthState is a plugin's connection to its platform.

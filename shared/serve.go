@@ -19,6 +19,10 @@ const parentPollInterval = 200 * time.Millisecond
 // exits when the host stops it, or soon after the host process is gone. Write
 // nothing to stdout before calling it: stdout carries the handshake.
 func Serve(impl Platform) {
+	serve(impl, versionedPlugins)
+}
+
+func serve(impl Platform, plugins func(Platform, hclog.Logger) map[int]plugin.PluginSet) {
 	logger := hclog.New(&hclog.LoggerOptions{
 		Level:      hclog.LevelFromString(os.Getenv(EnvLogLevel)),
 		Output:     os.Stderr,
@@ -26,12 +30,10 @@ func Serve(impl Platform) {
 	})
 	go watchParent(impl, logger)
 	plugin.Serve(&plugin.ServeConfig{
-		HandshakeConfig: Handshake,
-		VersionedPlugins: map[int]plugin.PluginSet{
-			ProtocolVersion: {PluginName: &GRPCPlugin{Impl: impl, Logger: logger}},
-		},
-		GRPCServer: newGRPCServer,
-		Logger:     logger,
+		HandshakeConfig:  Handshake,
+		VersionedPlugins: plugins(impl, logger),
+		GRPCServer:       newGRPCServer,
+		Logger:           logger,
 	})
 	os.Exit(0)
 }

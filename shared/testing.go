@@ -8,15 +8,29 @@ import (
 	"github.com/hashicorp/go-plugin"
 )
 
-// TestPlatform serves impl in-process over a real gRPC connection and returns
-// the host's client for it, so plugin authors test their plugin through the
-// wire contract without starting a process. Everything is closed at the end
-// of the test.
+// TestPlatform serves impl in-process over a real gRPC connection with
+// protocol 1 and returns the host's client for it, so plugin authors test
+// their plugin through the wire contract without starting a process.
+// Everything is closed at the end of the test. With protocol 1 a message
+// counts as taken once it is on the wire: Deliver returns without the test
+// acknowledging anything. TestPlatformV2 tests the protocol 2 contract.
 func TestPlatform(t testing.TB, impl Platform) *GRPCClient {
 	t.Helper()
-	client, server := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{
-		PluginName: &GRPCPlugin{Impl: impl, Logger: hclog.NewNullLogger()},
-	})
+	return testPlatform(t, &GRPCPlugin{Impl: impl, Logger: hclog.NewNullLogger()}).(*GRPCClient)
+}
+
+// TestPlatformV2 is TestPlatform with protocol 2: one stream each way,
+// streamed replies when impl is a Streamer that Streams, and Deliver
+// returns only once the test, playing the host, calls Ack on the event it
+// took from Run.
+func TestPlatformV2(t testing.TB, impl Platform) *GRPCClientV2 {
+	t.Helper()
+	return testPlatform(t, &GRPCPluginV2{GRPCPlugin{Impl: impl, Logger: hclog.NewNullLogger()}}).(*GRPCClientV2)
+}
+
+func testPlatform(t testing.TB, p plugin.Plugin) any {
+	t.Helper()
+	client, server := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{PluginName: p})
 	t.Cleanup(func() {
 		// Stop the server first: client.Close asks the server to stop
 		// itself over the controller service, and a second, concurrent
@@ -28,7 +42,7 @@ func TestPlatform(t testing.TB, impl Platform) *GRPCClient {
 	if err != nil {
 		t.Fatalf("dispensing platform plugin: %v", err)
 	}
-	return raw.(*GRPCClient)
+	return raw
 }
 
 // FakePlatform is a Platform whose methods call its function fields, for

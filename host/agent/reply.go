@@ -104,14 +104,20 @@ func (s *Service) MarkUndelivered(ctx context.Context, key string, turn TurnID) 
 // StoreHealth is the session store's write health, for status and readiness.
 func (s *Service) StoreHealth() store.Health { return s.store.Health() }
 
-// ReplyStream is Reply for platforms that show partial replies: onDelta is
-// called with each piece of text as the provider streams it. The whole reply
-// is committed, then returned, exactly as with Reply; a reply that fails
-// midway is not recorded.
+// ReplyStream is AnswerStream's text.
 func (s *Service) ReplyStream(ctx context.Context, key, text string, onDelta func(string)) (string, error) {
+	a, err := s.AnswerStream(ctx, key, text, onDelta)
+	return a.Text, err
+}
+
+// AnswerStream is Answer for platforms that show partial replies: onDelta
+// is called with each piece of text as the provider streams it. The whole
+// reply is committed, then returned, exactly as with Answer; a reply that
+// fails midway is not recorded.
+func (s *Service) AnswerStream(ctx context.Context, key, text string, onDelta func(string)) (Answer, error) {
 	t, err := s.begin(key, text)
 	if err != nil {
-		return "", err
+		return Answer{}, err
 	}
 	var content string
 	var usage provider.Usage
@@ -127,14 +133,14 @@ func (s *Service) ReplyStream(ctx context.Context, key, text string, onDelta fun
 	s.cache.release(t.agent)
 	if err != nil {
 		s.cache.endTurn(t.key, t.agent, t.trusted, t.ver, turnNoWrite)
-		return "", s.failed(ctx, t, err)
+		return Answer{}, s.failed(ctx, t, err)
 	}
 	content = s.capReply(t, content)
 	if err := s.commit(ctx, t, content, turns...); err != nil {
-		return "", err
+		return Answer{}, err
 	}
 	s.usage(ctx, key, usage)
-	return content, nil
+	return Answer{Text: content, Turn: TurnID{Epoch: t.epoch, Asked: t.asked}}, nil
 }
 
 // usage hands a committed turn's token usage to Options.OnUsage.

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -60,6 +61,32 @@ func (c *Cache) decode(d *decoder, body hcl.Body) {
 	d.diags = append(d.diags, diags...)
 	d.integer(content.Attributes, "max_agents", 1, &c.MaxAgents)
 	d.duration(content.Attributes, "idle_ttl", &c.IdleTTL)
+}
+
+var storeSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
+	{Name: "type"}, {Name: "dsn"}, {Name: "sync"},
+}}
+
+// decode decodes the store block over the defaults in s.
+func (s *Store) decode(d *decoder, body hcl.Body) {
+	content, diags := body.Content(storeSchema)
+	d.diags = append(d.diags, diags...)
+	attrs := content.Attributes
+	d.oneOf(attrs, "type", &s.Type, "bbolt")
+	if a := d.str(attrs, "dsn", &s.DSN); a != nil && s.DSN != "" && s.Type == "bbolt" {
+		d.errorf(a.Range, "dsn needs a networked store", `type = "bbolt" keeps the store in state_dir and takes no dsn.`)
+	}
+	var sync string
+	a := d.str(attrs, "sync", &sync)
+	if a == nil || sync == "always" {
+		return
+	}
+	iv, err := time.ParseDuration(sync)
+	if err != nil || iv <= 0 {
+		d.errorf(a.Range, "Invalid sync", `sync is "always" (every turn is fsynced before its reply) or a positive duration such as "100ms" (turns are written before their reply and fsynced within it); got %q.`, sync)
+		return
+	}
+	s.SyncInterval = iv
 }
 
 var agentSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{

@@ -75,6 +75,7 @@ var rootSchema = &hcl.BodySchema{
 		{Type: "provider", LabelNames: []string{"name"}},
 		{Type: "mcp", LabelNames: []string{"name"}},
 		{Type: "cache"},
+		{Type: "store"},
 		{Type: "platform", LabelNames: []string{"name"}},
 	},
 }
@@ -89,7 +90,7 @@ func (c *Config) decodeRoot(d *decoder, body hcl.Body) {
 	seen := map[string]*hcl.Block{}
 	for _, b := range content.Blocks {
 		switch b.Type {
-		case "gateway", "cache":
+		case "gateway", "cache", "store":
 			if prev := seen[b.Type]; prev != nil {
 				d.errorf(b.DefRange, "Duplicate "+b.Type+" block",
 					"Only one %s block is allowed; the first is at %s.", b.Type, shortRange(prev.DefRange))
@@ -102,6 +103,8 @@ func (c *Config) decodeRoot(d *decoder, body hcl.Body) {
 			c.Gateway.decode(d, b.Body)
 		case "cache":
 			c.Cache.decode(d, b.Body)
+		case "store":
+			c.Store.decode(d, b.Body)
 		case "mcp":
 			if m := decodeMCP(d, b); m != nil && c.checkUnique(d, b, c.MCPByName(m.Name) != nil) {
 				c.MCP = append(c.MCP, m)

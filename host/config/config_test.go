@@ -74,6 +74,12 @@ func TestParseDiagnostics(t *testing.T) {
 			nil, [][2]string{{"config.hcl:2:3: Incorrect attribute value type", "history_limit: a number is required"}}},
 		{"negative history_limit", "agent {\n  history_limit = -1\n}",
 			nil, [][2]string{{"config.hcl:2:3: Invalid number", "history_limit must not be negative, not -1"}}},
+		{"store sync", "store {\n  sync = \"sometimes\"\n}",
+			nil, [][2]string{{"config.hcl:2:3: Invalid sync", `sync is "always"`}}},
+		{"store type", "store {\n  type = \"mongo\"\n}",
+			nil, [][2]string{{"config.hcl:2:3: Invalid value", `type must be "bbolt"`}}},
+		{"store dsn for bbolt", "store {\n  dsn = \"postgres://x\"\n}",
+			nil, [][2]string{{"config.hcl:2:3: dsn needs a networked store", `takes no dsn`}}},
 		{"zero max_agents", "cache {\n  max_agents = 0\n}",
 			nil, [][2]string{{"config.hcl:2:3: Invalid number", "max_agents must be at least 1, not 0"}}},
 		{"negative max_connections", "provider \"echo\" {\n  max_connections = -4\n}",
@@ -501,5 +507,22 @@ func TestFormatDiagnostics(t *testing.T) {
 	}
 	if got := FormatDiagnostics(nil); got != "" {
 		t.Errorf("FormatDiagnostics(nil) = %q", got)
+	}
+}
+
+func TestStoreSync(t *testing.T) {
+	t.Parallel()
+	for src, want := range map[string]time.Duration{
+		"":                                0,
+		"store {\n  sync = \"always\"\n}": 0,
+		"store {\n  sync = \"100ms\"\n}":  100 * time.Millisecond,
+	} {
+		cfg, err := Parse([]byte(src), "config.hcl")
+		if err.HasErrors() {
+			t.Fatalf("%q: %v", src, err)
+		}
+		if cfg.Store.SyncInterval != want || cfg.Store.Type != "bbolt" {
+			t.Errorf("%q: store = %+v, want sync interval %s of bbolt", src, cfg.Store, want)
+		}
 	}
 }

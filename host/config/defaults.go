@@ -85,5 +85,6 @@ func defaults() *Config {
 			MaxAgents: DefaultMaxAgents,
 			IdleTTL:   DefaultIdleTTL,
 		},
+		Store: Store{Type: "bbolt"},
 	}
 }

@@ -25,6 +25,7 @@ type Config struct {
 	Agents    []*Agent
 	MCP       []*MCP // mcp blocks, in file order; names are unique
 	Cache     Cache
+	Store     Store
 	Platforms []*Platform // in file order; names are unique
 
 	// evalCtx holds the expression functions (env, …) that platform config
@@ -95,6 +96,19 @@ type Agent struct {
 	MaxReplyBytes int
 	// Limits are the per-user limits of the agent's limits block.
 	Limits Limits
+}
+
+// Store is the store block: where sessions and taken message ids are kept
+// and how durably. One block for every store type.
+type Store struct {
+	// Type is the engine: "bbolt" (the default, a file in state_dir).
+	Type string
+	// DSN is the connection string of a networked store; empty for bbolt.
+	DSN string
+	// SyncInterval is 0 for sync = "always" (a reply is sent only after
+	// its turn is fsynced), else sync's duration: the turn is written
+	// before the reply and fsynced within SyncInterval.
+	SyncInterval time.Duration
 }
 
 // MaxReplyBytesLimit is the largest max_reply_bytes: a reply, with the

@@ -49,7 +49,7 @@ func TestVersion(t *testing.T) {
 	if err != nil {
 		code = -1
 	}
-	if code != 0 || !strings.HasPrefix(string(out), "gateway ") || !strings.Contains(string(out), "plugin protocol versions: [1]") {
+	if code != 0 || !strings.HasPrefix(string(out), "gateway ") || !strings.Contains(string(out), "plugin protocol versions: [1 2]") {
 		t.Fatalf("version: exit %d %q", code, string(out))
 	}
 }

@@ -144,6 +144,8 @@ func TestDiscordUndeliverableRepliesAreExplained(t *testing.T) {
 	fake := fakediscord.New(t)
 	e := newEnv(t)
 	e.install("discord", "discord")
+	// The whole-reply Send path (stream_replies = false, the default) is
+	// what this test is about.
 	e.writeConfig(discordPlatform(fake, fakediscord.DefaultToken))
 	h := e.start()
 	e.waitPlatform("discord", 20*time.Second, inState("running"))

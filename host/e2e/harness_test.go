@@ -35,6 +35,9 @@ var pluginSources = map[string]string{
 	"stdoutjunk":  "./testdata/plugins/stdoutjunk",
 	// Not a plugin: the MCP server the tools tests run (stdio).
 	"mcpserver": "./testdata/mcpserver",
+	// httpv1 is the HTTP plugin speaking protocol 1 only, as a binary
+	// built before protocol 2 does.
+	"httpv1": "-tags=gateway_protocol1 ./plugins/http",
 }
 
 func TestMain(m *testing.M) {

@@ -12,8 +12,9 @@ import (
 type agentsView struct{ *agent.Service }
 
 var (
-	_ router.Agents         = agentsView{}
-	_ router.FailureDetails = (*agent.UserError)(nil)
+	_ router.Agents          = agentsView{}
+	_ router.StreamingAgents = agentsView{}
+	_ router.FailureDetails  = (*agent.UserError)(nil)
 )
 
 // Status implements router.Agents.
@@ -28,6 +29,12 @@ func (a agentsView) Status(key string) (router.SessionStatus, error) {
 // Reply implements router.Agents.
 func (a agentsView) Reply(ctx context.Context, key, text string) (router.Answer, error) {
 	ans, err := a.Answer(ctx, key, text)
+	return router.Answer{Text: ans.Text, Turn: ans.Turn}, err
+}
+
+// ReplyStream implements router.StreamingAgents.
+func (a agentsView) ReplyStream(ctx context.Context, key, text string, onDelta func(string)) (router.Answer, error) {
+	ans, err := a.AnswerStream(ctx, key, text, onDelta)
 	return router.Answer{Text: ans.Text, Turn: ans.Turn}, err
 }
 

@@ -234,7 +234,8 @@ func Start(opts Options) (_ *Host, err error) {
 	cleanup = append(cleanup, func() { _ = h.lock.Release() })
 
 	// The lock created the state directory.
-	h.store, err = store.Open(filepath.Join(cfg.Gateway.StateDir, store.FileName), &store.Options{Logger: logger.Named("agent").Named("store")})
+	h.store, err = store.Open(filepath.Join(cfg.Gateway.StateDir, store.FileName), &store.Options{
+		Logger: logger.Named("agent").Named("store"), SyncInterval: cfg.Store.SyncInterval})
 	if err != nil {
 		return nil, fmt.Errorf("opening the session store: %w", err)
 	}
@@ -277,6 +278,7 @@ func Start(opts Options) (_ *Host, err error) {
 		Logger:        logger.Named("supervisor"),
 		PluginLogger:  logger.ResetNamed("plugin"),
 		Handler:       h.handleMessage,
+		Inbox:         h.store,
 		OnStateChange: h.metrics.stateChanged,
 		LogLevel:      cfg.Gateway.LogLevel,
 	})
@@ -320,6 +322,11 @@ func Start(opts Options) (_ *Host, err error) {
 		"config", cfg.Path, "admin", h.admin.Addr().String(), "platforms", len(cfg.Platforms))
 	return h, nil
 }
+
+var (
+	_ supervisor.Inbox    = (*store.Store)(nil)
+	_ router.StreamSender = (*supervisor.Supervisor)(nil)
+)
 
 func (h *Host) handleMessage(platform string, m *shared.Message) {
 	h.metrics.messageIn(platform)

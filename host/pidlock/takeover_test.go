@@ -79,7 +79,14 @@ func checkTakeoverLog(t *testing.T, p *proc, stalePID int) {
 		return
 	}
 	want := fmt.Sprintf("previous gateway pid %d did not shut down cleanly; taking over", stalePID)
-	if !strings.Contains(stderr, want) || !strings.Contains(stderr, "[WARN]") {
-		t.Fatalf("helper %d did not log %q at WARN:\n%s", p.pid(), want, stderr)
+	// stderr is its own pipe, copied by its own goroutine: the line printed
+	// before HELD on stdout may still be on its way.
+	deadline := time.Now().Add(5 * time.Second)
+	for !(strings.Contains(stderr, want) && strings.Contains(stderr, "[WARN]")) {
+		if time.Now().After(deadline) {
+			t.Fatalf("helper %d did not log %q at WARN:\n%s", p.pid(), want, stderr)
+		}
+		time.Sleep(10 * time.Millisecond)
+		stderr = p.stderr.String()
 	}
 }

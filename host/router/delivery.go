@@ -44,6 +44,9 @@ type delivery struct {
 	// done gets the result once (buffered); nil when nobody waits for it,
 	// and the outcome is only logged.
 	done chan error
+	// replyID, when set, makes this the last part of a streamed reply
+	// (its start and deltas went to the platform as they came).
+	replyID string
 }
 
 // outbox is one platform's delivery queue, with its own bound and
@@ -58,6 +61,14 @@ type outbox struct {
 // sendOne sends one reply to its platform; the one step of delivery that
 // talks to the plugin (protocol v2 swaps it for a stream send).
 func (r *Router) sendOne(ctx context.Context, d *delivery) error {
+	if d.replyID != "" && r.streamSender != nil {
+		phase := shared.PhaseEnd
+		if d.reply.Kind != shared.KindReply {
+			phase = shared.PhaseFail
+		}
+		_, err := r.streamSender.SendPart(ctx, d.platform, shared.ReplyPart{ReplyID: d.replyID, Phase: phase, Reply: d.reply})
+		return err
+	}
 	_, err := r.opts.Sender.Send(ctx, d.platform, d.reply)
 	return err
 }
@@ -72,6 +83,12 @@ func (r *Router) deliveryTimeout(text string) time.Duration {
 // result comes on done when wait is set. A full outbox refuses it at once
 // with ErrDeliveryQueueFull.
 func (r *Router) queueDelivery(j *job, text string, kind shared.ReplyKind, wait bool) (*delivery, error) {
+	return r.queueDeliveryPart(j, text, kind, wait, "")
+}
+
+// queueDeliveryPart is queueDelivery; a non-empty replyID makes the reply
+// the end of that streamed reply.
+func (r *Router) queueDeliveryPart(j *job, text string, kind shared.ReplyKind, wait bool, replyID string) (*delivery, error) {
 	timeout := r.deliveryTimeout(text)
 	d := &delivery{
 		platform: j.platform,
@@ -84,6 +101,7 @@ func (r *Router) queueDelivery(j *job, text string, kind shared.ReplyKind, wait 
 		},
 		timeout:  timeout,
 		deadline: time.Now().Add(timeout),
+		replyID:  replyID,
 	}
 	if wait {
 		d.done = make(chan error, 1)
@@ -113,7 +131,12 @@ func (r *Router) queueDelivery(j *job, text string, kind shared.ReplyKind, wait 
 // deliver sends text back to where j came from, answering j's message, and
 // waits for the outcome.
 func (r *Router) deliver(j *job, text string, kind shared.ReplyKind) error {
-	d, err := r.queueDelivery(j, text, kind, true)
+	return r.deliverPart(j, text, kind, "")
+}
+
+// deliverPart is deliver; a non-empty replyID ends that streamed reply.
+func (r *Router) deliverPart(j *job, text string, kind shared.ReplyKind, replyID string) error {
+	d, err := r.queueDeliveryPart(j, text, kind, true, replyID)
 	if err == nil {
 		err = <-d.done
 	}

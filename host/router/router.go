@@ -8,8 +8,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -56,6 +58,24 @@ type SessionStatus struct {
 type Sender interface {
 	Send(ctx context.Context, platform string, r shared.Reply) ([]string, error)
 	Typing(ctx context.Context, platform string, conv shared.Conversation) error
+}
+
+// StreamingAgents is Agents that can stream a reply as it is written.
+type StreamingAgents interface {
+	// ReplyStream is Reply that calls onDelta with each piece of text as
+	// the provider produces it; the whole reply is committed, then
+	// returned, exactly as with Reply.
+	ReplyStream(ctx context.Context, key, text string, onDelta func(string)) (Answer, error)
+}
+
+// StreamSender is a Sender that can stream replies to the platforms that
+// show them (protocol 2 plugins that are shared.Streamers).
+type StreamSender interface {
+	// Streams reports whether platform shows streamed replies now.
+	Streams(platform string) bool
+	// SendPart sends one part of a streamed reply; Start and Delta are
+	// queued without waiting, End and Fail wait for the platform.
+	SendPart(ctx context.Context, platform string, part shared.ReplyPart) ([]string, error)
 }
 
 // UserError is an error whose message is fit to show the user as it is.
@@ -123,6 +143,11 @@ type Router struct {
 	opts   Options
 	logger hclog.Logger
 	sem    chan struct{}
+	// streamAgents and streamSender are set when both sides can stream.
+	streamAgents StreamingAgents
+	streamSender StreamSender
+	replyIDs     atomic.Uint64
+	replyIDBase  string
 
 	mu       sync.Mutex
 	sessions map[string]*sessionQueue
@@ -197,7 +222,7 @@ func New(opts Options) *Router {
 		opts.DeliveryWorkers = DefaultDeliveryWorkers
 	}
 	deliveries, abandon := context.WithCancel(context.Background())
-	return &Router{
+	r := &Router{
 		opts:            opts,
 		logger:          opts.Logger,
 		sem:             make(chan struct{}, opts.MaxConcurrent),
@@ -206,7 +231,14 @@ func New(opts Options) *Router {
 		outboxes:        map[string]*outbox{},
 		deliveries:      deliveries,
 		abandonDelivery: abandon,
+		replyIDBase:     strconv.FormatInt(time.Now().UnixNano(), 36),
 	}
+	sa, okA := opts.Agents.(StreamingAgents)
+	ss, okS := opts.Sender.(StreamSender)
+	if okA && okS {
+		r.streamAgents, r.streamSender = sa, ss
+	}
+	return r
 }
 
 // SetLimits changes the queue limit and reply timeout, for a reload. A
@@ -393,7 +425,15 @@ func (r *Router) turn(ctx context.Context, j *job) {
 	defer cancel()
 	stopTyping := r.typing(ctx, j)
 	ctx = WithOrigin(ctx, Origin{Platform: j.platform, UserID: j.msg.UserID, Direct: j.msg.Direct})
-	ans, err := r.opts.Agents.Reply(ctx, j.key, j.msg.Text)
+	var ans Answer
+	var err error
+	var st *stream
+	if j.msg.Stream && r.streamSender != nil && r.streamSender.Streams(j.platform) {
+		st = r.newStream(j)
+		ans, err = r.streamAgents.ReplyStream(ctx, j.key, j.msg.Text, st.delta)
+	} else {
+		ans, err = r.opts.Agents.Reply(ctx, j.key, j.msg.Text)
+	}
 	stopTyping()
 	// The slot is for producing the reply, not for delivering it.
 	release()
@@ -412,7 +452,11 @@ func (r *Router) turn(ctx context.Context, j *job) {
 		r.logFailure(j, err)
 		text = userText(err)
 	}
-	derr := r.deliver(j, text, kind)
+	replyID := ""
+	if st != nil && st.started {
+		replyID = st.id // the platform shows its start: end it
+	}
+	derr := r.deliverPart(j, text, kind, replyID)
 	if err == nil && derr != nil {
 		r.undelivered(j, ans, derr)
 	}

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -12,6 +13,33 @@ type op struct {
 	fn   func(*bolt.Tx) error
 	err  error
 	done chan struct{}
+	// then, when set, is called with the result instead of closing done.
+	then func(error)
+	// internal writes (pruning) are not counted in CommitStats.
+	internal bool
+}
+
+// finish reports the op's result to its writer.
+func (o *op) finish() {
+	if o.then != nil {
+		o.then(o.err)
+		return
+	}
+	close(o.done)
+}
+
+// writeAsync queues fn for the committer and returns at once; then is
+// called with the result once it is durable (or failed), on the committer.
+func (s *Store) writeAsync(fn func(*bolt.Tx) error, then func(error)) {
+	o := &op{fn: fn, then: then}
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		then(ErrClosed)
+		return
+	}
+	s.ops <- o
+	s.mu.RUnlock()
 }
 
 // write queues fn for the committer and waits until it is durable. If ctx
@@ -46,9 +74,27 @@ var errBatch = errors.New("a write in the batch failed")
 func (s *Store) commitLoop() {
 	defer close(s.done)
 	batch := make([]*op, 0, s.maxBatch)
+	prune := time.NewTicker(pruneEvery)
+	defer prune.Stop()
+	var syncTick <-chan time.Time
+	if s.syncEvery > 0 {
+		t := time.NewTicker(s.syncEvery)
+		defer t.Stop()
+		syncTick = t.C
+	}
 	for {
 		batch = batch[:0]
 		select {
+		case <-syncTick:
+			s.syncNow()
+			continue
+		case <-prune.C:
+			s.commit([]*op{{fn: s.pruneTaken, internal: true, then: func(err error) {
+				if err != nil {
+					s.log.Warn("could not prune taken message ids", "error", err)
+				}
+			}}})
+			continue
 		case o := <-s.ops:
 			batch = append(batch, o)
 		case <-s.quit:
@@ -82,7 +128,21 @@ func (s *Store) commitLoop() {
 	}
 }
 
+// syncNow fsyncs the file if anything was committed since the last time
+// (sync = DURATION).
+func (s *Store) syncNow() {
+	if !s.dirty {
+		return
+	}
+	s.dirty = false
+	if err := s.db.Sync(); err != nil {
+		s.log.Error("could not fsync the session store; will try again", "error", err)
+		s.dirty = true
+	}
+}
+
 func (s *Store) commit(batch []*op) {
+	s.dirty = true
 	var failed *op
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		for _, o := range batch {
@@ -107,7 +167,7 @@ func (s *Store) commit(batch []*op) {
 			s.commit([]*op{o})
 		}
 		if failed != nil {
-			close(failed.done)
+			failed.finish()
 		}
 		return
 	}
@@ -118,12 +178,18 @@ func (s *Store) commit(batch []*op) {
 	}
 	if err == nil {
 		s.statsMu.Lock()
-		s.stats.Writes += uint64(len(batch))
-		s.stats.Commits++
+		for _, o := range batch {
+			if !o.internal {
+				s.stats.Writes++
+			}
+		}
+		if len(batch) > 1 || !batch[0].internal {
+			s.stats.Commits++
+		}
 		s.statsMu.Unlock()
 	}
 	for _, o := range batch {
-		close(o.done)
+		o.finish()
 	}
 }
 

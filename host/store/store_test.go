@@ -150,9 +150,12 @@ func TestClosedStore(t *testing.T) {
 const helperEnv = "GATEWAY_STORE_KILL_HELPER"
 
 // killHelper appends turns from several goroutines and prints "ack KEY N"
-// after each AppendTurn returns, until it is SIGKILLed.
-func killHelper(dir string) {
-	s, err := Open(filepath.Join(dir, FileName), nil)
+// after each AppendTurn returns, until it is SIGKILLed. arg is the folder,
+// optionally followed by "|" and a sync interval.
+func killHelper(arg string) {
+	dir, interval, _ := strings.Cut(arg, "|")
+	every, _ := time.ParseDuration(interval)
+	s, err := Open(filepath.Join(dir, FileName), &Options{SyncInterval: every})
 	if err != nil {
 		fmt.Println("error", err)
 		os.Exit(2)
@@ -179,13 +182,23 @@ func killHelper(dir string) {
 	wg.Wait()
 }
 
+// TestSurvivesSIGKILL: every turn acknowledged before a SIGKILL is there
+// after it, with sync = "always" and with a sync interval longer than the
+// test (the turn is written before it is acknowledged; a process crash
+// does not need the fsync).
 func TestSurvivesSIGKILL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("re-executes the test binary")
 	}
+	for _, sync := range []string{"", "1h"} {
+		t.Run("sync="+sync, func(t *testing.T) { survivesSIGKILL(t, sync) })
+	}
+}
+
+func survivesSIGKILL(t *testing.T, sync string) {
 	dir := t.TempDir()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"="+dir)
+	cmd.Env = append(os.Environ(), helperEnv+"="+dir+"|"+sync)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -208,7 +208,7 @@ func (p *platform) setProcess(proc *process) {
 	p.mu.Unlock()
 }
 
-func (p *platform) conn() *shared.GRPCClient {
+func (p *platform) conn() shared.PluginConn {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.proc == nil {
@@ -413,13 +413,22 @@ func (p *platform) runOnce(ctx context.Context) (time.Time, error) {
 		return time.Time{}, &shared.FatalError{Code: "invalid_config", Message: err.Error(),
 			Hint: "fix the platform's config block; `gateway validate` shows every problem"}
 	}
+	cursor, err := p.sup.cursor(p.spec.Name)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("reading the platform's cursor: %w", err)
+	}
 	callCtx, cancelCall = context.WithTimeout(ctx, 30*time.Second)
-	err = proc.conn.ConfigureWithLevel(callCtx, shared.Config{Raw: raw}, p.sup.logLevel())
+	err = proc.conn.ConfigureWithLevel(callCtx, shared.Config{Raw: raw, Cursor: cursor}, p.sup.logLevel())
 	cancelCall()
 	if err != nil {
 		return time.Time{}, fmt.Errorf("configure: %w", err)
 	}
-	p.logger.Debug("plugin configured", "plugin", desc.Name, "version", desc.Version, "pid", proc.pid)
+	p.logger.Debug("plugin configured", "plugin", desc.Name, "version", desc.Version, "pid", proc.pid,
+		"protocol", proc.conn.Protocol(), "streams", proc.conn.Streams())
+	if proc.conn.Protocol() < shared.ProtocolVersion {
+		p.logger.Warn("plugin speaks an older protocol: no streamed replies, and its messages count as taken once sent; rebuild it against this gateway",
+			"protocol", proc.conn.Protocol(), "current", shared.ProtocolVersion)
+	}
 
 	runCtx, cancelRun := context.WithCancel(ctx)
 	events := make(chan shared.Event, 64)
@@ -449,8 +458,7 @@ func (p *platform) runOnce(ctx context.Context) (time.Time, error) {
 	handle := func(ev shared.Event) {
 		switch {
 		case ev.Message != nil:
-			p.sup.deliver(p.spec.Name, ev.Message)
-			ev.Ack(nil)
+			p.sup.take(p, ev)
 		case ev.Health != nil:
 			switch ev.Health.State {
 			case shared.Connected:
@@ -459,6 +467,7 @@ func (p *platform) runOnce(ctx context.Context) (time.Time, error) {
 				}
 				p.logger.Info("platform running", "pid", proc.pid)
 				health, healthErr = StateRunning, nil
+				p.sup.replay(p)
 			case shared.Degraded:
 				p.logger.Warn("platform degraded", "reason", ev.Health.Message)
 				health, healthErr = StateDegraded, errors.New(ev.Health.Message)

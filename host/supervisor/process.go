@@ -44,7 +44,7 @@ func pluginEnv() []string {
 // process is one started plugin process and the host's client for it.
 type process struct {
 	client *plugin.Client
-	conn   *shared.GRPCClient
+	conn   shared.PluginConn
 	// health is go-plugin's gRPC health service in the plugin, for
 	// liveness pings: it answers only while the plugin process runs.
 	health grpc_health_v1.HealthClient
@@ -112,7 +112,7 @@ func startProcess(opts startOptions) (*process, error) {
 		client.Kill()
 		return nil, fmt.Errorf("plugin %s: %w", path, err)
 	}
-	conn, ok := raw.(*shared.GRPCClient)
+	conn, ok := raw.(shared.PluginConn)
 	if !ok {
 		client.Kill()
 		return nil, fmt.Errorf("plugin %s: unexpected client type %T", path, raw)

@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -23,6 +24,24 @@ var ErrUnknownPlatform = errors.New("unknown platform")
 // loop and must return quickly.
 type Handler func(platform string, msg *shared.Message)
 
+// Inbox records the messages a plugin waits for (shared.Deliver) before
+// the host acknowledges them, and keeps each platform's cursor; the session
+// store is one.
+type Inbox interface {
+	// Take records message id of conversation conv from platform (body is
+	// the message) and the platform's cursor after it, then calls done
+	// (quickly, on any goroutine) once that is durable; dup reports an id
+	// taken before.
+	Take(platform, conv, id, cursor string, body []byte, done func(dup bool, err error))
+	// Answered records that the message was answered (it does not wait).
+	Answered(platform, conv, id string)
+	// Pending returns the bodies of the platform's messages taken and not
+	// answered.
+	Pending(platform string) ([][]byte, error)
+	// Cursor returns the platform's last recorded cursor, "" if none.
+	Cursor(platform string) (string, error)
+}
+
 // Options configure a Supervisor.
 type Options struct {
 	// Logger is the host's logger; platforms log under "supervisor.NAME".
@@ -31,6 +50,9 @@ type Options struct {
 	PluginLogger hclog.Logger
 	// Handler receives inbound messages.
 	Handler Handler
+	// Inbox, if set, records messages before they are acknowledged and
+	// handed to Handler, drops those taken before, and keeps cursors.
+	Inbox Inbox
 	// OnStateChange, if set, is called after a platform changes state.
 	OnStateChange func(Status)
 	// LogLevel is the plugins' log level.
@@ -42,10 +64,27 @@ type Supervisor struct {
 	logger       hclog.Logger
 	pluginLogger hclog.Logger
 	handler      Handler
+	inbox        Inbox
 	onState      func(Status)
 
 	ctx    context.Context
 	cancel context.CancelFunc
+
+	// unanswered holds the taken messages (platform, conversation, id)
+	// whose answer has not been delivered yet; replayed the platforms
+	// whose messages left unanswered by an earlier host were handed on.
+	unansweredMu sync.Mutex
+	unanswered   map[string]struct{}
+	replayed     map[string]bool
+
+	// handoff holds taken messages on their way to the handler, in the
+	// order they were taken; handing is set while a goroutine drains it.
+	// A message is taken on the store's committer, which must never wait
+	// for the handler (the handler may write to the store itself).
+	handoffMu sync.Mutex
+	handoff   []handoffItem
+	handing   bool
+	handed    sync.WaitGroup
 
 	mu        sync.Mutex
 	platforms map[string]*platform
@@ -70,11 +109,14 @@ func New(opts Options) *Supervisor {
 		logger:       opts.Logger,
 		pluginLogger: opts.PluginLogger,
 		handler:      opts.Handler,
+		inbox:        opts.Inbox,
 		onState:      opts.OnStateChange,
 		ctx:          ctx,
 		cancel:       cancel,
 		platforms:    map[string]*platform{},
 		level:        opts.LogLevel,
+		unanswered:   map[string]struct{}{},
+		replayed:     map[string]bool{},
 	}
 }
 
@@ -167,7 +209,7 @@ func (s *Supervisor) Specs() []Spec {
 	return out
 }
 
-func (s *Supervisor) lookup(name string) (*shared.GRPCClient, error) {
+func (s *Supervisor) lookup(name string) (shared.PluginConn, error) {
 	s.mu.Lock()
 	p := s.platforms[name]
 	s.mu.Unlock()
@@ -187,7 +229,32 @@ func (s *Supervisor) Send(ctx context.Context, name string, r shared.Reply) ([]s
 	if err != nil {
 		return nil, err
 	}
-	return c.Send(ctx, r)
+	ids, err := c.Send(ctx, r)
+	if err == nil {
+		s.delivered(name, r)
+	}
+	return ids, err
+}
+
+// Streams reports whether the named platform's plugin shows streamed
+// replies (protocol 2, a shared.Streamer whose config wants them).
+func (s *Supervisor) Streams(name string) bool {
+	c, err := s.lookup(name)
+	return err == nil && c.Streams()
+}
+
+// SendPart sends one part of a streamed reply through the named platform's
+// plugin (see shared.PluginConn.SendPart).
+func (s *Supervisor) SendPart(ctx context.Context, name string, part shared.ReplyPart) ([]string, error) {
+	c, err := s.lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := c.SendPart(ctx, part)
+	if err == nil && (part.Phase == shared.PhaseEnd || part.Phase == shared.PhaseFail) {
+		s.delivered(name, part.Reply)
+	}
+	return ids, err
 }
 
 // Typing shows a typing indicator through the named platform's plugin.
@@ -246,9 +313,164 @@ func (s *Supervisor) logLevel() string {
 	return s.level
 }
 
+// take hands an inbound message on. One the plugin waits for (given with
+// shared.Deliver), or one that moves the platform's cursor, is recorded in
+// the inbox first, without blocking the platform's event loop: the record
+// commits with others, then the plugin gets its acknowledgement and the
+// message goes to the handler, unless it was taken before (the platform
+// delivered it again because its plugin died before confirming it): then it
+// is acknowledged again and dropped.
+func (s *Supervisor) take(p *platform, ev shared.Event) {
+	m := ev.Message
+	if s.inbox == nil || m.ID == "" || (!ev.WantsAck() && m.Cursor == "") {
+		s.deliver(p.spec.Name, m)
+		ev.Ack(nil)
+		return
+	}
+	body, err := json.Marshal(m)
+	if err != nil {
+		ev.Ack(err)
+		return
+	}
+	key := unansweredKey(p.spec.Name, m.ConversationID, m.ID)
+	added := s.markUnanswered(key)
+	s.inbox.Take(p.spec.Name, m.ConversationID, m.ID, m.Cursor, body, func(dup bool, err error) {
+		if err != nil {
+			if added {
+				s.answered(key)
+			}
+			p.logger.Error("could not record an inbound message; the plugin will not confirm it", "id", m.ID, "error", err)
+			ev.Ack(err)
+			return
+		}
+		ev.Ack(nil)
+		if dup {
+			if added {
+				s.answered(key)
+			}
+			p.logger.Debug("dropped a message taken before (delivered again)", "id", m.ID, "conversation", m.ConversationID)
+			return
+		}
+		s.deliverLater(p.spec.Name, m)
+	})
+}
+
+func unansweredKey(platform, conv, id string) string {
+	return platform + "\x00" + conv + "\x00" + id
+}
+
+// markUnanswered notes a taken message as waiting for its answer; false if
+// it already was.
+func (s *Supervisor) markUnanswered(key string) bool {
+	s.unansweredMu.Lock()
+	defer s.unansweredMu.Unlock()
+	if _, ok := s.unanswered[key]; ok {
+		return false
+	}
+	s.unanswered[key] = struct{}{}
+	return true
+}
+
+// answered forgets key, reporting whether it was waiting.
+func (s *Supervisor) answered(key string) bool {
+	s.unansweredMu.Lock()
+	defer s.unansweredMu.Unlock()
+	_, ok := s.unanswered[key]
+	delete(s.unanswered, key)
+	return ok
+}
+
+// delivered is called after a reply went out: the message it answers, if
+// it was taken into the inbox, is recorded as answered.
+func (s *Supervisor) delivered(name string, r shared.Reply) {
+	if s.inbox == nil || r.ReplyToID == "" {
+		return
+	}
+	if s.answered(unansweredKey(name, r.ConversationID, r.ReplyToID)) {
+		s.inbox.Answered(name, r.ConversationID, r.ReplyToID)
+	}
+}
+
+// replay hands on, once per host run and platform, the messages an earlier
+// host took from it but did not answer before it died. Messages taken by
+// this host are skipped: they are answered (or being answered) already.
+func (s *Supervisor) replay(p *platform) {
+	name := p.spec.Name
+	s.unansweredMu.Lock()
+	done := s.replayed[name]
+	s.replayed[name] = true
+	s.unansweredMu.Unlock()
+	if done || s.inbox == nil {
+		return
+	}
+	bodies, err := s.inbox.Pending(name)
+	if err != nil {
+		p.logger.Error("could not read the messages left unanswered", "error", err)
+		return
+	}
+	for _, b := range bodies {
+		var m shared.Message
+		if err := json.Unmarshal(b, &m); err != nil {
+			p.logger.Warn("dropping an unreadable message left unanswered", "error", err)
+			continue
+		}
+		if !s.markUnanswered(unansweredKey(name, m.ConversationID, m.ID)) {
+			continue
+		}
+		p.logger.Info("answering a message taken before the host restarted", "id", m.ID, "conversation", m.ConversationID)
+		s.deliverLater(name, &m)
+	}
+}
+
+// cursor returns the platform's last recorded cursor.
+func (s *Supervisor) cursor(name string) (string, error) {
+	if s.inbox == nil {
+		return "", nil
+	}
+	return s.inbox.Cursor(name)
+}
+
 func (s *Supervisor) deliver(name string, m *shared.Message) {
 	if s.handler != nil {
 		s.handler(name, m)
+	}
+}
+
+type handoffItem struct {
+	platform string
+	msg      *shared.Message
+}
+
+// deliverLater hands m to the handler from another goroutine, after every
+// message given to deliverLater before it. It never blocks.
+func (s *Supervisor) deliverLater(name string, m *shared.Message) {
+	s.handoffMu.Lock()
+	defer s.handoffMu.Unlock()
+	s.handoff = append(s.handoff, handoffItem{name, m})
+	if s.handing {
+		return
+	}
+	s.handing = true
+	s.handed.Add(1)
+	go s.drainHandoff()
+}
+
+// drainHandoff delivers queued messages until none is left.
+func (s *Supervisor) drainHandoff() {
+	defer s.handed.Done()
+	for {
+		s.handoffMu.Lock()
+		if len(s.handoff) == 0 {
+			s.handing = false
+			s.handoff = nil
+			s.handoffMu.Unlock()
+			return
+		}
+		it := s.handoff[0]
+		s.handoff[0] = handoffItem{}
+		s.handoff = s.handoff[1:]
+		s.handoffMu.Unlock()
+		s.deliver(it.platform, it.msg)
 	}
 }
 
@@ -267,4 +489,5 @@ func (s *Supervisor) Stop() {
 	s.mu.Unlock()
 	s.cancel()
 	s.loops.Wait()
+	s.handed.Wait()
 }

@@ -10,4 +10,4 @@ var Version = "dev"
 var Commit = "unknown"
 
 // ProtocolVersions lists the plugin protocol versions this host speaks.
-var ProtocolVersions = []int{shared.ProtocolVersion}
+var ProtocolVersions = shared.ProtocolVersions

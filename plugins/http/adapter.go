@@ -69,7 +69,7 @@ type adapter struct {
 	nextID  atomic.Uint64
 	idBase  string
 	mu      sync.Mutex
-	pending map[string]chan shared.Reply
+	pending map[string]*waiter
 	// link is the host connection while Run forwards events; nil otherwise.
 	link *hostLink
 
@@ -92,7 +92,7 @@ type hostLink struct {
 func newAdapter() *adapter {
 	return &adapter{
 		logger:  hclog.NewNullLogger(),
-		pending: map[string]chan shared.Reply{},
+		pending: map[string]*waiter{},
 		stopped: make(chan struct{}),
 		idBase:  strconv.FormatInt(time.Now().UnixNano(), 36),
 	}
@@ -103,7 +103,7 @@ func (a *adapter) Describe(context.Context) (shared.Description, error) {
 	return shared.Description{
 		Name:        "http",
 		Version:     shared.Version,
-		Description: "HTTP API: POST /v1/messages {session, text} answers with the agent's reply",
+		Description: "HTTP API: POST /v1/messages {session, text} answers with the agent's reply (\"stream\": true: as server-sent events)",
 		Schema: []shared.Attribute{
 			{Name: "listen", Type: shared.TypeString, Default: defaultListen,
 				Description: "address to listen on, host:port"},
@@ -244,14 +244,19 @@ func (a *adapter) openTo() string {
 
 // Send implements shared.Platform: it completes the request that asked.
 func (a *adapter) Send(_ context.Context, r shared.Reply) ([]string, error) {
+	return a.complete(r, r.Kind == shared.KindError)
+}
+
+// complete hands the final reply to the request waiting for it.
+func (a *adapter) complete(r shared.Reply, failed bool) ([]string, error) {
 	a.mu.Lock()
-	ch, ok := a.pending[r.ReplyToID]
+	w, ok := a.pending[r.ReplyToID]
 	delete(a.pending, r.ReplyToID)
 	a.mu.Unlock()
 	if !ok {
 		return nil, fmt.Errorf("no request is waiting for a reply to %q (it timed out or the client left)", r.ReplyToID)
 	}
-	ch <- r // buffered: never blocks
+	w.finish(r, failed) // never blocks
 	return []string{r.ReplyToID}, nil
 }
 
@@ -275,7 +280,7 @@ func (a *adapter) connected() bool {
 // on and the link it went over. It gives up with errNotConnected when no Run
 // is forwarding events, or when the host takes nothing before expire fires
 // (its event stream is stalled: the host is not really connected).
-func (a *adapter) submit(ctx context.Context, session, text string, expire <-chan time.Time) (string, chan shared.Reply, *hostLink, error) {
+func (a *adapter) submit(ctx context.Context, session, text string, stream bool, expire <-chan time.Time) (string, *waiter, *hostLink, error) {
 	a.mu.Lock()
 	link := a.link
 	if link == nil {
@@ -285,8 +290,8 @@ func (a *adapter) submit(ctx context.Context, session, text string, expire <-cha
 	link.handover.Add(1)
 	defer link.handover.Done()
 	id := a.idBase + "-" + strconv.FormatUint(a.nextID.Add(1), 10)
-	ch := make(chan shared.Reply, 1)
-	a.pending[id] = ch
+	w := newWaiter(stream)
+	a.pending[id] = w
 	a.mu.Unlock()
 	now := time.Now()
 	msg := &shared.Message{
@@ -294,11 +299,13 @@ func (a *adapter) submit(ctx context.Context, session, text string, expire <-cha
 		Direct: true, Text: text, UnixNano: now.UnixNano(),
 		// The request gives up after timeout: no turn starts after that.
 		ExpiresUnixNano: now.Add(a.timeout).UnixNano(),
+		// Only a request that asked for server-sent events is streamed.
+		Stream: stream,
 	}
 	a.logger.Debug("message received", "session", shared.LogValue(session), "id", id, "bytes", len(text))
 	select {
 	case link.events <- shared.Event{Message: msg}:
-		return id, ch, link, nil
+		return id, w, link, nil
 	case <-ctx.Done():
 		a.forget(id)
 		return "", nil, nil, ctx.Err()

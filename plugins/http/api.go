@@ -19,6 +19,8 @@ import (
 type messageRequest struct {
 	Session string `json:"session"`
 	Text    string `json:"text"`
+	// Stream asks for the reply as server-sent events as it is written.
+	Stream bool `json:"stream"`
 }
 
 type messageResponse struct {
@@ -76,6 +78,10 @@ func (a *adapter) handleMessage(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	if req.Stream {
+		a.converseStream(w, r, req.Session, req.Text)
+		return
+	}
 	rep, err := a.converse(r.Context(), req.Session, req.Text)
 	switch {
 	case err == nil:
@@ -103,13 +109,14 @@ func (a *adapter) converse(ctx context.Context, session, text string) (shared.Re
 	// and waiting for its reply.
 	timer := time.NewTimer(a.timeout)
 	defer timer.Stop()
-	id, replies, link, err := a.submit(ctx, session, text, timer.C)
+	id, wt, link, err := a.submit(ctx, session, text, false, timer.C)
 	if err != nil {
 		return shared.Reply{}, err
 	}
 	select {
-	case rep := <-replies:
-		return rep, nil
+	case <-wt.notify:
+		_, rep, _ := wt.take()
+		return *rep, nil
 	case <-timer.C:
 		a.forget(id)
 		return shared.Reply{}, errTimeout
@@ -118,13 +125,26 @@ func (a *adapter) converse(ctx context.Context, session, text string) (shared.Re
 		return shared.Reply{}, ctx.Err()
 	case <-link.done:
 		a.forget(id)
-		select {
-		case rep := <-replies: // it came just in time: the host sent it
-			return rep, nil
-		default:
-			return shared.Reply{}, errDisconnected
+		if _, rep, _ := wt.take(); rep != nil { // it came just in time: the host sent it
+			return *rep, nil
 		}
+		return shared.Reply{}, errDisconnected
 	}
+}
+
+// converseStream is converse for a client that asked for server-sent
+// events: the reply is written as it arrives.
+func (a *adapter) converseStream(w http.ResponseWriter, r *http.Request, session, text string) {
+	timer := time.NewTimer(a.timeout)
+	defer timer.Stop()
+	id, wt, link, err := a.submit(r.Context(), session, text, true, timer.C)
+	if err != nil {
+		if errors.Is(err, errNotConnected) || errors.Is(err, errHostStalled) {
+			writeError(w, http.StatusServiceUnavailable, err.Error())
+		}
+		return // otherwise the client went away
+	}
+	a.streamReply(w, r, session, id, wt, link, timer.C)
 }
 
 // busyRetryAfter is the Retry-After of a 429: the session's current reply

@@ -4,6 +4,10 @@ package main
 
 import "github.com/plughost/gateway/shared"
 
+// serve is shared.Serve; built with -tags gateway_protocol1 it serves
+// protocol 1 only, as a plugin built before protocol 2 did (for tests).
+var serve = shared.Serve
+
 func main() {
-	shared.Serve(newAdapter())
+	serve(newAdapter())
 }

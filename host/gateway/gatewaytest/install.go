@@ -167,9 +167,10 @@ func (in *Install) WaitPlatform(name string, timeout time.Duration, ok func(supe
 
 // Build builds the gateway and plugin binaries into dir, in parallel, with
 // the version stamped in as `make build` does; targets maps a binary's name
-// to its package, relative to the module root ("./plugins/http"). A target
-// whose folder does not exist yet is skipped. It returns the built binaries
-// by name.
+// to its package, relative to the module root ("./plugins/http"), optionally
+// preceded by build flags ("-tags=gateway_protocol1 ./plugins/http"). A
+// target whose folder does not exist yet is skipped. It returns the built
+// binaries by name.
 func Build(dir string, race bool, targets map[string]string) (map[string]string, error) {
 	root, err := ModuleRoot()
 	if err != nil {
@@ -181,7 +182,12 @@ func Build(dir string, race bool, targets map[string]string) (map[string]string,
 		wg   sync.WaitGroup
 	)
 	bins := map[string]string{}
-	for name, src := range targets {
+	for name, target := range targets {
+		fields := strings.Fields(target)
+		if len(fields) == 0 {
+			return nil, fmt.Errorf("building %s: no package given", name)
+		}
+		src, flags := fields[len(fields)-1], fields[:len(fields)-1]
 		if _, err := os.Stat(filepath.Join(root, src)); err != nil {
 			continue // a plugin not written yet
 		}
@@ -191,6 +197,7 @@ func Build(dir string, race bool, targets map[string]string) (map[string]string,
 			if race {
 				args = append(args, "-race")
 			}
+			args = append(args, flags...)
 			cmd := exec.Command("go", append(args, src)...)
 			cmd.Dir = root
 			b, err := cmd.CombinedOutput()

@@ -138,6 +138,10 @@ type Server struct {
 	// Hold, when set, is called before answering; it may block (a slow reply)
 	// and should return when ctx ends (the client went away).
 	Hold func(ctx context.Context, r *Request)
+	// ChunkHold, when set, is called before each streamed chunk of text
+	// after the first (i counts from 1); it may block, to hold a streamed
+	// reply midway, and should return when ctx ends.
+	ChunkHold func(ctx context.Context, r *Request, i int)
 
 	ts *httptest.Server
 
@@ -327,7 +331,7 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 	}
 	usage := s.usage(&req, reply)
 	if req.Stream {
-		s.stream(w, &req, reply, usage)
+		s.stream(r.Context(), w, &req, reply, usage)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -360,7 +364,7 @@ func CountWords(r *Request, reply string) (prompt, completion int) {
 
 // stream answers with server-sent events, one word per chunk, then the
 // usage chunk when asked for.
-func (s *Server) stream(w http.ResponseWriter, req *Request, reply string, usage map[string]int) {
+func (s *Server) stream(ctx context.Context, w http.ResponseWriter, req *Request, reply string, usage map[string]int) {
 	w.Header().Set("Content-Type", "text/event-stream")
 	fl, _ := w.(http.Flusher)
 	send := func(delta map[string]any, finish any) {
@@ -374,7 +378,13 @@ func (s *Server) stream(w http.ResponseWriter, req *Request, reply string, usage
 	send(map[string]any{"role": "assistant"}, nil)
 	fmt.Fprint(w, ": keep-alive\n\n")
 	words := strings.SplitAfter(reply, " ")
-	for _, wd := range words {
+	for i, wd := range words {
+		if i > 0 && s.ChunkHold != nil {
+			s.ChunkHold(ctx, req, i)
+			if ctx.Err() != nil {
+				return
+			}
+		}
 		send(map[string]any{"content": wd}, nil)
 	}
 	send(map[string]any{}, "stop")

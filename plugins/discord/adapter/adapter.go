@@ -38,6 +38,9 @@ type timing struct {
 	// invalidSessionWait is the pause Discord asks for after a
 	// non-resumable op 9, before identifying again.
 	invalidSessionWait func() time.Duration
+	// now is the clock streamed replies measure edit_interval with; nil
+	// is time.Now.
+	now func() time.Time
 	// identifyWindow is identify_budget's window; zero means an hour.
 	identifyWindow time.Duration
 }
@@ -73,6 +76,7 @@ type Adapter struct {
 
 	threads threadSet
 	typing  typingLimiter
+	live    liveReplies // replies being streamed
 }
 
 var _ shared.Platform = (*Adapter)(nil)

@@ -161,7 +161,8 @@ func TestMessageInReplyOut(t *testing.T) {
 			fake.InjectMessage(in)
 			m := h.message()
 			want := shared.Message{ID: in.ID, ConversationID: "C1", UserID: "42", UserName: "Alice",
-				GuildID: "G1", Text: "hello there", UnixNano: in.Timestamp.UnixNano()}
+				GuildID: "G1", Text: "hello there", UnixNano: in.Timestamp.UnixNano(),
+			} // stream_replies defaults to false: Stream unset
 			if *m != want {
 				t.Fatalf("event = %+v\nwant    %+v", *m, want)
 			}

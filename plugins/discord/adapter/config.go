@@ -5,6 +5,7 @@ import (
 	"math"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/plughost/gateway/shared"
 	"github.com/plughost/gateway/shared/kit"
@@ -33,6 +34,10 @@ var schema = []shared.Attribute{
 		Description: "Show the typing indicator while the agent works."},
 	{Name: "reply_to_message", Type: shared.TypeBool, Default: true,
 		Description: "Post the first chunk of an answer as a reply to the user's message."},
+	{Name: "stream_replies", Type: shared.TypeBool, Default: false,
+		Description: "Post the reply as soon as it starts and edit it in place as it grows (within the channel's rate budget); false posts only the finished reply."},
+	{Name: "edit_interval", Type: shared.TypeDuration, Default: "1s",
+		Description: "Least time between two edits of a streaming reply; interim edits over the channel's budget are skipped, the final text never is."},
 	{Name: "identify_budget", Type: shared.TypeNumber, Default: 20,
 		Description: "Most gateway identifies per hour before the plugin gives up for good; Discord resets tokens that identify too often."},
 }
@@ -45,6 +50,8 @@ type settings struct {
 	typing         bool
 	replyToMessage bool
 	identifyBudget int
+	streamReplies  bool
+	editInterval   time.Duration
 }
 
 // rawConfig mirrors the JSON the host sends; pointers tell unset from false.
@@ -59,6 +66,8 @@ type rawConfig struct {
 	Typing          *bool    `json:"typing"`
 	ReplyToMessage  *bool    `json:"reply_to_message"`
 	IdentifyBudget  *float64 `json:"identify_budget"`
+	StreamReplies   *bool    `json:"stream_replies"`
+	EditInterval    string   `json:"edit_interval"`
 }
 
 // parseSettings decodes and validates cfg. Every problem is a
@@ -79,7 +88,13 @@ func parseSettings(cfg shared.Config) (settings, error) {
 		typing:         boolOr(raw.Typing, true),
 		replyToMessage: boolOr(raw.ReplyToMessage, true),
 		identifyBudget: 20,
+		streamReplies:  boolOr(raw.StreamReplies, false),
 	}
+	interval, err := kit.ParseDuration("edit_interval", raw.EditInterval, defaultEditInterval)
+	if err != nil {
+		return settings{}, err
+	}
+	s.editInterval = interval
 	s.token = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(raw.Token), "Bot "))
 	if s.token == "" {
 		return settings{}, kit.InvalidConfig("token is empty",

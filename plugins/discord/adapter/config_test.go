@@ -20,6 +20,7 @@ func TestDescribeSchema(t *testing.T) {
 		"allowed_users": shared.TypeListOfString, "allowed_channels": shared.TypeListOfString,
 		"allowed_guilds": shared.TypeListOfString, "respond_to_bots": shared.TypeBool,
 		"typing": shared.TypeBool, "reply_to_message": shared.TypeBool, "identify_budget": shared.TypeNumber,
+		"stream_replies": shared.TypeBool, "edit_interval": shared.TypeDuration,
 	}
 	if len(d.Schema) != len(want) {
 		t.Errorf("schema has %d attributes, want %d", len(d.Schema), len(want))

@@ -48,6 +48,8 @@ func inbound(s settings, botID string, threads *threadSet, m *discordgo.Message)
 		Direct:         direct,
 		Text:           text,
 		UnixNano:       m.Timestamp.UnixNano(),
+		// stream_replies: the reply is shown as it is written.
+		Stream: s.streamReplies,
 	}
 	if parent != "" {
 		// A thread is its own conversation: Discord gives it its own

@@ -76,6 +76,10 @@ type Server struct {
 	sessions             map[string]*session
 	conns                map[*gwConn]struct{}
 	upgrader             websocket.Upgrader
+	// shown is each posted message's content now (edits applied);
+	// deleted messages are removed.
+	shown map[string]string
+	edits int
 }
 
 // session is a gateway session that can be resumed.
@@ -122,12 +126,15 @@ func New(t testing.TB) *Server {
 		nextID:        2000000000000000000,
 		sessions:      map[string]*session{},
 		conns:         map[*gwConn]struct{}{},
+		shown:         map[string]string{},
 	}
 	srv.HandleFunc("GET /api/v10/gateway", s.handleGateway)
 	srv.HandleFunc("GET /api/v10/gateway/bot", s.handleGatewayBot)
 	srv.HandleFunc("GET /api/v10/users/@me", s.handleMe)
 	srv.HandleFunc("POST /api/v10/channels/{id}/messages", s.handlePostMessage)
 	srv.HandleFunc("POST /api/v10/channels/{id}/typing", s.handleTyping)
+	srv.HandleFunc("PATCH /api/v10/channels/{id}/messages/{mid}", s.handleEditMessage)
+	srv.HandleFunc("DELETE /api/v10/channels/{id}/messages/{mid}", s.handleDeleteMessage)
 	srv.HandleFunc("GET /{$}", s.serveGateway)
 	s.control()
 	return s
@@ -351,6 +358,69 @@ func (s *Server) handleMe(w http.ResponseWriter, r *http.Request) {
 	fakekit.WriteJSON(w, http.StatusOK, botUser())
 }
 
+// Shown returns the messages the bot posted that still exist, oldest first,
+// each with its content now (after edits).
+func (s *Server) Shown() []PostedMessage {
+	posted := s.messages.All()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]PostedMessage, 0, len(posted))
+	for _, m := range posted {
+		if c, ok := s.shown[m.ID]; ok {
+			m.Content = c
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// Edits returns how many message edits the fake accepted.
+func (s *Server) Edits() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.edits
+}
+
+func (s *Server) handleEditMessage(w http.ResponseWriter, r *http.Request) {
+	if !s.authorized(w, r) || s.limited(w, "messages:"+r.PathValue("id")) {
+		return
+	}
+	var body discordgo.MessageEdit
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil || body.Content == nil {
+		fakekit.WriteJSON(w, http.StatusBadRequest, map[string]any{"message": "bad edit", "code": 50109})
+		return
+	}
+	if n := len([]rune(*body.Content)); n == 0 || n > 2000 {
+		fakekit.WriteJSON(w, http.StatusBadRequest, map[string]any{"message": "Invalid Form Body", "code": 50035})
+		return
+	}
+	id := r.PathValue("mid")
+	s.mu.Lock()
+	_, ok := s.shown[id]
+	if ok {
+		s.shown[id] = *body.Content
+		s.edits++
+	}
+	s.mu.Unlock()
+	if !ok {
+		fakekit.WriteJSON(w, http.StatusNotFound, map[string]any{"message": "Unknown Message", "code": 10008})
+		return
+	}
+	fakekit.WriteJSON(w, http.StatusOK, &discordgo.Message{
+		ID: id, ChannelID: r.PathValue("id"), Content: *body.Content, Author: botUser(), Timestamp: time.Now(),
+	})
+}
+
+func (s *Server) handleDeleteMessage(w http.ResponseWriter, r *http.Request) {
+	if !s.authorized(w, r) {
+		return
+	}
+	s.mu.Lock()
+	delete(s.shown, r.PathValue("mid"))
+	s.mu.Unlock()
+	w.WriteHeader(http.StatusNoContent)
+}
+
 func (s *Server) handlePostMessage(w http.ResponseWriter, r *http.Request) {
 	if !s.authorized(w, r) || s.limited(w, "messages:"+r.PathValue("id")) {
 		return
@@ -374,6 +444,9 @@ func (s *Server) handlePostMessage(w http.ResponseWriter, r *http.Request) {
 	if body.Reference != nil {
 		pm.ReplyToID = body.Reference.MessageID
 	}
+	s.mu.Lock()
+	s.shown[pm.ID] = pm.Content
+	s.mu.Unlock()
 	s.messages.Add(pm)
 	fakekit.WriteJSON(w, http.StatusOK, &discordgo.Message{
 		ID: pm.ID, ChannelID: channelID, Content: pm.Content, Author: botUser(),

@@ -2,14 +2,27 @@
 // how it misbehaves: crash after a while, report a fatal error, answer
 // slowly. Every start appends its PID to starts_file, so tests can count
 // starts.
+//
+// With spool_dir set it also plays a platform that redelivers what its
+// plugin did not confirm: every SPOOL/ID.msg file is a message (its text
+// the file's content, conversation "c", cursor ID), given to the host with
+// shared.Deliver and confirmed by renaming it to ID.done only once Deliver
+// returned. Replies are appended to SPOOL/replies as "REPLYTO<TAB>TEXT"
+// lines, and each start appends the cursor it was configured with to
+// SPOOL/cursors. With die_before_confirm, the first start SIGKILLs itself
+// once the first message is taken and answered, before confirming it.
 package main
 
 import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
+	"sort"
 	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/plughost/gateway/shared"
@@ -21,6 +34,8 @@ type settings struct {
 	FatalAfter string `json:"fatal_after"`
 	FatalCode  string `json:"fatal_code"`
 	Degraded   bool   `json:"degraded"`
+	SpoolDir   string `json:"spool_dir"`
+	DieBefore  bool   `json:"die_before_confirm"`
 }
 
 type behave struct {
@@ -41,6 +56,8 @@ func (b *behave) Describe(context.Context) (shared.Description, error) {
 			{Name: "fatal_code", Type: shared.TypeString, Default: "token_rejected"},
 			{Name: "degraded", Type: shared.TypeBool, Default: false, Description: "report degraded instead of connected"},
 			{Name: "secret", Type: shared.TypeString, Sensitive: true},
+			{Name: "spool_dir", Type: shared.TypeString, Description: "folder of messages to deliver (see the package doc)"},
+			{Name: "die_before_confirm", Type: shared.TypeBool, Default: false},
 		},
 	}, nil
 }
@@ -59,7 +76,71 @@ func (b *behave) Configure(_ context.Context, cfg shared.Config) error {
 			return err
 		}
 	}
+	if b.cfg.SpoolDir != "" {
+		if err := appendLine(filepath.Join(b.cfg.SpoolDir, "cursors"), cfg.Cursor); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+func appendLine(path, line string) error {
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = fmt.Fprintln(f, line)
+	return err
+}
+
+// spool delivers the spool's unconfirmed messages, oldest name first, as
+// they appear.
+func (b *behave) spool(ctx context.Context, events chan<- shared.Event) error {
+	dieMarker := filepath.Join(b.cfg.SpoolDir, "died")
+	for {
+		names, _ := filepath.Glob(filepath.Join(b.cfg.SpoolDir, "*.msg"))
+		sort.Strings(names)
+		for _, name := range names {
+			text, err := os.ReadFile(name)
+			if err != nil {
+				return err
+			}
+			id := strings.TrimSuffix(filepath.Base(name), ".msg")
+			m := &shared.Message{ID: id, ConversationID: "c", UserID: "u", Direct: true, Text: string(text), Cursor: id}
+			if err := shared.Deliver(ctx, events, m); err != nil {
+				return nil // not taken: the next start delivers it again
+			}
+			if b.cfg.DieBefore {
+				if _, err := os.Stat(dieMarker); err != nil {
+					b.waitReply(ctx, id)
+					_ = os.WriteFile(dieMarker, nil, 0o600)
+					_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+				}
+			}
+			if err := os.Rename(name, strings.TrimSuffix(name, ".msg")+".done"); err != nil {
+				return err
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-b.stop:
+			return nil
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// waitReply waits until a reply to id has been written.
+func (b *behave) waitReply(ctx context.Context, id string) {
+	for ctx.Err() == nil {
+		data, _ := os.ReadFile(filepath.Join(b.cfg.SpoolDir, "replies"))
+		if strings.Contains("\n"+string(data), "\n"+id+"\t") {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func after(s string) <-chan time.Time {
@@ -76,6 +157,9 @@ func (b *behave) Run(ctx context.Context, events chan<- shared.Event) error {
 		state = shared.Degraded
 	}
 	events <- shared.Event{Health: &shared.Health{State: state, Message: "behaving"}}
+	if b.cfg.SpoolDir != "" {
+		return b.spool(ctx, events)
+	}
 	select {
 	case <-ctx.Done():
 		return nil
@@ -94,6 +178,11 @@ func (b *behave) Send(_ context.Context, r shared.Reply) ([]string, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.sent = append(b.sent, r)
+	if b.cfg.SpoolDir != "" {
+		if err := appendLine(filepath.Join(b.cfg.SpoolDir, "replies"), r.ReplyToID+"\t"+r.Text); err != nil {
+			return nil, err
+		}
+	}
 	return []string{strconv.Itoa(len(b.sent))}, nil
 }
 
