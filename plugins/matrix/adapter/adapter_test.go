@@ -217,23 +217,79 @@ func TestMentionDetectionAndStripping(t *testing.T) {
 	}
 }
 
+// configuredWithLog is an adapter configured in-process against fake, its
+// log written to logs.
+func configuredWithLog(t *testing.T, fake *fakematrix.Server, logs *fakekit.SyncBuffer) *Adapter {
+	t.Helper()
+	a := &Adapter{tune: defaultTiming}
+	raw, _ := json.Marshal(map[string]any{"homeserver": fake.URL, "access_token": fakematrix.DefaultToken})
+	if err := a.Configure(context.Background(), shared.Config{Raw: raw, Logger: hclog.New(&hclog.LoggerOptions{Output: logs})}); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// syncCheckpoint runs handleSync on resp with a host stand-in that takes
+// everything, and returns the checkpoint it made ("" for none).
+func syncCheckpoint(t *testing.T, a *Adapter, resp *mautrix.RespSync, since string, first bool) string {
+	t.Helper()
+	events := make(chan shared.Event)
+	done := make(chan error, 1)
+	go func() { done <- a.handleSync(context.Background(), events, resp, since, first) }()
+	cursor := ""
+	for {
+		select {
+		case ev := <-events:
+			if ev.Message == nil || !ev.Message.IsCheckpoint() {
+				t.Fatalf("handleSync sent %+v, want only a checkpoint", ev)
+			}
+			cursor = ev.Message.Cursor
+			ev.Ack(nil)
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			return cursor
+		case <-time.After(10 * time.Second):
+			t.Fatal("handleSync did not return")
+		}
+	}
+}
+
+// TestSyncWithNothingToAnswerCheckpoints: the first sync (history only)
+// moves the host's cursor, so a restart before the first message resumes
+// there; so does a later sync that brought events but nothing to answer;
+// an empty long poll does not.
+func TestSyncWithNothingToAnswerCheckpoints(t *testing.T) {
+	fake := fakematrix.New(t)
+	a := configuredWithLog(t, fake, &fakekit.SyncBuffer{})
+	chatter := func(next string) *mautrix.RespSync {
+		return &mautrix.RespSync{NextBatch: next, Rooms: mautrix.RespSyncRooms{Join: map[id.RoomID]*mautrix.SyncJoinedRoom{
+			"!room:fake.local": {},
+		}}}
+	}
+	if got := syncCheckpoint(t, a, &mautrix.RespSync{NextBatch: "s5"}, "", true); got != "s5" {
+		t.Fatalf("first sync checkpointed %q, want s5", got)
+	}
+	if got := syncCheckpoint(t, a, chatter("s7"), "s5", false); got != "s7" {
+		t.Fatalf("a sync with events for nobody checkpointed %q, want s7", got)
+	}
+	if got := syncCheckpoint(t, a, &mautrix.RespSync{NextBatch: "s7"}, "s7", false); got != "" {
+		t.Fatalf("an empty long poll checkpointed %q, want nothing", got)
+	}
+}
+
 // TestLimitedTimelineIsReported: a /sync that left out a room's older
 // messages (more arrived while the plugin was away than one sync returns)
 // is logged as a warning naming the room, never silently.
 func TestLimitedTimelineIsReported(t *testing.T) {
 	fake := fakematrix.New(t)
 	var logs fakekit.SyncBuffer
-	a := &Adapter{tune: defaultTiming}
-	raw, _ := json.Marshal(map[string]any{"homeserver": fake.URL, "access_token": fakematrix.DefaultToken})
-	if err := a.Configure(context.Background(), shared.Config{Raw: raw, Logger: hclog.New(&hclog.LoggerOptions{Output: &logs})}); err != nil {
-		t.Fatal(err)
-	}
+	a := configuredWithLog(t, fake, &logs)
 	resp := &mautrix.RespSync{NextBatch: "s9", Rooms: mautrix.RespSyncRooms{Join: map[id.RoomID]*mautrix.SyncJoinedRoom{
 		"!busy:fake.local": {Timeline: mautrix.SyncTimeline{Limited: true, PrevBatch: "p1"}},
 	}}}
-	if err := a.handleSync(context.Background(), make(chan shared.Event), resp, "s1", false); err != nil {
-		t.Fatal(err)
-	}
+	syncCheckpoint(t, a, resp, "s1", false)
 	if log := logs.String(); !strings.Contains(log, "[WARN]") || !strings.Contains(log, "left out older messages") || !strings.Contains(log, "!busy:fake.local") {
 		t.Fatalf("a limited timeline was not reported: %q", log)
 	}
