@@ -22,8 +22,8 @@ type timing struct {
 	backoffBase time.Duration
 	backoffMax  time.Duration
 	stopTimeout time.Duration // how long Stop waits for Run to end
-	// historyGrace: on a start without a cursor, messages older than this
-	// are history from before the bot ran, and are not answered.
+	// historyGrace: on the first start (no cursor), messages older than
+	// this are history from before the bot ran, and are not answered.
 	historyGrace time.Duration
 	// chatRate is each chat's budget for sends and typing together.
 	// Telegram asks bots to keep to about one message a second per chat

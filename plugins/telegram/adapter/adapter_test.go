@@ -78,7 +78,7 @@ func (h *harness) run() *harness {
 			select {
 			case ev := <-in:
 				h.mu.Lock()
-				if ev.Message != nil && h.holdAck {
+				if ev.Message != nil && !ev.Message.IsCheckpoint() && h.holdAck {
 					h.held = append(h.held, ev)
 				} else {
 					ev.Ack(nil)
@@ -145,7 +145,20 @@ func (h *harness) health(state shared.HealthState) *shared.Health {
 
 func (h *harness) message() *shared.Message {
 	h.t.Helper()
-	return h.next("a message", func(ev shared.Event) bool { return ev.Message != nil }).Message
+	return h.next("a message", func(ev shared.Event) bool { return ev.Message != nil && !ev.Message.IsCheckpoint() }).Message
+}
+
+// drain returns the events waiting in events.
+func drain(events chan shared.Event) []shared.Event {
+	var out []shared.Event
+	for {
+		select {
+		case ev := <-events:
+			out = append(out, ev)
+		default:
+			return out
+		}
+	}
 }
 
 // runResult waits for Run to return.
@@ -221,6 +234,31 @@ func TestCursorResumesAndHistoryIsSkippedOnFirstStart(t *testing.T) {
 			t.Fatalf("first message answered = %q, want only the fresh one", m.Text)
 		}
 		eventually(t, "both confirmed", func() bool { return fake.Confirmed() == fresh+1 })
+	})
+	t.Run("restarted before its first message", func(t *testing.T) {
+		fake := faketelegram.New(t)
+		history := fake.Inject(old("from yesterday"))
+		first := newHarness(t, fake, "", nil).run()
+		cp := first.next("a checkpoint", func(ev shared.Event) bool { return ev.Message != nil && ev.Message.IsCheckpoint() }).Message
+		if cp.Cursor != itoa(history+1) {
+			t.Fatalf("checkpoint = %q, want the offset past the history, %d", cp.Cursor, history+1)
+		}
+		sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		if err := first.a.Stop(sctx); err != nil {
+			t.Fatal(err)
+		}
+		// Down for an hour: what was sent meanwhile is not history.
+		fake.Inject(old("sent while it was down"))
+		h := newHarness(t, fake, cp.Cursor, nil).run()
+		if m := h.message(); m.Text != "sent while it was down" {
+			t.Fatalf("message = %q, want the one sent while it was down", m.Text)
+		}
+		for _, ev := range drain(h.events) {
+			if ev.Message != nil && ev.Message.IsCheckpoint() {
+				t.Fatalf("a start with a cursor checkpointed %q", ev.Message.Cursor)
+			}
+		}
 	})
 	t.Run("with a cursor", func(t *testing.T) {
 		fake := faketelegram.New(t)

@@ -54,6 +54,9 @@ type poller struct {
 	// since, when set, is the oldest message date answered: the start
 	// had no cursor, so older messages are history.
 	since int64
+	// checkpoint: the start had no cursor; the offset after the first
+	// poll goes to the host, so the next start has one.
+	checkpoint bool
 	// healthy: the last poll succeeded, and the host was told Connected.
 	healthy bool
 	reason  string // the last Degraded reason sent
@@ -70,15 +73,20 @@ func (a *Adapter) poll(ctx context.Context, events chan<- shared.Event) error {
 	a.mu.Unlock()
 	p := &poller{a: a, s: s, api: client, events: events,
 		retry: kit.Retry{Backoff: kit.Backoff{Initial: tune.backoffBase, Max: tune.backoffMax}}}
-	if cursor != "" {
+	first := cursor == ""
+	if !first {
 		p.offset, err = strconv.ParseInt(cursor, 10, 64)
 		if err != nil || p.offset < 0 {
 			a.log.Warn("ignoring a cursor that is not an update offset", "cursor", cursor)
-			p.offset = 0
+			p.offset, first = 0, true
 		}
 	}
-	if p.offset == 0 {
+	if first {
+		// The first start (the host has no cursor): what is older than the
+		// grace is history. The first poll's offset is checkpointed, so a
+		// restart is never taken for a first start again.
 		p.since = time.Now().Add(-tune.historyGrace).Unix()
+		p.checkpoint = true
 	}
 	if err := p.checkToken(ctx); err != nil {
 		return err
@@ -103,6 +111,15 @@ func (a *Adapter) poll(ctx context.Context, events chan<- shared.Event) error {
 			if err := p.handle(ctx, u); err != nil {
 				return err
 			}
+		}
+		if p.checkpoint {
+			if err := shared.Checkpoint(ctx, events, strconv.FormatInt(p.offset, 10)); err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				return fmt.Errorf("handing the first poll's offset to the host: %w", err)
+			}
+			p.checkpoint = false
 		}
 	}
 	return ctx.Err()
