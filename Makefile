@@ -43,7 +43,7 @@ test: vet test-deps
 	$(GO) test -race -count=1 -timeout 15m ./...
 
 # System tools the tests use: systemd-analyze checks the generated unit;
-# chromium runs the HTTP plugin's web page test.
+# chromium runs the web page's browser test (host/e2e).
 test-deps:
 	@command -v systemd-analyze >/dev/null 2>&1 || { \
 		echo "systemd-analyze not found: installing Debian's systemd"; \

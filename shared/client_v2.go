@@ -163,6 +163,8 @@ func (c *GRPCClientV2) Run(ctx context.Context, events chan<- Event) error {
 			}
 		case *pb.PluginFrame_Health:
 			ev.Health = healthFromProto(k.Health)
+		case *pb.PluginFrame_TranscriptRequest:
+			ev.Transcript = l.transcriptRequest(k.TranscriptRequest)
 		default:
 			continue
 		}
@@ -355,4 +357,20 @@ func descriptionFromProto(resp *pb.DescribeResponse) (Description, error) {
 		d.Schema = append(d.Schema, a)
 	}
 	return d, nil
+}
+
+// transcriptRequest is a plugin's transcript request as the host sees it:
+// its answer goes back over the stream. Like an ack, it never makes the
+// one who answers wait for a writer held up by a slow plugin.
+func (l *link) transcriptRequest(r *pb.TranscriptRequest) *TranscriptRequest {
+	id := r.GetId()
+	conv := Conversation{ConversationID: r.GetConversationId(), ThreadID: r.GetThreadId()}
+	return NewTranscriptRequest(conv, func(t Transcript, err error) {
+		f := transcriptAnswerToProto(id, t, err)
+		select {
+		case l.out <- f:
+		default:
+			go func() { _ = l.enqueue(context.Background(), f) }()
+		}
+	})
 }

@@ -72,7 +72,7 @@ func messageToProto(m *Message) *pb.Message {
 		Id: m.ID, ConversationId: m.ConversationID, ThreadId: m.ThreadID,
 		UserId: m.UserID, UserName: m.UserName, GuildId: m.GuildID,
 		Direct: m.Direct, Text: m.Text, UnixNano: m.UnixNano, Cursor: m.Cursor, ExpiresUnixNano: m.ExpiresUnixNano,
-		Stream: m.Stream,
+		Stream: m.Stream, Model: m.Model, Stateless: m.Stateless != nil, History: statelessToProto(m.Stateless),
 	}
 }
 
@@ -81,7 +81,7 @@ func messageFromProto(m *pb.Message) *Message {
 		ID: m.GetId(), ConversationID: m.GetConversationId(), ThreadID: m.GetThreadId(),
 		UserID: m.GetUserId(), UserName: m.GetUserName(), GuildID: m.GetGuildId(),
 		Direct: m.GetDirect(), Text: m.GetText(), UnixNano: m.GetUnixNano(), Cursor: m.GetCursor(), ExpiresUnixNano: m.GetExpiresUnixNano(),
-		Stream: m.GetStream(),
+		Stream: m.GetStream(), Model: m.GetModel(), Stateless: statelessFromProto(m),
 	}
 }
 
@@ -96,14 +96,15 @@ func healthFromProto(h *pb.Health) *Health {
 func replyToProto(r Reply) *pb.SendRequest {
 	return &pb.SendRequest{
 		ConversationId: r.ConversationID, ThreadId: r.ThreadID, ReplyToId: r.ReplyToID,
-		Text: r.Text, Kind: pb.ReplyKind(r.Kind),
+		Text: r.Text, Kind: pb.ReplyKind(r.Kind), Code: r.Code, Usage: usageToProto(r.Usage),
 	}
 }
 
 func replyFromProto(r *pb.SendRequest) Reply {
 	return Reply{
 		ConversationID: r.GetConversationId(), ThreadID: r.GetThreadId(),
-		ReplyToID: r.GetReplyToId(), Text: r.GetText(), Kind: ReplyKind(r.GetKind()),
+		ReplyToID: r.GetReplyToId(), Text: r.GetText(), Kind: ReplyKind(r.GetKind()), Code: r.GetCode(),
+		Usage: usageFromProto(r.GetUsage()),
 	}
 }
 
@@ -158,4 +159,43 @@ func eventFromProto(ev *pb.Event) Event {
 		return Event{Health: healthFromProto(h)}
 	}
 	return Event{}
+}
+
+func statelessToProto(st *Stateless) []*pb.HistoryMessage {
+	if st == nil || len(st.History) == 0 {
+		return nil
+	}
+	out := make([]*pb.HistoryMessage, len(st.History))
+	for i, m := range st.History {
+		out[i] = &pb.HistoryMessage{Role: m.Role, Text: m.Text}
+	}
+	return out
+}
+
+func statelessFromProto(m *pb.Message) *Stateless {
+	if !m.GetStateless() {
+		return nil
+	}
+	st := &Stateless{}
+	if h := m.GetHistory(); len(h) > 0 {
+		st.History = make([]HistoryMessage, len(h))
+		for i, hm := range h {
+			st.History[i] = HistoryMessage{Role: hm.GetRole(), Text: hm.GetText()}
+		}
+	}
+	return st
+}
+
+func usageToProto(u *Usage) *pb.Usage {
+	if u == nil {
+		return nil
+	}
+	return &pb.Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens}
+}
+
+func usageFromProto(u *pb.Usage) *Usage {
+	if u == nil {
+		return nil
+	}
+	return &Usage{PromptTokens: u.GetPromptTokens(), CompletionTokens: u.GetCompletionTokens()}
 }

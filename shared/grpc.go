@@ -94,6 +94,10 @@ func (s *grpcServer) Run(_ *pb.RunRequest, stream grpc.ServerStreamingServer[pb.
 			ev.Ack(nil)
 			return nil
 		}
+		if ev.Transcript != nil {
+			ev.Transcript.Answer(Transcript{}, ErrTranscriptUnsupported)
+			return nil
+		}
 		if pe := eventToProto(ev); pe != nil {
 			err := stream.Send(pe)
 			ev.Ack(err)

@@ -205,10 +205,7 @@ func TestRunStreamsMessagesAndHealthInOrder(t *testing.T) {
 				return nil
 			}
 			for i := range n {
-				ev := shared.Event{Message: &shared.Message{
-					ID: fmt.Sprint(i), ConversationID: "c", ThreadID: "t", UserID: "u", UserName: "name",
-					GuildID: "g", Direct: i%2 == 0, Text: fmt.Sprint("text ", i), UnixNano: int64(i),
-				}}
+				ev := shared.Event{Message: sentMessage(i)}
 				if i == n/2 {
 					if !send(shared.Event{Health: &shared.Health{State: shared.Degraded, Message: "blip"}}) {
 						return nil
@@ -238,11 +235,8 @@ func TestRunStreamsMessagesAndHealthInOrder(t *testing.T) {
 			}
 		}
 		ev := nextEvent(t, events)
-		want := shared.Message{
-			ID: fmt.Sprint(i), ConversationID: "c", ThreadID: "t", UserID: "u", UserName: "name",
-			GuildID: "g", Direct: i%2 == 0, Text: fmt.Sprint("text ", i), UnixNano: int64(i),
-		}
-		if ev.Message == nil || *ev.Message != want {
+		want := *sentMessage(i)
+		if ev.Message == nil || !reflect.DeepEqual(*ev.Message, want) {
 			t.Fatalf("event %d = %+v, want message %+v", i, ev, want)
 		}
 	}
@@ -467,7 +461,8 @@ func TestSendRoundTripsReplyAndIDs(t *testing.T) {
 		},
 	})
 	connect(t, c)
-	want := shared.Reply{ConversationID: "c", ThreadID: "t", ReplyToID: "in-1", Text: "hello\nworld ✓", Kind: shared.KindNotice}
+	want := shared.Reply{ConversationID: "c", ThreadID: "t", ReplyToID: "in-1", Text: "hello\nworld ✓", Kind: shared.KindNotice,
+		Code: shared.CodeModelNotFound, Usage: &shared.Usage{PromptTokens: 7, CompletionTokens: 3}}
 	ids, err := c.Send(context.Background(), want)
 	if err != nil {
 		t.Fatalf("Send: %v", err)
@@ -475,7 +470,7 @@ func TestSendRoundTripsReplyAndIDs(t *testing.T) {
 	if !reflect.DeepEqual(ids, []string{"m1", "m2", "m3"}) {
 		t.Errorf("ids = %v", ids)
 	}
-	if got != want {
+	if !reflect.DeepEqual(got, want) {
 		t.Errorf("plugin got %+v, want %+v", got, want)
 	}
 	for _, k := range []shared.ReplyKind{shared.KindReply, shared.KindNotice, shared.KindError} {
@@ -529,7 +524,7 @@ func TestTypingPassesConversationV1(t *testing.T) {
 	if err := c.Typing(context.Background(), want); err != nil {
 		t.Fatalf("Typing: %v", err)
 	}
-	if got != want {
+	if !reflect.DeepEqual(got, want) {
 		t.Errorf("plugin got %+v, want %+v", got, want)
 	}
 	fail = true
@@ -626,4 +621,18 @@ func TestSetLogLevel(t *testing.T) {
 	if got := logger.GetLevel(); got != hclog.Error {
 		t.Errorf("level after a rejected SetLogLevel = %s, want error kept", got)
 	}
+}
+
+// sentMessage is the i-th message of the event stream tests: every field
+// set, turn options (a model, a stateless history) on every third.
+func sentMessage(i int) *shared.Message {
+	m := &shared.Message{
+		ID: fmt.Sprint(i), ConversationID: "c", ThreadID: "t", UserID: "u", UserName: "name",
+		GuildID: "g", Direct: i%2 == 0, Text: fmt.Sprint("text ", i), UnixNano: int64(i),
+	}
+	if i%3 == 0 {
+		m.Model = "openai/gpt-4o"
+		m.Stateless = &shared.Stateless{History: []shared.HistoryMessage{{Role: "system", Text: "be brief"}, {Role: "user", Text: "hi"}, {Role: "assistant", Text: "hello"}}}
+	}
+	return m
 }

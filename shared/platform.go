@@ -137,13 +137,17 @@ func (c Config) Decode(v any) error {
 	return nil
 }
 
-// Event is one thing that happened on the platform: exactly one field is set.
+// Event is one thing that happened on the platform (a message, a health
+// change) or a request to the host (a transcript): one of them is set.
 type Event struct {
 	Message *Message
 	Health  *Health
 	// Taken, when set (by Deliver), is told once whether the host took
 	// Message; see Ack. It never crosses the wire.
 	Taken chan<- error
+	// Transcript asks the host for a session's transcript (see
+	// AskTranscript); it is set alone.
+	Transcript *TranscriptRequest
 	// ack is the host side's Taken: set by the protocol 2 client on a
 	// message its plugin waits for, it sends the acknowledgement back.
 	ack func(error)
@@ -177,6 +181,29 @@ type Message struct {
 	// platform that is a Streamer. Without it the host sends one whole
 	// reply and calls the provider without streaming. Protocol 2 only.
 	Stream bool
+	// Model, when set, is the PROVIDER/MODEL this message's turn runs on
+	// instead of the session's (an OpenAI request's "model"): the same
+	// rule as /model, for this turn only. An unknown one is answered with
+	// a KindError reply whose Code is CodeModelNotFound.
+	Model string
+	// Stateless, when set, makes the message a whole conversation on its
+	// own (an OpenAI request that names no session): the host answers from
+	// its history and Text alone, reads and writes no session, and never
+	// reads Text as a chat command. (A pointer keeps Message comparable.)
+	Stateless *Stateless
+}
+
+// Stateless is what a stateless message carries besides its text.
+type Stateless struct {
+	// History is the conversation before the message's Text, oldest first.
+	History []HistoryMessage
+}
+
+// HistoryMessage is one message of a stateless conversation.
+type HistoryMessage struct {
+	// Role is "system", "user" or "assistant".
+	Role string
+	Text string
 }
 
 // HealthState is a plugin's connection to its platform.
@@ -244,7 +271,23 @@ type Reply struct {
 	ReplyToID string
 	Text      string
 	Kind      ReplyKind
+	// Code is a machine-readable reason for a KindError reply
+	// (CodeModelNotFound), "" when there is none.
+	Code string
+	// Usage is the token usage the provider reported for the turn this
+	// reply answers; nil when it reported none (and for notices).
+	Usage *Usage
 }
+
+// Usage is a turn's token usage, as the provider reported it.
+type Usage struct {
+	PromptTokens     int64
+	CompletionTokens int64
+}
+
+// CodeModelNotFound is the Reply.Code of a turn whose Message.Model names
+// no configured provider or is not PROVIDER/MODEL.
+const CodeModelNotFound = "model_not_found"
 
 // FatalError is an error that restarting cannot fix: rejected credentials,
 // invalid config, disallowed intents. Plugins return it from Configure, Run

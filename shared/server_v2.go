@@ -70,6 +70,8 @@ type pendingTaken struct {
 	mu     sync.Mutex
 	m      map[uint64]chan<- error
 	closed bool
+	// asks are the plugin's transcript requests waiting for their answer.
+	asks map[uint64]*TranscriptRequest
 }
 
 // put registers ch under seq; once the host is gone it fails ch at once.
@@ -91,7 +93,8 @@ func (p *pendingTaken) take(seq uint64) chan<- error {
 	return ch
 }
 
-// failAll tells every Deliver still waiting that the host is gone.
+// failAll tells every Deliver (and transcript request) still waiting that
+// the host is gone.
 func (p *pendingTaken) failAll() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -99,6 +102,10 @@ func (p *pendingTaken) failAll() {
 	for seq, ch := range p.m {
 		Event{Taken: ch}.Ack(errHostGone)
 		delete(p.m, seq)
+	}
+	for id, req := range p.asks {
+		req.Answer(Transcript{}, errTranscriptHostGone)
+		delete(p.asks, id)
 	}
 }
 
@@ -120,10 +127,20 @@ func (s *grpcServerV2) Connect(stream grpc.BidiStreamingServer[pb.HostFrame, pb.
 	defer func() { cancel(); ln.wg.Wait() }()
 	go func() { readDone <- s.readLoop(stream, pending, ln) }()
 
-	var seq uint64
+	var seq, askID uint64
 	send := func(ev Event) error {
 		f := &pb.PluginFrame{}
 		switch {
+		case ev.Transcript != nil:
+			askID++
+			pending.ask(askID, ev.Transcript)
+			if err := stream.Send(transcriptRequestToProto(askID, ev.Transcript)); err != nil {
+				if req := pending.answered(askID); req != nil {
+					req.Answer(Transcript{}, err)
+				}
+				return err
+			}
+			return nil
 		case ev.Message != nil:
 			seq++
 			if ev.Taken != nil {
@@ -203,6 +220,11 @@ func (s *grpcServerV2) readLoop(stream grpc.BidiStreamingServer[pb.HostFrame, pb
 					err = fmt.Errorf("the gateway host could not take the message: %s", msg)
 				}
 				Event{Taken: ch}.Ack(err)
+			}
+			continue
+		case *pb.HostFrame_Transcript:
+			if req := pending.answered(k.Transcript.GetId()); req != nil {
+				req.Answer(transcriptAnswerFromProto(k.Transcript))
 			}
 			continue
 		case *pb.HostFrame_Reply:

@@ -20,7 +20,13 @@ var _ router.UserError = (*UserError)(nil)
 type UserError struct {
 	Message string
 	Err     error
+	// Code is the machine-readable reason the reply to the user carries
+	// (shared.CodeModelNotFound), "" for none.
+	Code string
 }
+
+// ReplyCode returns Code: it implements router.ReplyCoder.
+func (e *UserError) ReplyCode() string { return e.Code }
 
 // Error returns Message: the text for the user.
 func (e *UserError) Error() string { return e.Message }

@@ -109,6 +109,7 @@ func (s *Service) close(ctx context.Context) error {
 	s.providers = map[string]*providerRef{}
 	s.closed = true
 	s.mu.Unlock()
+	s.waitOneOffs(ctx) // their turns hold provider references
 	closeRefs(refs)
 	s.flushes.Wait() // every Flush returns once the store committed what was queued
 	return nil

@@ -42,6 +42,8 @@ type TurnID struct {
 type Answer struct {
 	Text string
 	Turn TurnID
+	// Usage is the token usage the provider reported; zero when none.
+	Usage provider.Usage
 }
 
 // Reply is Answer's text.
@@ -73,7 +75,7 @@ func (s *Service) Answer(ctx context.Context, key, text string) (Answer, error) 
 		return Answer{}, err
 	}
 	s.usage(ctx, key, resp.Usage)
-	return Answer{Text: content, Turn: TurnID{Epoch: t.epoch, Asked: t.asked}}, nil
+	return Answer{Text: content, Turn: TurnID{Epoch: t.epoch, Asked: t.asked}, Usage: resp.Usage}, nil
 }
 
 // capReply applies max_reply_bytes to a turn's reply, saying so in the log.
@@ -119,17 +121,7 @@ func (s *Service) AnswerStream(ctx context.Context, key, text string, onDelta fu
 	if err != nil {
 		return Answer{}, err
 	}
-	var content string
-	var usage provider.Usage
-	var turns []provider.Message
-	if t.req.Tools != nil {
-		var resp *provider.Response
-		if resp, err = t.completeTools(ctx, onDelta); err == nil {
-			content, turns, usage = resp.Content, resp.Turns, resp.Usage
-		}
-	} else {
-		content, usage, err = t.stream(ctx, s.maxReplyBytes(), onDelta)
-	}
+	content, turns, usage, err := t.produce(ctx, s.maxReplyBytes(), onDelta)
 	s.cache.release(t.agent)
 	if err != nil {
 		s.cache.endTurn(t.key, t.agent, t.trusted, t.ver, turnNoWrite)
@@ -140,7 +132,7 @@ func (s *Service) AnswerStream(ctx context.Context, key, text string, onDelta fu
 		return Answer{}, err
 	}
 	s.usage(ctx, key, usage)
-	return Answer{Text: content, Turn: TurnID{Epoch: t.epoch, Asked: t.asked}}, nil
+	return Answer{Text: content, Turn: TurnID{Epoch: t.epoch, Asked: t.asked}, Usage: usage}, nil
 }
 
 // usage hands a committed turn's token usage to Options.OnUsage.

@@ -93,6 +93,11 @@ type Service struct {
 	closed    bool
 
 	flushes sync.WaitGroup // endWrite goroutines waiting for a failed write to settle
+	oneOffs sync.WaitGroup // one-off agents in use (see oneOff)
+	// running holds the one-off agents in use, guarded by oneOffMu, so
+	// that Close can cancel their replies when its deadline passes.
+	oneOffMu sync.Mutex
+	running  map[*Agent]struct{}
 
 	// When set (tests), loaded runs after a turn read its session from the
 	// store and written after a session write, before its agent is evicted:

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -37,4 +38,52 @@ func newFakeOpenAI(t *testing.T) *providertest.Server {
 		}
 	}
 	return s
+}
+
+// streamGate holds the fake provider's streamed replies after their first
+// chunk until released: a test sees what arrived while the provider still
+// holds the rest.
+type streamGate struct {
+	mu       sync.Mutex
+	open     chan struct{}
+	released bool
+}
+
+// holdStreams installs a closed-until-released gate on ai; it is released
+// when the test ends.
+func holdStreams(t *testing.T, ai *providertest.Server) *streamGate {
+	g := &streamGate{open: make(chan struct{})}
+	t.Cleanup(g.release)
+	ai.ChunkHold = func(ctx context.Context, _ *providertest.Request, i int) {
+		if i != 1 {
+			return
+		}
+		g.mu.Lock()
+		open := g.open
+		g.mu.Unlock()
+		select {
+		case <-open:
+		case <-ctx.Done():
+		}
+	}
+	return g
+}
+
+// release lets every held stream go on.
+func (g *streamGate) release() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.released {
+		g.released = true
+		close(g.open)
+	}
+}
+
+// rearm holds the next streams again.
+func (g *streamGate) rearm() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.released {
+		g.open, g.released = make(chan struct{}), false
+	}
 }

@@ -278,6 +278,7 @@ func Start(opts Options) (_ *Host, err error) {
 		Logger:        logger.Named("supervisor"),
 		PluginLogger:  logger.ResetNamed("plugin"),
 		Handler:       h.handleMessage,
+		Transcripts:   h.transcript,
 		Inbox:         h.store,
 		OnStateChange: h.metrics.stateChanged,
 		LogLevel:      cfg.Gateway.LogLevel,

@@ -98,6 +98,8 @@ func (r *Router) queueDeliveryPart(j *job, text string, kind shared.ReplyKind, w
 			ReplyToID:      j.msg.ID,
 			Text:           text,
 			Kind:           kind,
+			Code:           j.code,
+			Usage:          j.usage,
 		},
 		timeout:  timeout,
 		deadline: time.Now().Add(timeout),

@@ -19,12 +19,14 @@ const waitTimeout = 5 * time.Second
 // fakeAgents is an Agents whose methods call its function fields. A nil
 // field answers with a harmless default.
 type fakeAgents struct {
-	ReplyFunc    func(ctx context.Context, key, text string) (string, error)
-	ResetFunc    func(ctx context.Context, key string) error
-	ModelFunc    func(key string) (string, error)
-	SetModelFunc func(ctx context.Context, key, model string) error
-	ModelsFunc   func() []string
-	StatusFunc   func(key string) (SessionStatus, error)
+	ReplyFunc func(ctx context.Context, key, text string) (string, error)
+	// ReplyWithFunc answers ReplyWith; nil answers as Reply does.
+	ReplyWithFunc func(ctx context.Context, key, text string, opts TurnOptions) (string, error)
+	ResetFunc     func(ctx context.Context, key string) error
+	ModelFunc     func(key string) (string, error)
+	SetModelFunc  func(ctx context.Context, key, model string) error
+	ModelsFunc    func() []string
+	StatusFunc    func(key string) (SessionStatus, error)
 	// MarkUndeliveredFunc gets the texts of the turns marked undelivered.
 	MarkUndeliveredFunc func(key, text string)
 }
@@ -36,6 +38,17 @@ func (f *fakeAgents) Reply(ctx context.Context, key, text string) (Answer, error
 		return Answer{Text: "echo: " + text, Turn: text}, nil
 	}
 	reply, err := f.ReplyFunc(ctx, key, text)
+	return Answer{Text: reply, Turn: text}, err
+}
+
+func (f *fakeAgents) ReplyWith(ctx context.Context, key, text string, opts TurnOptions) (Answer, error) {
+	if f.ReplyWithFunc == nil {
+		return f.Reply(ctx, key, text)
+	}
+	reply, err := f.ReplyWithFunc(ctx, key, text, opts)
+	if opts.Stateless {
+		return Answer{Text: reply}, err
+	}
 	return Answer{Text: reply, Turn: text}, err
 }
 

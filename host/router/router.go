@@ -24,6 +24,9 @@ type Agents interface {
 	// Reply produces the agent's reply to text in the session key and
 	// records the turn durably before it returns.
 	Reply(ctx context.Context, key, text string) (Answer, error)
+	// ReplyWith is Reply for a turn with options (its own model, or a
+	// stateless turn, which records nothing and whose Answer.Turn is nil).
+	ReplyWith(ctx context.Context, key, text string, opts TurnOptions) (Answer, error)
 	// MarkUndelivered marks a recorded turn whose reply could not be
 	// delivered: it stays in the transcript, out of the model's history.
 	MarkUndelivered(ctx context.Context, key string, turn any) error
@@ -42,8 +45,33 @@ type Agents interface {
 // Answer is a recorded turn's reply.
 type Answer struct {
 	Text string
-	// Turn names the recorded turn for MarkUndelivered; opaque here.
+	// Turn names the recorded turn for MarkUndelivered; opaque here. Nil
+	// when nothing was recorded (a stateless turn).
 	Turn any
+	// Usage is the token usage the provider reported, nil for none; the
+	// reply carries it to the platform.
+	Usage *shared.Usage
+}
+
+// TurnOptions are what a message asks of its turn beyond its text (see
+// shared.Message).
+type TurnOptions struct {
+	// Model, when set, is the PROVIDER/MODEL of this turn only.
+	Model string
+	// Stateless: History, then the text, is the whole conversation;
+	// nothing is read from or written to the session.
+	Stateless bool
+	History   []shared.HistoryMessage
+	// OnDelta, when set, is called with each piece of text as the
+	// provider streams it.
+	OnDelta func(string)
+}
+
+// ReplyCoder is a failure whose reply carries a machine-readable code
+// (shared.Reply.Code), such as shared.CodeModelNotFound.
+type ReplyCoder interface {
+	error
+	ReplyCode() string
 }
 
 // SessionStatus is what /status shows about a session.
@@ -173,6 +201,10 @@ type job struct {
 	key      string
 	msg      *shared.Message
 	cmd, arg string
+	// code is the Reply.Code of the turn's failure, if it has one; usage
+	// the Reply.Usage of its answer.
+	code  string
+	usage *shared.Usage
 }
 
 // sessionQueue is the live routing state of one session key: the FIFO of
@@ -297,6 +329,13 @@ func (r *Router) Key(platform string, m *shared.Message) string {
 // neither (/stop, /help, /status, busy) are queued for delivery.
 func (r *Router) Handle(platform string, m *shared.Message) {
 	j := &job{platform: platform, key: r.Key(platform, m), msg: m}
+	if m.Stateless != nil {
+		// No session and no commands: a queue of its own, so it never
+		// waits behind another request.
+		j.key = platform + statelessKey + m.ID
+		r.enqueue(j)
+		return
+	}
 	text := strings.TrimSpace(m.Text)
 	if cmd, arg, ok := parseCommand(text); ok {
 		r.command(j, cmd, arg)
@@ -372,6 +411,31 @@ func (r *Router) work(key string, s *sessionQueue) {
 	}
 }
 
+// statelessKey joins a stateless message's platform and id into the key of
+// its one-turn queue (and of its agent's route: the platform comes first).
+const statelessKey = "::stateless:"
+
+// reply asks the agents for j's reply, with the message's turn options,
+// streamed to st when it is set.
+func (r *Router) reply(ctx context.Context, j *job, st *stream) (Answer, error) {
+	m := j.msg
+	var onDelta func(string)
+	if st != nil {
+		onDelta = st.delta
+	}
+	if m.Model == "" && m.Stateless == nil {
+		if onDelta != nil {
+			return r.streamAgents.ReplyStream(ctx, j.key, m.Text, onDelta)
+		}
+		return r.opts.Agents.Reply(ctx, j.key, m.Text)
+	}
+	opts := TurnOptions{Model: m.Model, OnDelta: onDelta}
+	if m.Stateless != nil {
+		opts.Stateless, opts.History = true, m.Stateless.History
+	}
+	return r.opts.Agents.ReplyWith(ctx, j.key, m.Text, opts)
+}
+
 // expired reports whether the platform has stopped waiting for j's reply.
 func expired(j *job) bool {
 	return j.msg.ExpiresUnixNano != 0 && time.Now().UnixNano() >= j.msg.ExpiresUnixNano
@@ -425,15 +489,11 @@ func (r *Router) turn(ctx context.Context, j *job) {
 	defer cancel()
 	stopTyping := r.typing(ctx, j)
 	ctx = WithOrigin(ctx, Origin{Platform: j.platform, UserID: j.msg.UserID, Direct: j.msg.Direct})
-	var ans Answer
-	var err error
 	var st *stream
 	if j.msg.Stream && r.streamSender != nil && r.streamSender.Streams(j.platform) {
 		st = r.newStream(j)
-		ans, err = r.streamAgents.ReplyStream(ctx, j.key, j.msg.Text, st.delta)
-	} else {
-		ans, err = r.opts.Agents.Reply(ctx, j.key, j.msg.Text)
 	}
+	ans, err := r.reply(ctx, j, st)
 	stopTyping()
 	// The slot is for producing the reply, not for delivering it.
 	release()
@@ -441,7 +501,7 @@ func (r *Router) turn(ctx context.Context, j *job) {
 	kind := shared.KindError
 	switch {
 	case err == nil:
-		text, kind = ans.Text, shared.KindReply
+		text, kind, j.usage = ans.Text, shared.KindReply, ans.Usage
 	case context.Cause(ctx) == errStopped || context.Cause(ctx) == errShutdown:
 		text, kind = cancelText(ctx), shared.KindNotice
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
@@ -451,6 +511,9 @@ func (r *Router) turn(ctx context.Context, j *job) {
 	default:
 		r.logFailure(j, err)
 		text = userText(err)
+		if rc := ReplyCoder(nil); errors.As(err, &rc) {
+			j.code = rc.ReplyCode()
+		}
 	}
 	replyID := ""
 	if st != nil && st.started {
@@ -475,6 +538,10 @@ const undeliveredMarkTimeout = 10 * time.Second
 // turn is marked so (the model does not see it as answered next time) and
 // the user is told, where the platform still takes a message.
 func (r *Router) undelivered(j *job, ans Answer, derr error) {
+	if ans.Turn == nil {
+		r.logger.Warn("reply not delivered (a stateless turn: nothing was recorded)", "platform", j.platform, "bytes", len(ans.Text), "error", derr)
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), undeliveredMarkTimeout)
 	defer cancel()
 	if err := r.opts.Agents.MarkUndelivered(ctx, j.key, ans.Turn); err != nil {

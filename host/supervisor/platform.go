@@ -459,6 +459,8 @@ func (p *platform) runOnce(ctx context.Context) (time.Time, error) {
 		switch {
 		case ev.Message != nil:
 			p.sup.take(p, ev)
+		case ev.Transcript != nil:
+			p.sup.transcript(p, ev.Transcript)
 		case ev.Health != nil:
 			switch ev.Health.State {
 			case shared.Connected:

@@ -53,6 +53,11 @@ type Options struct {
 	// Inbox, if set, records messages before they are acknowledged and
 	// handed to Handler, drops those taken before, and keeps cursors.
 	Inbox Inbox
+	// Transcripts, if set, answers the plugins' transcript requests
+	// (shared.AskTranscript): the transcript of the session a direct
+	// message in conv from platform goes to. It runs on a goroutine of its
+	// own (it reads the store).
+	Transcripts func(platform string, conv shared.Conversation) (shared.Transcript, error)
 	// OnStateChange, if set, is called after a platform changes state.
 	OnStateChange func(Status)
 	// LogLevel is the plugins' log level.
@@ -65,6 +70,7 @@ type Supervisor struct {
 	pluginLogger hclog.Logger
 	handler      Handler
 	inbox        Inbox
+	transcripts  func(platform string, conv shared.Conversation) (shared.Transcript, error)
 	onState      func(Status)
 
 	ctx    context.Context
@@ -110,6 +116,7 @@ func New(opts Options) *Supervisor {
 		pluginLogger: opts.PluginLogger,
 		handler:      opts.Handler,
 		inbox:        opts.Inbox,
+		transcripts:  opts.Transcripts,
 		onState:      opts.OnStateChange,
 		ctx:          ctx,
 		cancel:       cancel,
@@ -510,4 +517,21 @@ func (s *Supervisor) Stop() {
 	s.cancel()
 	s.loops.Wait()
 	s.handed.Wait()
+}
+
+// errNoTranscripts answers a transcript request when the host serves none.
+var errNoTranscripts = errors.New("this gateway host serves no transcripts")
+
+// transcript answers platform p's transcript request off its event loop.
+// It is called from the loop (counted in loops), so Stop waits for it.
+func (s *Supervisor) transcript(p *platform, req *shared.TranscriptRequest) {
+	if s.transcripts == nil {
+		req.Answer(shared.Transcript{}, errNoTranscripts)
+		return
+	}
+	s.loops.Add(1)
+	go func() {
+		defer s.loops.Done()
+		req.Answer(s.transcripts(p.spec.Name, req.Conversation))
+	}()
 }

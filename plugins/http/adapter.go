@@ -276,11 +276,12 @@ func (a *adapter) connected() bool {
 	return a.link != nil
 }
 
-// submit hands a message to the host and returns the channel its reply comes
+// submit hands msg (its conversation, user and text set; submit sets its
+// id and times) to the host and returns the channel its reply comes
 // on and the link it went over. It gives up with errNotConnected when no Run
 // is forwarding events, or when the host takes nothing before expire fires
 // (its event stream is stalled: the host is not really connected).
-func (a *adapter) submit(ctx context.Context, session, text string, stream bool, expire <-chan time.Time) (string, *waiter, *hostLink, error) {
+func (a *adapter) submit(ctx context.Context, msg *shared.Message, expire <-chan time.Time) (string, *waiter, *hostLink, error) {
 	a.mu.Lock()
 	link := a.link
 	if link == nil {
@@ -290,19 +291,16 @@ func (a *adapter) submit(ctx context.Context, session, text string, stream bool,
 	link.handover.Add(1)
 	defer link.handover.Done()
 	id := a.idBase + "-" + strconv.FormatUint(a.nextID.Add(1), 10)
-	w := newWaiter(stream)
+	// Only a request that asked for server-sent events (msg.Stream) is
+	// streamed.
+	w := newWaiter(msg.Stream)
 	a.pending[id] = w
 	a.mu.Unlock()
 	now := time.Now()
-	msg := &shared.Message{
-		ID: id, ConversationID: session, UserID: session, UserName: session,
-		Direct: true, Text: text, UnixNano: now.UnixNano(),
-		// The request gives up after timeout: no turn starts after that.
-		ExpiresUnixNano: now.Add(a.timeout).UnixNano(),
-		// Only a request that asked for server-sent events is streamed.
-		Stream: stream,
-	}
-	a.logger.Debug("message received", "session", shared.LogValue(session), "id", id, "bytes", len(text))
+	msg.ID, msg.Direct, msg.UnixNano = id, true, now.UnixNano()
+	// The request gives up after timeout: no turn starts after that.
+	msg.ExpiresUnixNano = now.Add(a.timeout).UnixNano()
+	a.logger.Debug("message received", "session", shared.LogValue(msg.ConversationID), "id", id, "bytes", len(msg.Text))
 	select {
 	case link.events <- shared.Event{Message: msg}:
 		return id, w, link, nil

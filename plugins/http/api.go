@@ -105,11 +105,21 @@ var (
 // errNotConnected, errHostStalled, errTimeout, errDisconnected, or the
 // context's when the client went away.
 func (a *adapter) converse(ctx context.Context, session, text string) (shared.Reply, error) {
+	return a.converseMsg(ctx, sessionMessage(session, text))
+}
+
+// sessionMessage is a message of the named session.
+func sessionMessage(session, text string) *shared.Message {
+	return &shared.Message{ConversationID: session, UserID: session, UserName: session, Text: text}
+}
+
+// converseMsg is converse for a message built by the caller (see submit).
+func (a *adapter) converseMsg(ctx context.Context, msg *shared.Message) (shared.Reply, error) {
 	// One deadline for the whole request: handing the message to the host
 	// and waiting for its reply.
 	timer := time.NewTimer(a.timeout)
 	defer timer.Stop()
-	id, wt, link, err := a.submit(ctx, session, text, false, timer.C)
+	id, wt, link, err := a.submit(ctx, msg, timer.C)
 	if err != nil {
 		return shared.Reply{}, err
 	}
@@ -137,7 +147,9 @@ func (a *adapter) converse(ctx context.Context, session, text string) (shared.Re
 func (a *adapter) converseStream(w http.ResponseWriter, r *http.Request, session, text string) {
 	timer := time.NewTimer(a.timeout)
 	defer timer.Stop()
-	id, wt, link, err := a.submit(r.Context(), session, text, true, timer.C)
+	msg := sessionMessage(session, text)
+	msg.Stream = true
+	id, wt, link, err := a.submit(r.Context(), msg, timer.C)
 	if err != nil {
 		if errors.Is(err, errNotConnected) || errors.Is(err, errHostStalled) {
 			writeError(w, http.StatusServiceUnavailable, err.Error())

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -88,6 +89,7 @@ func (a *adapter) openAIRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/chat/completions", a.apiAuth(a.handleChatCompletions))
 	mux.HandleFunc("GET /v1/models", a.apiAuth(a.handleModels))
 	mux.HandleFunc("GET /v1/models/{id...}", a.apiAuth(a.handleModel))
+	mux.HandleFunc("GET /v1/sessions/{id}/messages", a.apiAuth(a.handleSessionMessages))
 	for path, allow := range map[string]string{"/v1/chat/completions": "POST", "/v1/models": "GET", "/v1/models/": "GET"} {
 		mux.HandleFunc(path, a.apiAuth(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", allow)
@@ -124,21 +126,33 @@ func (a *adapter) handleModels(w http.ResponseWriter, _ *http.Request) {
 
 func (a *adapter) handleModel(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if id == "" || !knownModel(id) {
+	if !listedModel(id) {
 		writeModelNotFound(w, id)
 		return
 	}
 	writeJSON(w, http.StatusOK, theModel)
 }
 
-// knownModel reports whether the gateway serves model: absent or gateway
-// (the configured default). Picking PROVIDER/MODEL per turn needs host
-// support that has not landed yet.
-func knownModel(model string) bool { return model == "" || model == gatewayModel }
+// listedModel reports whether id is one GET /v1/models lists.
+func listedModel(id string) bool { return id == gatewayModel }
+
+// turnModel maps a request's model to the turn's: "" (the configured
+// default) for none, gateway or a listed id; PROVIDER/MODEL as it is (the
+// host checks it as /model does). ok is false for anything else.
+func turnModel(model string) (turn string, ok bool) {
+	switch {
+	case model == "" || listedModel(model):
+		return "", true
+	case strings.Contains(model, "/"):
+		return model, true
+	default:
+		return "", false
+	}
+}
 
 func writeModelNotFound(w http.ResponseWriter, model string) {
 	writeAPIError(w, http.StatusNotFound, "invalid_request_error", "model_not_found",
-		fmt.Sprintf("the model %q does not exist; GET /v1/models lists the ones served", model))
+		fmt.Sprintf("the model %q does not exist; use gateway (the configured default), PROVIDER/MODEL, or one GET /v1/models lists", model))
 }
 
 // decodeChatRequest reads and checks a chat completions body; its errors
@@ -175,7 +189,12 @@ func (a *adapter) handleChatCompletions(w http.ResponseWriter, r *http.Request) 
 		writeAPIError(w, http.StatusBadRequest, "invalid_request_error", "", err.Error())
 		return
 	}
-	if !knownModel(req.Model) {
+	if err := shared.CheckID(`"model"`, req.Model); err != nil {
+		writeAPIError(w, http.StatusBadRequest, "invalid_request_error", "", err.Error())
+		return
+	}
+	model, ok := turnModel(req.Model)
+	if !ok {
 		writeModelNotFound(w, req.Model)
 		return
 	}
@@ -183,82 +202,121 @@ func (a *adapter) handleChatCompletions(w http.ResponseWriter, r *http.Request) 
 	if session == "" {
 		session = req.User
 	}
-	if session == "" {
-		writeAPIError(w, http.StatusBadRequest, "invalid_request_error", "session_required",
-			"name a gateway session with the X-Session-Id header or the user field (stateless requests are not supported yet)")
-		return
-	}
 	if err := shared.CheckID("the session (X-Session-Id or user)", session); err != nil {
 		writeAPIError(w, http.StatusBadRequest, "invalid_request_error", "", err.Error())
 		return
 	}
-	// The session keeps the history: the last message is the new turn.
-	last := req.Messages[len(req.Messages)-1]
-	text, err := last.text()
+	msg, err := req.message(session)
 	if err != nil {
 		writeAPIError(w, http.StatusBadRequest, "invalid_request_error", "", err.Error())
 		return
 	}
-	if last.Role != "user" || strings.TrimSpace(text) == "" {
-		writeAPIError(w, http.StatusBadRequest, "invalid_request_error", "",
-			"the last message must be a user message with text: it is the new turn of the session")
+	msg.Model = model
+	answered := cmp.Or(model, gatewayModel)
+	if req.Stream {
+		msg.Stream = true
+		a.streamCompletion(w, r, msg, answered, req.includeUsage())
 		return
 	}
-	rep, err := a.converse(r.Context(), session, text)
-	switch {
-	case err == nil:
-	case errors.Is(err, errTimeout):
-		writeAPIError(w, http.StatusGatewayTimeout, "timeout", "timeout", "no reply within "+a.timeout.String())
+	rep, err := a.converseMsg(r.Context(), msg)
+	if err != nil {
+		a.writeConverseError(w, err)
 		return
-	case errors.Is(err, errNotConnected), errors.Is(err, errHostStalled), errors.Is(err, errDisconnected):
-		writeAPIError(w, http.StatusServiceUnavailable, "api_error", "unavailable", err.Error())
-		return
-	default:
-		return // the client went away
 	}
-	switch rep.Kind {
-	case shared.KindBusy:
-		w.Header().Set("Retry-After", busyRetryAfter)
-		writeAPIError(w, http.StatusTooManyRequests, "rate_limit_error", "session_busy", rep.Text)
-		return
-	case shared.KindError:
-		writeAPIError(w, http.StatusBadGateway, "api_error", "upstream_error", rep.Text)
+	if writeReplyError(w, rep) {
 		return
 	}
 	id := "chatcmpl-" + rep.ReplyToID
-	created := time.Now().Unix()
-	if req.Stream {
-		writeStream(w, id, created, rep.Text)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{
-		"id": id, "object": "chat.completion", "created": created, "model": gatewayModel,
+	res := map[string]any{
+		"id": id, "object": "chat.completion", "created": time.Now().Unix(), "model": answered,
 		"choices": []map[string]any{{
 			"index":         0,
 			"message":       map[string]any{"role": "assistant", "content": rep.Text},
 			"finish_reason": "stop",
 		}},
-	})
+	}
+	if rep.Usage != nil {
+		res["usage"] = usageObject(rep.Usage)
+	}
+	writeJSON(w, http.StatusOK, res)
 }
 
-// writeStream answers a streaming request with the whole reply as one
-// chunk, then the finishing chunk and [DONE]. (Relaying the provider's
-// stream as it arrives needs protocol v2's streamed replies.)
-func writeStream(w http.ResponseWriter, id string, created int64, text string) {
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-cache")
-	w.WriteHeader(http.StatusOK)
-	chunk := func(delta map[string]any, finish any) {
-		b, _ := json.Marshal(map[string]any{
-			"id": id, "object": "chat.completion.chunk", "created": created, "model": gatewayModel,
-			"choices": []map[string]any{{"index": 0, "delta": delta, "finish_reason": finish}},
-		})
-		fmt.Fprintf(w, "data: %s\n\n", b)
-	}
-	chunk(map[string]any{"role": "assistant", "content": text}, nil)
-	chunk(map[string]any{}, "stop")
-	fmt.Fprint(w, "data: [DONE]\n\n")
-	if f, ok := w.(http.Flusher); ok {
-		f.Flush()
+// writeConverseError answers a request that got no reply (err from
+// converse or submit): nothing for a client that went away.
+func (a *adapter) writeConverseError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, errTimeout):
+		writeAPIError(w, http.StatusGatewayTimeout, "timeout", "timeout", "no reply within "+a.timeout.String())
+	case errors.Is(err, errNotConnected), errors.Is(err, errHostStalled), errors.Is(err, errDisconnected):
+		writeAPIError(w, http.StatusServiceUnavailable, "api_error", "unavailable", err.Error())
 	}
 }
+
+// writeReplyError answers a reply that is a failure (busy: 429; an unknown
+// model: 404; any other error: 502) and reports whether it was one.
+func writeReplyError(w http.ResponseWriter, rep shared.Reply) bool {
+	switch {
+	case rep.Kind == shared.KindBusy:
+		w.Header().Set("Retry-After", busyRetryAfter)
+		writeAPIError(w, http.StatusTooManyRequests, "rate_limit_error", "session_busy", rep.Text)
+	case rep.Kind == shared.KindError && rep.Code == shared.CodeModelNotFound:
+		writeAPIError(w, http.StatusNotFound, "invalid_request_error", "model_not_found", rep.Text)
+	case rep.Kind == shared.KindError:
+		writeAPIError(w, http.StatusBadGateway, "api_error", "upstream_error", rep.Text)
+	default:
+		return false
+	}
+	return true
+}
+
+// includeUsage reports whether a streaming request asked for the usage
+// chunk (stream_options.include_usage).
+func (req chatRequest) includeUsage() bool {
+	return req.StreamOptions != nil && req.StreamOptions.IncludeUsage
+}
+
+// usageObject is OpenAI's usage object.
+func usageObject(u *shared.Usage) map[string]int64 {
+	return map[string]int64{"prompt_tokens": u.PromptTokens, "completion_tokens": u.CompletionTokens,
+		"total_tokens": u.PromptTokens + u.CompletionTokens}
+}
+
+// message turns the request into the message for the host: with a
+// session, its last message is the session's new turn (the session keeps
+// the history); without one, the request is stateless and its earlier
+// messages are the history. Its errors are the message of a 400.
+func (req chatRequest) message(session string) (*shared.Message, error) {
+	last := req.Messages[len(req.Messages)-1]
+	text, err := last.text()
+	if err != nil {
+		return nil, err
+	}
+	if last.Role != "user" || strings.TrimSpace(text) == "" {
+		return nil, errors.New("the last message must be a user message with text: it is the new turn")
+	}
+	if session != "" {
+		return sessionMessage(session, text), nil
+	}
+	st := &shared.Stateless{History: make([]shared.HistoryMessage, 0, len(req.Messages)-1)}
+	for i, m := range req.Messages[:len(req.Messages)-1] {
+		role, ok := historyRoles[m.Role]
+		if !ok {
+			return nil, fmt.Errorf("messages[%d]: role %q is not supported here; send system, developer, user and assistant messages", i, m.Role)
+		}
+		t, err := m.text()
+		if err != nil {
+			return nil, fmt.Errorf("messages[%d]: %w", i, err)
+		}
+		st.History = append(st.History, shared.HistoryMessage{Role: role, Text: t})
+	}
+	return &shared.Message{ConversationID: statelessUser, UserID: statelessUser, UserName: statelessUser,
+		Text: text, Stateless: st}, nil
+}
+
+// historyRoles maps the roles a stateless request may use to the
+// conversation's (OpenAI's newer "developer" is a system message).
+var historyRoles = map[string]string{"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+
+// statelessUser is the conversation and user of stateless requests: the
+// access policy counts them as one user.
+const statelessUser = "stateless"

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/openai/openai-go/v3"
@@ -151,11 +153,28 @@ func TestOpenAIErrors(t *testing.T) {
 	}
 
 	c := oaClient(h, option.WithAPIKey("s3cret"))
-	// An unknown model: 404 model_not_found, before anything reaches the host.
+	// A model that is neither listed nor PROVIDER/MODEL: 404
+	// model_not_found, before anything reaches the host.
 	p := params
-	p.Model = "nosuch/model"
+	p.Model = "nosuch"
 	if _, err := c.Chat.Completions.New(context.Background(), p); !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusNotFound || apiErr.Code != "model_not_found" {
 		t.Errorf("unknown model: %v, want 404 model_not_found", err)
+	}
+	// PROVIDER/MODEL goes to the host, which answers one it does not know
+	// with the code model_not_found: 404 too.
+	p.Model = "nosuch/model"
+	pending := complete(c, p)
+	m := h.nextMessage()
+	if m.Model != "nosuch/model" {
+		t.Errorf("message model = %q", m.Model)
+	}
+	if _, err := h.client.Send(context.Background(), shared.Reply{ReplyToID: m.ID, Text: "no provider nosuch", Kind: shared.KindError,
+		Code: shared.CodeModelNotFound}); err != nil {
+		t.Fatal(err)
+	}
+	if got := awaitCompletion(t, pending); !errors.As(got.err, &apiErr) || apiErr.StatusCode != http.StatusNotFound ||
+		apiErr.Code != "model_not_found" || apiErr.Message != "no provider nosuch" {
+		t.Errorf("unknown provider: %v, want 404 model_not_found", got.err)
 	}
 	if _, err := c.Models.Get(context.Background(), "nosuch"); !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusNotFound || apiErr.Code != "model_not_found" {
 		t.Errorf("GET unknown model: %v, want 404 model_not_found", err)
@@ -175,7 +194,7 @@ func TestOpenAIErrors(t *testing.T) {
 		t.Errorf("assistant last: %v, want 400", err)
 	}
 	// A busy session: 429; a failed turn: 502.
-	pending := complete(c, params)
+	pending = complete(c, params)
 	h.answer(shared.KindBusy, "busy")
 	if got := awaitCompletion(t, pending); !errors.As(got.err, &apiErr) || apiErr.StatusCode != http.StatusTooManyRequests {
 		t.Errorf("busy: %v, want 429", got.err)
@@ -184,5 +203,37 @@ func TestOpenAIErrors(t *testing.T) {
 	h.answer(shared.KindError, "the provider failed")
 	if got := awaitCompletion(t, pending); !errors.As(got.err, &apiErr) || apiErr.StatusCode != http.StatusBadGateway || apiErr.Message != "the provider failed" {
 		t.Errorf("error: %v, want 502", got.err)
+	}
+}
+
+func TestOpenAIStatelessRequestCarriesItsHistory(t *testing.T) {
+	h := start(t, nil)
+	c := oaClient(h)
+	pending := complete(c, openai.ChatCompletionNewParams{
+		Model: "openai/gpt-test",
+		Messages: []openai.ChatCompletionMessageParamUnion{
+			openai.SystemMessage("be terse"),
+			openai.DeveloperMessage("no markdown"),
+			openai.UserMessage("a"),
+			openai.AssistantMessage("b"),
+			openai.UserMessage("/new c"),
+		},
+	})
+	m := h.answer(shared.KindReply, "d")
+	want := []shared.HistoryMessage{{Role: "system", Text: "be terse"}, {Role: "system", Text: "no markdown"},
+		{Role: "user", Text: "a"}, {Role: "assistant", Text: "b"}}
+	if m.Stateless == nil || !reflect.DeepEqual(m.Stateless.History, want) || m.Text != "/new c" || m.Model != "openai/gpt-test" {
+		t.Errorf("message = %+v (stateless %+v)", m, m.Stateless)
+	}
+	if got := awaitCompletion(t, pending); got.err != nil || got.res.Choices[0].Message.Content != "d" || got.res.Model != "openai/gpt-test" {
+		t.Errorf("completion = %+v, %v", got.res, got.err)
+	}
+	// A role the conversation cannot carry: 400 naming it.
+	_, err := c.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{
+		Messages: []openai.ChatCompletionMessageParamUnion{openai.ToolMessage("42", "call-1"), openai.UserMessage("x")},
+	})
+	var apiErr *openai.Error
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusBadRequest || !strings.Contains(apiErr.Message, `role "tool"`) {
+		t.Errorf("tool message: %v, want 400 naming the role", err)
 	}
 }

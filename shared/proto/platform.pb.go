@@ -769,8 +769,17 @@ type Message struct {
 	// timeout), Unix nanoseconds; 0 for never. The host does not start a
 	// turn for a message whose time is up.
 	ExpiresUnixNano int64 `protobuf:"varint,20,opt,name=expires_unix_nano,json=expiresUnixNano,proto3" json:"expires_unix_nano,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// model, when set, is the PROVIDER/MODEL this message's turn runs on
+	// instead of the session's (an OpenAI request's "model"); the session
+	// keeps its own.
+	Model string `protobuf:"bytes,30,opt,name=model,proto3" json:"model,omitempty"`
+	// stateless: the message is a whole conversation on its own: history is
+	// what came before text, nothing is read from or written to a session,
+	// and text is never a chat command.
+	Stateless     bool              `protobuf:"varint,31,opt,name=stateless,proto3" json:"stateless,omitempty"`
+	History       []*HistoryMessage `protobuf:"bytes,32,rep,name=history,proto3" json:"history,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Message) Reset() {
@@ -887,6 +896,81 @@ func (x *Message) GetExpiresUnixNano() int64 {
 	return 0
 }
 
+func (x *Message) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *Message) GetStateless() bool {
+	if x != nil {
+		return x.Stateless
+	}
+	return false
+}
+
+func (x *Message) GetHistory() []*HistoryMessage {
+	if x != nil {
+		return x.History
+	}
+	return nil
+}
+
+// HistoryMessage is one message of a stateless conversation, before its
+// last user message.
+type HistoryMessage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Role          string                 `protobuf:"bytes,1,opt,name=role,proto3" json:"role,omitempty"` // "system", "user" or "assistant"
+	Text          string                 `protobuf:"bytes,2,opt,name=text,proto3" json:"text,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HistoryMessage) Reset() {
+	*x = HistoryMessage{}
+	mi := &file_platform_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HistoryMessage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HistoryMessage) ProtoMessage() {}
+
+func (x *HistoryMessage) ProtoReflect() protoreflect.Message {
+	mi := &file_platform_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HistoryMessage.ProtoReflect.Descriptor instead.
+func (*HistoryMessage) Descriptor() ([]byte, []int) {
+	return file_platform_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *HistoryMessage) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *HistoryMessage) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
 // Health reports the plugin's connection to its platform.
 type Health struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -899,7 +983,7 @@ type Health struct {
 
 func (x *Health) Reset() {
 	*x = Health{}
-	mi := &file_platform_proto_msgTypes[9]
+	mi := &file_platform_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -911,7 +995,7 @@ func (x *Health) String() string {
 func (*Health) ProtoMessage() {}
 
 func (x *Health) ProtoReflect() protoreflect.Message {
-	mi := &file_platform_proto_msgTypes[9]
+	mi := &file_platform_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -924,7 +1008,7 @@ func (x *Health) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Health.ProtoReflect.Descriptor instead.
 func (*Health) Descriptor() ([]byte, []int) {
-	return file_platform_proto_rawDescGZIP(), []int{9}
+	return file_platform_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Health) GetState() HealthState {
@@ -955,13 +1039,19 @@ type SendRequest struct {
 	ReplyToId      string                 `protobuf:"bytes,3,opt,name=reply_to_id,json=replyToId,proto3" json:"reply_to_id,omitempty"` // the inbound message this answers
 	Text           string                 `protobuf:"bytes,4,opt,name=text,proto3" json:"text,omitempty"`
 	Kind           ReplyKind              `protobuf:"varint,5,opt,name=kind,proto3,enum=gateway.platform.v1.ReplyKind" json:"kind,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// code is a machine-readable reason for an error reply
+	// ("model_not_found"), empty when there is none.
+	Code string `protobuf:"bytes,30,opt,name=code,proto3" json:"code,omitempty"`
+	// usage is the token usage the provider reported for the turn this
+	// reply answers, when it reported any.
+	Usage         *Usage `protobuf:"bytes,31,opt,name=usage,proto3" json:"usage,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SendRequest) Reset() {
 	*x = SendRequest{}
-	mi := &file_platform_proto_msgTypes[10]
+	mi := &file_platform_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -973,7 +1063,7 @@ func (x *SendRequest) String() string {
 func (*SendRequest) ProtoMessage() {}
 
 func (x *SendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_platform_proto_msgTypes[10]
+	mi := &file_platform_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -986,7 +1076,7 @@ func (x *SendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendRequest.ProtoReflect.Descriptor instead.
 func (*SendRequest) Descriptor() ([]byte, []int) {
-	return file_platform_proto_rawDescGZIP(), []int{10}
+	return file_platform_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SendRequest) GetConversationId() string {
@@ -1024,6 +1114,73 @@ func (x *SendRequest) GetKind() ReplyKind {
 	return ReplyKind_REPLY_KIND_UNSPECIFIED
 }
 
+func (x *SendRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *SendRequest) GetUsage() *Usage {
+	if x != nil {
+		return x.Usage
+	}
+	return nil
+}
+
+// Usage is a turn's token usage, as the provider reported it.
+type Usage struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	PromptTokens     int64                  `protobuf:"varint,1,opt,name=prompt_tokens,json=promptTokens,proto3" json:"prompt_tokens,omitempty"`
+	CompletionTokens int64                  `protobuf:"varint,2,opt,name=completion_tokens,json=completionTokens,proto3" json:"completion_tokens,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *Usage) Reset() {
+	*x = Usage{}
+	mi := &file_platform_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Usage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Usage) ProtoMessage() {}
+
+func (x *Usage) ProtoReflect() protoreflect.Message {
+	mi := &file_platform_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Usage.ProtoReflect.Descriptor instead.
+func (*Usage) Descriptor() ([]byte, []int) {
+	return file_platform_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *Usage) GetPromptTokens() int64 {
+	if x != nil {
+		return x.PromptTokens
+	}
+	return 0
+}
+
+func (x *Usage) GetCompletionTokens() int64 {
+	if x != nil {
+		return x.CompletionTokens
+	}
+	return 0
+}
+
 type SendResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	MessageIds    []string               `protobuf:"bytes,1,rep,name=message_ids,json=messageIds,proto3" json:"message_ids,omitempty"`
@@ -1034,7 +1191,7 @@ type SendResponse struct {
 
 func (x *SendResponse) Reset() {
 	*x = SendResponse{}
-	mi := &file_platform_proto_msgTypes[11]
+	mi := &file_platform_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1046,7 +1203,7 @@ func (x *SendResponse) String() string {
 func (*SendResponse) ProtoMessage() {}
 
 func (x *SendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_platform_proto_msgTypes[11]
+	mi := &file_platform_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1059,7 +1216,7 @@ func (x *SendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendResponse.ProtoReflect.Descriptor instead.
 func (*SendResponse) Descriptor() ([]byte, []int) {
-	return file_platform_proto_rawDescGZIP(), []int{11}
+	return file_platform_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SendResponse) GetMessageIds() []string {
@@ -1086,7 +1243,7 @@ type TypingRequest struct {
 
 func (x *TypingRequest) Reset() {
 	*x = TypingRequest{}
-	mi := &file_platform_proto_msgTypes[12]
+	mi := &file_platform_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1098,7 +1255,7 @@ func (x *TypingRequest) String() string {
 func (*TypingRequest) ProtoMessage() {}
 
 func (x *TypingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_platform_proto_msgTypes[12]
+	mi := &file_platform_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1111,7 +1268,7 @@ func (x *TypingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TypingRequest.ProtoReflect.Descriptor instead.
 func (*TypingRequest) Descriptor() ([]byte, []int) {
-	return file_platform_proto_rawDescGZIP(), []int{12}
+	return file_platform_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *TypingRequest) GetConversationId() string {
@@ -1136,7 +1293,7 @@ type TypingResponse struct {
 
 func (x *TypingResponse) Reset() {
 	*x = TypingResponse{}
-	mi := &file_platform_proto_msgTypes[13]
+	mi := &file_platform_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1148,7 +1305,7 @@ func (x *TypingResponse) String() string {
 func (*TypingResponse) ProtoMessage() {}
 
 func (x *TypingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_platform_proto_msgTypes[13]
+	mi := &file_platform_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1161,7 +1318,7 @@ func (x *TypingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TypingResponse.ProtoReflect.Descriptor instead.
 func (*TypingResponse) Descriptor() ([]byte, []int) {
-	return file_platform_proto_rawDescGZIP(), []int{13}
+	return file_platform_proto_rawDescGZIP(), []int{15}
 }
 
 type SetLogLevelRequest struct {
@@ -1173,7 +1330,7 @@ type SetLogLevelRequest struct {
 
 func (x *SetLogLevelRequest) Reset() {
 	*x = SetLogLevelRequest{}
-	mi := &file_platform_proto_msgTypes[14]
+	mi := &file_platform_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1185,7 +1342,7 @@ func (x *SetLogLevelRequest) String() string {
 func (*SetLogLevelRequest) ProtoMessage() {}
 
 func (x *SetLogLevelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_platform_proto_msgTypes[14]
+	mi := &file_platform_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1198,7 +1355,7 @@ func (x *SetLogLevelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetLogLevelRequest.ProtoReflect.Descriptor instead.
 func (*SetLogLevelRequest) Descriptor() ([]byte, []int) {
-	return file_platform_proto_rawDescGZIP(), []int{14}
+	return file_platform_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SetLogLevelRequest) GetLevel() string {
@@ -1216,7 +1373,7 @@ type SetLogLevelResponse struct {
 
 func (x *SetLogLevelResponse) Reset() {
 	*x = SetLogLevelResponse{}
-	mi := &file_platform_proto_msgTypes[15]
+	mi := &file_platform_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1228,7 +1385,7 @@ func (x *SetLogLevelResponse) String() string {
 func (*SetLogLevelResponse) ProtoMessage() {}
 
 func (x *SetLogLevelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_platform_proto_msgTypes[15]
+	mi := &file_platform_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1241,7 +1398,7 @@ func (x *SetLogLevelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetLogLevelResponse.ProtoReflect.Descriptor instead.
 func (*SetLogLevelResponse) Descriptor() ([]byte, []int) {
-	return file_platform_proto_rawDescGZIP(), []int{15}
+	return file_platform_proto_rawDescGZIP(), []int{17}
 }
 
 type StopRequest struct {
@@ -1252,7 +1409,7 @@ type StopRequest struct {
 
 func (x *StopRequest) Reset() {
 	*x = StopRequest{}
-	mi := &file_platform_proto_msgTypes[16]
+	mi := &file_platform_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1264,7 +1421,7 @@ func (x *StopRequest) String() string {
 func (*StopRequest) ProtoMessage() {}
 
 func (x *StopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_platform_proto_msgTypes[16]
+	mi := &file_platform_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1277,7 +1434,7 @@ func (x *StopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopRequest.ProtoReflect.Descriptor instead.
 func (*StopRequest) Descriptor() ([]byte, []int) {
-	return file_platform_proto_rawDescGZIP(), []int{16}
+	return file_platform_proto_rawDescGZIP(), []int{18}
 }
 
 type StopResponse struct {
@@ -1288,7 +1445,7 @@ type StopResponse struct {
 
 func (x *StopResponse) Reset() {
 	*x = StopResponse{}
-	mi := &file_platform_proto_msgTypes[17]
+	mi := &file_platform_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1300,7 +1457,7 @@ func (x *StopResponse) String() string {
 func (*StopResponse) ProtoMessage() {}
 
 func (x *StopResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_platform_proto_msgTypes[17]
+	mi := &file_platform_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1313,7 +1470,7 @@ func (x *StopResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopResponse.ProtoReflect.Descriptor instead.
 func (*StopResponse) Descriptor() ([]byte, []int) {
-	return file_platform_proto_rawDescGZIP(), []int{17}
+	return file_platform_proto_rawDescGZIP(), []int{19}
 }
 
 // PluginFrame is one frame from the plugin to the host on Connect.
@@ -1324,6 +1481,7 @@ type PluginFrame struct {
 	//	*PluginFrame_Delivery
 	//	*PluginFrame_Health
 	//	*PluginFrame_Result
+	//	*PluginFrame_TranscriptRequest
 	Kind          isPluginFrame_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1331,7 +1489,7 @@ type PluginFrame struct {
 
 func (x *PluginFrame) Reset() {
 	*x = PluginFrame{}
-	mi := &file_platform_proto_msgTypes[18]
+	mi := &file_platform_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1343,7 +1501,7 @@ func (x *PluginFrame) String() string {
 func (*PluginFrame) ProtoMessage() {}
 
 func (x *PluginFrame) ProtoReflect() protoreflect.Message {
-	mi := &file_platform_proto_msgTypes[18]
+	mi := &file_platform_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1356,7 +1514,7 @@ func (x *PluginFrame) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PluginFrame.ProtoReflect.Descriptor instead.
 func (*PluginFrame) Descriptor() ([]byte, []int) {
-	return file_platform_proto_rawDescGZIP(), []int{18}
+	return file_platform_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *PluginFrame) GetKind() isPluginFrame_Kind {
@@ -1393,6 +1551,15 @@ func (x *PluginFrame) GetResult() *SendResult {
 	return nil
 }
 
+func (x *PluginFrame) GetTranscriptRequest() *TranscriptRequest {
+	if x != nil {
+		if x, ok := x.Kind.(*PluginFrame_TranscriptRequest); ok {
+			return x.TranscriptRequest
+		}
+	}
+	return nil
+}
+
 type isPluginFrame_Kind interface {
 	isPluginFrame_Kind()
 }
@@ -1409,11 +1576,18 @@ type PluginFrame_Result struct {
 	Result *SendResult `protobuf:"bytes,3,opt,name=result,proto3,oneof"`
 }
 
+type PluginFrame_TranscriptRequest struct {
+	// A request to the host, answered by a HostFrame of the same id.
+	TranscriptRequest *TranscriptRequest `protobuf:"bytes,30,opt,name=transcript_request,json=transcriptRequest,proto3,oneof"`
+}
+
 func (*PluginFrame_Delivery) isPluginFrame_Kind() {}
 
 func (*PluginFrame_Health) isPluginFrame_Kind() {}
 
 func (*PluginFrame_Result) isPluginFrame_Kind() {}
+
+func (*PluginFrame_TranscriptRequest) isPluginFrame_Kind() {}
 
 // Delivery is an inbound message. When ack is set the plugin waits for an
 // Ack with the same seq before it confirms the message to its platform.
@@ -1428,7 +1602,7 @@ type Delivery struct {
 
 func (x *Delivery) Reset() {
 	*x = Delivery{}
-	mi := &file_platform_proto_msgTypes[19]
+	mi := &file_platform_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1440,7 +1614,7 @@ func (x *Delivery) String() string {
 func (*Delivery) ProtoMessage() {}
 
 func (x *Delivery) ProtoReflect() protoreflect.Message {
-	mi := &file_platform_proto_msgTypes[19]
+	mi := &file_platform_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1453,7 +1627,7 @@ func (x *Delivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Delivery.ProtoReflect.Descriptor instead.
 func (*Delivery) Descriptor() ([]byte, []int) {
-	return file_platform_proto_rawDescGZIP(), []int{19}
+	return file_platform_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Delivery) GetSeq() uint64 {
@@ -1493,7 +1667,7 @@ type SendResult struct {
 
 func (x *SendResult) Reset() {
 	*x = SendResult{}
-	mi := &file_platform_proto_msgTypes[20]
+	mi := &file_platform_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1505,7 +1679,7 @@ func (x *SendResult) String() string {
 func (*SendResult) ProtoMessage() {}
 
 func (x *SendResult) ProtoReflect() protoreflect.Message {
-	mi := &file_platform_proto_msgTypes[20]
+	mi := &file_platform_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1518,7 +1692,7 @@ func (x *SendResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendResult.ProtoReflect.Descriptor instead.
 func (*SendResult) Descriptor() ([]byte, []int) {
-	return file_platform_proto_rawDescGZIP(), []int{20}
+	return file_platform_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SendResult) GetId() uint64 {
@@ -1564,6 +1738,7 @@ type HostFrame struct {
 	//	*HostFrame_Ack
 	//	*HostFrame_Reply
 	//	*HostFrame_Typing
+	//	*HostFrame_Transcript
 	Kind          isHostFrame_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1571,7 +1746,7 @@ type HostFrame struct {
 
 func (x *HostFrame) Reset() {
 	*x = HostFrame{}
-	mi := &file_platform_proto_msgTypes[21]
+	mi := &file_platform_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1583,7 +1758,7 @@ func (x *HostFrame) String() string {
 func (*HostFrame) ProtoMessage() {}
 
 func (x *HostFrame) ProtoReflect() protoreflect.Message {
-	mi := &file_platform_proto_msgTypes[21]
+	mi := &file_platform_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1596,7 +1771,7 @@ func (x *HostFrame) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HostFrame.ProtoReflect.Descriptor instead.
 func (*HostFrame) Descriptor() ([]byte, []int) {
-	return file_platform_proto_rawDescGZIP(), []int{21}
+	return file_platform_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *HostFrame) GetKind() isHostFrame_Kind {
@@ -1633,6 +1808,15 @@ func (x *HostFrame) GetTyping() *TypingRequest {
 	return nil
 }
 
+func (x *HostFrame) GetTranscript() *TranscriptAnswer {
+	if x != nil {
+		if x, ok := x.Kind.(*HostFrame_Transcript); ok {
+			return x.Transcript
+		}
+	}
+	return nil
+}
+
 type isHostFrame_Kind interface {
 	isHostFrame_Kind()
 }
@@ -1649,11 +1833,17 @@ type HostFrame_Typing struct {
 	Typing *TypingRequest `protobuf:"bytes,3,opt,name=typing,proto3,oneof"`
 }
 
+type HostFrame_Transcript struct {
+	Transcript *TranscriptAnswer `protobuf:"bytes,30,opt,name=transcript,proto3,oneof"`
+}
+
 func (*HostFrame_Ack) isHostFrame_Kind() {}
 
 func (*HostFrame_Reply) isHostFrame_Kind() {}
 
 func (*HostFrame_Typing) isHostFrame_Kind() {}
+
+func (*HostFrame_Transcript) isHostFrame_Kind() {}
 
 // Ack tells the plugin the host took (durably recorded) Delivery seq, or
 // could not (error set): the plugin must not confirm it to its platform.
@@ -1667,7 +1857,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_platform_proto_msgTypes[22]
+	mi := &file_platform_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1679,7 +1869,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_platform_proto_msgTypes[22]
+	mi := &file_platform_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1692,7 +1882,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_platform_proto_rawDescGZIP(), []int{22}
+	return file_platform_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Ack) GetSeq() uint64 {
@@ -1722,7 +1912,7 @@ type ReplyFrame struct {
 
 func (x *ReplyFrame) Reset() {
 	*x = ReplyFrame{}
-	mi := &file_platform_proto_msgTypes[23]
+	mi := &file_platform_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1734,7 +1924,7 @@ func (x *ReplyFrame) String() string {
 func (*ReplyFrame) ProtoMessage() {}
 
 func (x *ReplyFrame) ProtoReflect() protoreflect.Message {
-	mi := &file_platform_proto_msgTypes[23]
+	mi := &file_platform_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1747,7 +1937,7 @@ func (x *ReplyFrame) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplyFrame.ProtoReflect.Descriptor instead.
 func (*ReplyFrame) Descriptor() ([]byte, []int) {
-	return file_platform_proto_rawDescGZIP(), []int{23}
+	return file_platform_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ReplyFrame) GetId() uint64 {
@@ -1776,6 +1966,199 @@ func (x *ReplyFrame) GetReply() *SendRequest {
 		return x.Reply
 	}
 	return nil
+}
+
+// TranscriptRequest asks the host for the transcript of the session a
+// direct message in the conversation goes to (a web page shows it again
+// after a reload).
+type TranscriptRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Id             uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"` // the answer carries it back
+	ConversationId string                 `protobuf:"bytes,2,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
+	ThreadId       string                 `protobuf:"bytes,3,opt,name=thread_id,json=threadId,proto3" json:"thread_id,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *TranscriptRequest) Reset() {
+	*x = TranscriptRequest{}
+	mi := &file_platform_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TranscriptRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TranscriptRequest) ProtoMessage() {}
+
+func (x *TranscriptRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_platform_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TranscriptRequest.ProtoReflect.Descriptor instead.
+func (*TranscriptRequest) Descriptor() ([]byte, []int) {
+	return file_platform_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *TranscriptRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *TranscriptRequest) GetConversationId() string {
+	if x != nil {
+		return x.ConversationId
+	}
+	return ""
+}
+
+func (x *TranscriptRequest) GetThreadId() string {
+	if x != nil {
+		return x.ThreadId
+	}
+	return ""
+}
+
+// TranscriptAnswer answers the TranscriptRequest of the same id.
+type TranscriptAnswer struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Messages      []*TranscriptMessage   `protobuf:"bytes,2,rep,name=messages,proto3" json:"messages,omitempty"`    // oldest first
+	Truncated     bool                   `protobuf:"varint,3,opt,name=truncated,proto3" json:"truncated,omitempty"` // only the newest messages fit
+	Error         string                 `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`          // the host could not read it; empty on success
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TranscriptAnswer) Reset() {
+	*x = TranscriptAnswer{}
+	mi := &file_platform_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TranscriptAnswer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TranscriptAnswer) ProtoMessage() {}
+
+func (x *TranscriptAnswer) ProtoReflect() protoreflect.Message {
+	mi := &file_platform_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TranscriptAnswer.ProtoReflect.Descriptor instead.
+func (*TranscriptAnswer) Descriptor() ([]byte, []int) {
+	return file_platform_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *TranscriptAnswer) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *TranscriptAnswer) GetMessages() []*TranscriptMessage {
+	if x != nil {
+		return x.Messages
+	}
+	return nil
+}
+
+func (x *TranscriptAnswer) GetTruncated() bool {
+	if x != nil {
+		return x.Truncated
+	}
+	return false
+}
+
+func (x *TranscriptAnswer) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+// TranscriptMessage is one message of a session's transcript.
+type TranscriptMessage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Role          string                 `protobuf:"bytes,1,opt,name=role,proto3" json:"role,omitempty"` // "user" or "assistant"
+	Text          string                 `protobuf:"bytes,2,opt,name=text,proto3" json:"text,omitempty"`
+	UnixNano      int64                  `protobuf:"varint,3,opt,name=unix_nano,json=unixNano,proto3" json:"unix_nano,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TranscriptMessage) Reset() {
+	*x = TranscriptMessage{}
+	mi := &file_platform_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TranscriptMessage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TranscriptMessage) ProtoMessage() {}
+
+func (x *TranscriptMessage) ProtoReflect() protoreflect.Message {
+	mi := &file_platform_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TranscriptMessage.ProtoReflect.Descriptor instead.
+func (*TranscriptMessage) Descriptor() ([]byte, []int) {
+	return file_platform_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *TranscriptMessage) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *TranscriptMessage) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *TranscriptMessage) GetUnixNano() int64 {
+	if x != nil {
+		return x.UnixNano
+	}
+	return 0
 }
 
 var File_platform_proto protoreflect.FileDescriptor
@@ -1813,7 +2196,7 @@ const file_platform_proto_rawDesc = "" +
 	"\x05Event\x128\n" +
 	"\amessage\x18\x01 \x01(\v2\x1c.gateway.platform.v1.MessageH\x00R\amessage\x125\n" +
 	"\x06health\x18\x02 \x01(\v2\x1b.gateway.platform.v1.HealthH\x00R\x06healthB\x06\n" +
-	"\x04kind\"\xd5\x02\n" +
+	"\x04kind\"\xc8\x03\n" +
 	"\aMessage\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12'\n" +
 	"\x0fconversation_id\x18\x02 \x01(\tR\x0econversationId\x12\x1b\n" +
@@ -1827,17 +2210,28 @@ const file_platform_proto_rawDesc = "" +
 	"\x06cursor\x18\n" +
 	" \x01(\tR\x06cursor\x12\x16\n" +
 	"\x06stream\x18\v \x01(\bR\x06stream\x12*\n" +
-	"\x11expires_unix_nano\x18\x14 \x01(\x03R\x0fexpiresUnixNano\"\x8c\x01\n" +
+	"\x11expires_unix_nano\x18\x14 \x01(\x03R\x0fexpiresUnixNano\x12\x14\n" +
+	"\x05model\x18\x1e \x01(\tR\x05model\x12\x1c\n" +
+	"\tstateless\x18\x1f \x01(\bR\tstateless\x12=\n" +
+	"\ahistory\x18  \x03(\v2#.gateway.platform.v1.HistoryMessageR\ahistory\"8\n" +
+	"\x0eHistoryMessage\x12\x12\n" +
+	"\x04role\x18\x01 \x01(\tR\x04role\x12\x12\n" +
+	"\x04text\x18\x02 \x01(\tR\x04text\"\x8c\x01\n" +
 	"\x06Health\x126\n" +
 	"\x05state\x18\x01 \x01(\x0e2 .gateway.platform.v1.HealthStateR\x05state\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x120\n" +
-	"\x05fatal\x18\x03 \x01(\v2\x1a.gateway.platform.v1.FatalR\x05fatal\"\xbb\x01\n" +
+	"\x05fatal\x18\x03 \x01(\v2\x1a.gateway.platform.v1.FatalR\x05fatal\"\x81\x02\n" +
 	"\vSendRequest\x12'\n" +
 	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12\x1b\n" +
 	"\tthread_id\x18\x02 \x01(\tR\bthreadId\x12\x1e\n" +
 	"\vreply_to_id\x18\x03 \x01(\tR\treplyToId\x12\x12\n" +
 	"\x04text\x18\x04 \x01(\tR\x04text\x122\n" +
-	"\x04kind\x18\x05 \x01(\x0e2\x1e.gateway.platform.v1.ReplyKindR\x04kind\"a\n" +
+	"\x04kind\x18\x05 \x01(\x0e2\x1e.gateway.platform.v1.ReplyKindR\x04kind\x12\x12\n" +
+	"\x04code\x18\x1e \x01(\tR\x04code\x120\n" +
+	"\x05usage\x18\x1f \x01(\v2\x1a.gateway.platform.v1.UsageR\x05usage\"Y\n" +
+	"\x05Usage\x12#\n" +
+	"\rprompt_tokens\x18\x01 \x01(\x03R\fpromptTokens\x12+\n" +
+	"\x11completion_tokens\x18\x02 \x01(\x03R\x10completionTokens\"a\n" +
 	"\fSendResponse\x12\x1f\n" +
 	"\vmessage_ids\x18\x01 \x03(\tR\n" +
 	"messageIds\x120\n" +
@@ -1850,11 +2244,12 @@ const file_platform_proto_rawDesc = "" +
 	"\x05level\x18\x01 \x01(\tR\x05level\"\x15\n" +
 	"\x13SetLogLevelResponse\"\r\n" +
 	"\vStopRequest\"\x0e\n" +
-	"\fStopResponse\"\xc4\x01\n" +
+	"\fStopResponse\"\x9d\x02\n" +
 	"\vPluginFrame\x12;\n" +
 	"\bdelivery\x18\x01 \x01(\v2\x1d.gateway.platform.v1.DeliveryH\x00R\bdelivery\x125\n" +
 	"\x06health\x18\x02 \x01(\v2\x1b.gateway.platform.v1.HealthH\x00R\x06health\x129\n" +
-	"\x06result\x18\x03 \x01(\v2\x1f.gateway.platform.v1.SendResultH\x00R\x06resultB\x06\n" +
+	"\x06result\x18\x03 \x01(\v2\x1f.gateway.platform.v1.SendResultH\x00R\x06result\x12W\n" +
+	"\x12transcript_request\x18\x1e \x01(\v2&.gateway.platform.v1.TranscriptRequestH\x00R\x11transcriptRequestB\x06\n" +
 	"\x04kind\"f\n" +
 	"\bDelivery\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x10\n" +
@@ -1867,11 +2262,14 @@ const file_platform_proto_rawDesc = "" +
 	"messageIds\x12\x14\n" +
 	"\x05error\x18\x03 \x01(\tR\x05error\x120\n" +
 	"\x05fatal\x18\x04 \x01(\v2\x1a.gateway.platform.v1.FatalR\x05fatal\x12'\n" +
-	"\x0fdelivery_status\x18\x05 \x01(\fR\x0edeliveryStatus\"\xb8\x01\n" +
+	"\x0fdelivery_status\x18\x05 \x01(\fR\x0edeliveryStatus\"\x81\x02\n" +
 	"\tHostFrame\x12,\n" +
 	"\x03ack\x18\x01 \x01(\v2\x18.gateway.platform.v1.AckH\x00R\x03ack\x127\n" +
 	"\x05reply\x18\x02 \x01(\v2\x1f.gateway.platform.v1.ReplyFrameH\x00R\x05reply\x12<\n" +
-	"\x06typing\x18\x03 \x01(\v2\".gateway.platform.v1.TypingRequestH\x00R\x06typingB\x06\n" +
+	"\x06typing\x18\x03 \x01(\v2\".gateway.platform.v1.TypingRequestH\x00R\x06typing\x12G\n" +
+	"\n" +
+	"transcript\x18\x1e \x01(\v2%.gateway.platform.v1.TranscriptAnswerH\x00R\n" +
+	"transcriptB\x06\n" +
 	"\x04kind\"-\n" +
 	"\x03Ack\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x14\n" +
@@ -1881,7 +2279,20 @@ const file_platform_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x19\n" +
 	"\breply_id\x18\x02 \x01(\tR\areplyId\x125\n" +
 	"\x05phase\x18\x03 \x01(\x0e2\x1f.gateway.platform.v1.ReplyPhaseR\x05phase\x126\n" +
-	"\x05reply\x18\x04 \x01(\v2 .gateway.platform.v1.SendRequestR\x05reply*\xbe\x01\n" +
+	"\x05reply\x18\x04 \x01(\v2 .gateway.platform.v1.SendRequestR\x05reply\"i\n" +
+	"\x11TranscriptRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12'\n" +
+	"\x0fconversation_id\x18\x02 \x01(\tR\x0econversationId\x12\x1b\n" +
+	"\tthread_id\x18\x03 \x01(\tR\bthreadId\"\x9a\x01\n" +
+	"\x10TranscriptAnswer\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12B\n" +
+	"\bmessages\x18\x02 \x03(\v2&.gateway.platform.v1.TranscriptMessageR\bmessages\x12\x1c\n" +
+	"\ttruncated\x18\x03 \x01(\bR\ttruncated\x12\x14\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\"X\n" +
+	"\x11TranscriptMessage\x12\x12\n" +
+	"\x04role\x18\x01 \x01(\tR\x04role\x12\x12\n" +
+	"\x04text\x18\x02 \x01(\tR\x04text\x12\x1b\n" +
+	"\tunix_nano\x18\x03 \x01(\x03R\bunixNano*\xbe\x01\n" +
 	"\rAttributeType\x12\x1e\n" +
 	"\x1aATTRIBUTE_TYPE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15ATTRIBUTE_TYPE_STRING\x10\x01\x12\x17\n" +
@@ -1937,7 +2348,7 @@ func file_platform_proto_rawDescGZIP() []byte {
 }
 
 var file_platform_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_platform_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_platform_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_platform_proto_goTypes = []any{
 	(AttributeType)(0),          // 0: gateway.platform.v1.AttributeType
 	(HealthState)(0),            // 1: gateway.platform.v1.HealthState
@@ -1952,71 +2363,81 @@ var file_platform_proto_goTypes = []any{
 	(*RunRequest)(nil),          // 10: gateway.platform.v1.RunRequest
 	(*Event)(nil),               // 11: gateway.platform.v1.Event
 	(*Message)(nil),             // 12: gateway.platform.v1.Message
-	(*Health)(nil),              // 13: gateway.platform.v1.Health
-	(*SendRequest)(nil),         // 14: gateway.platform.v1.SendRequest
-	(*SendResponse)(nil),        // 15: gateway.platform.v1.SendResponse
-	(*TypingRequest)(nil),       // 16: gateway.platform.v1.TypingRequest
-	(*TypingResponse)(nil),      // 17: gateway.platform.v1.TypingResponse
-	(*SetLogLevelRequest)(nil),  // 18: gateway.platform.v1.SetLogLevelRequest
-	(*SetLogLevelResponse)(nil), // 19: gateway.platform.v1.SetLogLevelResponse
-	(*StopRequest)(nil),         // 20: gateway.platform.v1.StopRequest
-	(*StopResponse)(nil),        // 21: gateway.platform.v1.StopResponse
-	(*PluginFrame)(nil),         // 22: gateway.platform.v1.PluginFrame
-	(*Delivery)(nil),            // 23: gateway.platform.v1.Delivery
-	(*SendResult)(nil),          // 24: gateway.platform.v1.SendResult
-	(*HostFrame)(nil),           // 25: gateway.platform.v1.HostFrame
-	(*Ack)(nil),                 // 26: gateway.platform.v1.Ack
-	(*ReplyFrame)(nil),          // 27: gateway.platform.v1.ReplyFrame
+	(*HistoryMessage)(nil),      // 13: gateway.platform.v1.HistoryMessage
+	(*Health)(nil),              // 14: gateway.platform.v1.Health
+	(*SendRequest)(nil),         // 15: gateway.platform.v1.SendRequest
+	(*Usage)(nil),               // 16: gateway.platform.v1.Usage
+	(*SendResponse)(nil),        // 17: gateway.platform.v1.SendResponse
+	(*TypingRequest)(nil),       // 18: gateway.platform.v1.TypingRequest
+	(*TypingResponse)(nil),      // 19: gateway.platform.v1.TypingResponse
+	(*SetLogLevelRequest)(nil),  // 20: gateway.platform.v1.SetLogLevelRequest
+	(*SetLogLevelResponse)(nil), // 21: gateway.platform.v1.SetLogLevelResponse
+	(*StopRequest)(nil),         // 22: gateway.platform.v1.StopRequest
+	(*StopResponse)(nil),        // 23: gateway.platform.v1.StopResponse
+	(*PluginFrame)(nil),         // 24: gateway.platform.v1.PluginFrame
+	(*Delivery)(nil),            // 25: gateway.platform.v1.Delivery
+	(*SendResult)(nil),          // 26: gateway.platform.v1.SendResult
+	(*HostFrame)(nil),           // 27: gateway.platform.v1.HostFrame
+	(*Ack)(nil),                 // 28: gateway.platform.v1.Ack
+	(*ReplyFrame)(nil),          // 29: gateway.platform.v1.ReplyFrame
+	(*TranscriptRequest)(nil),   // 30: gateway.platform.v1.TranscriptRequest
+	(*TranscriptAnswer)(nil),    // 31: gateway.platform.v1.TranscriptAnswer
+	(*TranscriptMessage)(nil),   // 32: gateway.platform.v1.TranscriptMessage
 }
 var file_platform_proto_depIdxs = []int32{
 	6,  // 0: gateway.platform.v1.DescribeResponse.schema:type_name -> gateway.platform.v1.Attribute
 	0,  // 1: gateway.platform.v1.Attribute.type:type_name -> gateway.platform.v1.AttributeType
 	9,  // 2: gateway.platform.v1.ConfigureResponse.fatal:type_name -> gateway.platform.v1.Fatal
 	12, // 3: gateway.platform.v1.Event.message:type_name -> gateway.platform.v1.Message
-	13, // 4: gateway.platform.v1.Event.health:type_name -> gateway.platform.v1.Health
-	1,  // 5: gateway.platform.v1.Health.state:type_name -> gateway.platform.v1.HealthState
-	9,  // 6: gateway.platform.v1.Health.fatal:type_name -> gateway.platform.v1.Fatal
-	2,  // 7: gateway.platform.v1.SendRequest.kind:type_name -> gateway.platform.v1.ReplyKind
-	9,  // 8: gateway.platform.v1.SendResponse.fatal:type_name -> gateway.platform.v1.Fatal
-	23, // 9: gateway.platform.v1.PluginFrame.delivery:type_name -> gateway.platform.v1.Delivery
-	13, // 10: gateway.platform.v1.PluginFrame.health:type_name -> gateway.platform.v1.Health
-	24, // 11: gateway.platform.v1.PluginFrame.result:type_name -> gateway.platform.v1.SendResult
-	12, // 12: gateway.platform.v1.Delivery.message:type_name -> gateway.platform.v1.Message
-	9,  // 13: gateway.platform.v1.SendResult.fatal:type_name -> gateway.platform.v1.Fatal
-	26, // 14: gateway.platform.v1.HostFrame.ack:type_name -> gateway.platform.v1.Ack
-	27, // 15: gateway.platform.v1.HostFrame.reply:type_name -> gateway.platform.v1.ReplyFrame
-	16, // 16: gateway.platform.v1.HostFrame.typing:type_name -> gateway.platform.v1.TypingRequest
-	3,  // 17: gateway.platform.v1.ReplyFrame.phase:type_name -> gateway.platform.v1.ReplyPhase
-	14, // 18: gateway.platform.v1.ReplyFrame.reply:type_name -> gateway.platform.v1.SendRequest
-	4,  // 19: gateway.platform.v1.Platform.Describe:input_type -> gateway.platform.v1.DescribeRequest
-	7,  // 20: gateway.platform.v1.Platform.Configure:input_type -> gateway.platform.v1.ConfigureRequest
-	10, // 21: gateway.platform.v1.Platform.Run:input_type -> gateway.platform.v1.RunRequest
-	14, // 22: gateway.platform.v1.Platform.Send:input_type -> gateway.platform.v1.SendRequest
-	16, // 23: gateway.platform.v1.Platform.Typing:input_type -> gateway.platform.v1.TypingRequest
-	18, // 24: gateway.platform.v1.Platform.SetLogLevel:input_type -> gateway.platform.v1.SetLogLevelRequest
-	20, // 25: gateway.platform.v1.Platform.Stop:input_type -> gateway.platform.v1.StopRequest
-	4,  // 26: gateway.platform.v1.PlatformV2.Describe:input_type -> gateway.platform.v1.DescribeRequest
-	7,  // 27: gateway.platform.v1.PlatformV2.Configure:input_type -> gateway.platform.v1.ConfigureRequest
-	25, // 28: gateway.platform.v1.PlatformV2.Connect:input_type -> gateway.platform.v1.HostFrame
-	18, // 29: gateway.platform.v1.PlatformV2.SetLogLevel:input_type -> gateway.platform.v1.SetLogLevelRequest
-	20, // 30: gateway.platform.v1.PlatformV2.Stop:input_type -> gateway.platform.v1.StopRequest
-	5,  // 31: gateway.platform.v1.Platform.Describe:output_type -> gateway.platform.v1.DescribeResponse
-	8,  // 32: gateway.platform.v1.Platform.Configure:output_type -> gateway.platform.v1.ConfigureResponse
-	11, // 33: gateway.platform.v1.Platform.Run:output_type -> gateway.platform.v1.Event
-	15, // 34: gateway.platform.v1.Platform.Send:output_type -> gateway.platform.v1.SendResponse
-	17, // 35: gateway.platform.v1.Platform.Typing:output_type -> gateway.platform.v1.TypingResponse
-	19, // 36: gateway.platform.v1.Platform.SetLogLevel:output_type -> gateway.platform.v1.SetLogLevelResponse
-	21, // 37: gateway.platform.v1.Platform.Stop:output_type -> gateway.platform.v1.StopResponse
-	5,  // 38: gateway.platform.v1.PlatformV2.Describe:output_type -> gateway.platform.v1.DescribeResponse
-	8,  // 39: gateway.platform.v1.PlatformV2.Configure:output_type -> gateway.platform.v1.ConfigureResponse
-	22, // 40: gateway.platform.v1.PlatformV2.Connect:output_type -> gateway.platform.v1.PluginFrame
-	19, // 41: gateway.platform.v1.PlatformV2.SetLogLevel:output_type -> gateway.platform.v1.SetLogLevelResponse
-	21, // 42: gateway.platform.v1.PlatformV2.Stop:output_type -> gateway.platform.v1.StopResponse
-	31, // [31:43] is the sub-list for method output_type
-	19, // [19:31] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	14, // 4: gateway.platform.v1.Event.health:type_name -> gateway.platform.v1.Health
+	13, // 5: gateway.platform.v1.Message.history:type_name -> gateway.platform.v1.HistoryMessage
+	1,  // 6: gateway.platform.v1.Health.state:type_name -> gateway.platform.v1.HealthState
+	9,  // 7: gateway.platform.v1.Health.fatal:type_name -> gateway.platform.v1.Fatal
+	2,  // 8: gateway.platform.v1.SendRequest.kind:type_name -> gateway.platform.v1.ReplyKind
+	16, // 9: gateway.platform.v1.SendRequest.usage:type_name -> gateway.platform.v1.Usage
+	9,  // 10: gateway.platform.v1.SendResponse.fatal:type_name -> gateway.platform.v1.Fatal
+	25, // 11: gateway.platform.v1.PluginFrame.delivery:type_name -> gateway.platform.v1.Delivery
+	14, // 12: gateway.platform.v1.PluginFrame.health:type_name -> gateway.platform.v1.Health
+	26, // 13: gateway.platform.v1.PluginFrame.result:type_name -> gateway.platform.v1.SendResult
+	30, // 14: gateway.platform.v1.PluginFrame.transcript_request:type_name -> gateway.platform.v1.TranscriptRequest
+	12, // 15: gateway.platform.v1.Delivery.message:type_name -> gateway.platform.v1.Message
+	9,  // 16: gateway.platform.v1.SendResult.fatal:type_name -> gateway.platform.v1.Fatal
+	28, // 17: gateway.platform.v1.HostFrame.ack:type_name -> gateway.platform.v1.Ack
+	29, // 18: gateway.platform.v1.HostFrame.reply:type_name -> gateway.platform.v1.ReplyFrame
+	18, // 19: gateway.platform.v1.HostFrame.typing:type_name -> gateway.platform.v1.TypingRequest
+	31, // 20: gateway.platform.v1.HostFrame.transcript:type_name -> gateway.platform.v1.TranscriptAnswer
+	3,  // 21: gateway.platform.v1.ReplyFrame.phase:type_name -> gateway.platform.v1.ReplyPhase
+	15, // 22: gateway.platform.v1.ReplyFrame.reply:type_name -> gateway.platform.v1.SendRequest
+	32, // 23: gateway.platform.v1.TranscriptAnswer.messages:type_name -> gateway.platform.v1.TranscriptMessage
+	4,  // 24: gateway.platform.v1.Platform.Describe:input_type -> gateway.platform.v1.DescribeRequest
+	7,  // 25: gateway.platform.v1.Platform.Configure:input_type -> gateway.platform.v1.ConfigureRequest
+	10, // 26: gateway.platform.v1.Platform.Run:input_type -> gateway.platform.v1.RunRequest
+	15, // 27: gateway.platform.v1.Platform.Send:input_type -> gateway.platform.v1.SendRequest
+	18, // 28: gateway.platform.v1.Platform.Typing:input_type -> gateway.platform.v1.TypingRequest
+	20, // 29: gateway.platform.v1.Platform.SetLogLevel:input_type -> gateway.platform.v1.SetLogLevelRequest
+	22, // 30: gateway.platform.v1.Platform.Stop:input_type -> gateway.platform.v1.StopRequest
+	4,  // 31: gateway.platform.v1.PlatformV2.Describe:input_type -> gateway.platform.v1.DescribeRequest
+	7,  // 32: gateway.platform.v1.PlatformV2.Configure:input_type -> gateway.platform.v1.ConfigureRequest
+	27, // 33: gateway.platform.v1.PlatformV2.Connect:input_type -> gateway.platform.v1.HostFrame
+	20, // 34: gateway.platform.v1.PlatformV2.SetLogLevel:input_type -> gateway.platform.v1.SetLogLevelRequest
+	22, // 35: gateway.platform.v1.PlatformV2.Stop:input_type -> gateway.platform.v1.StopRequest
+	5,  // 36: gateway.platform.v1.Platform.Describe:output_type -> gateway.platform.v1.DescribeResponse
+	8,  // 37: gateway.platform.v1.Platform.Configure:output_type -> gateway.platform.v1.ConfigureResponse
+	11, // 38: gateway.platform.v1.Platform.Run:output_type -> gateway.platform.v1.Event
+	17, // 39: gateway.platform.v1.Platform.Send:output_type -> gateway.platform.v1.SendResponse
+	19, // 40: gateway.platform.v1.Platform.Typing:output_type -> gateway.platform.v1.TypingResponse
+	21, // 41: gateway.platform.v1.Platform.SetLogLevel:output_type -> gateway.platform.v1.SetLogLevelResponse
+	23, // 42: gateway.platform.v1.Platform.Stop:output_type -> gateway.platform.v1.StopResponse
+	5,  // 43: gateway.platform.v1.PlatformV2.Describe:output_type -> gateway.platform.v1.DescribeResponse
+	8,  // 44: gateway.platform.v1.PlatformV2.Configure:output_type -> gateway.platform.v1.ConfigureResponse
+	24, // 45: gateway.platform.v1.PlatformV2.Connect:output_type -> gateway.platform.v1.PluginFrame
+	21, // 46: gateway.platform.v1.PlatformV2.SetLogLevel:output_type -> gateway.platform.v1.SetLogLevelResponse
+	23, // 47: gateway.platform.v1.PlatformV2.Stop:output_type -> gateway.platform.v1.StopResponse
+	36, // [36:48] is the sub-list for method output_type
+	24, // [24:36] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_platform_proto_init() }
@@ -2028,15 +2449,17 @@ func file_platform_proto_init() {
 		(*Event_Message)(nil),
 		(*Event_Health)(nil),
 	}
-	file_platform_proto_msgTypes[18].OneofWrappers = []any{
+	file_platform_proto_msgTypes[20].OneofWrappers = []any{
 		(*PluginFrame_Delivery)(nil),
 		(*PluginFrame_Health)(nil),
 		(*PluginFrame_Result)(nil),
+		(*PluginFrame_TranscriptRequest)(nil),
 	}
-	file_platform_proto_msgTypes[21].OneofWrappers = []any{
+	file_platform_proto_msgTypes[23].OneofWrappers = []any{
 		(*HostFrame_Ack)(nil),
 		(*HostFrame_Reply)(nil),
 		(*HostFrame_Typing)(nil),
+		(*HostFrame_Transcript)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2044,7 +2467,7 @@ func file_platform_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_platform_proto_rawDesc), len(file_platform_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   24,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -30,6 +30,12 @@ func (a *Adapter) Send(ctx context.Context, r shared.Reply) ([]string, error) {
 	if r.ConversationID == "" {
 		return nil, errors.New("slack send: reply has no conversation id")
 	}
+	if r.ThreadID != "" {
+		// Replies in this thread are meant for the bot, mention or not:
+		// from before the answer is posted, since a follow-up can arrive
+		// before chat.postMessage's response does.
+		a.threads.add(threadKey(r.ConversationID, r.ThreadID))
+	}
 	parts := kit.Chunk(r.Text, maxMessageLength, kit.CodePoints)
 	ids := make([]string, 0, len(parts))
 	for i, part := range parts {
@@ -61,10 +67,6 @@ func (a *Adapter) Send(ctx context.Context, r shared.Reply) ([]string, error) {
 			return ids, sendFailed(ctx, err, i, len(parts), r.ConversationID)
 		}
 		ids = append(ids, ts)
-	}
-	if r.ThreadID != "" {
-		// Replies in this thread are meant for the bot, mention or not.
-		a.threads.add(threadKey(r.ConversationID, r.ThreadID))
 	}
 	return ids, nil
 }
