@@ -404,3 +404,38 @@ func TestTelegramPluginKilledBeforeConfirmingAnswersOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestTelegramPluginKilledBeforeItsFirstAnswer: the first start
+// checkpoints its offset with the host, so a plugin killed before it ever
+// handed over a message is not taken for a first start again: a message
+// sent while it was down is answered once, even one older than the first
+// start's history grace (the plugin was down a long time), and history
+// from before the first start never is.
+func TestTelegramPluginKilledBeforeItsFirstAnswer(t *testing.T) {
+	t.Parallel()
+	fake := faketelegram.New(t)
+	history := faketelegram.Private(120, "from yesterday")
+	history.Date = int(time.Now().Add(-24 * time.Hour).Unix())
+	fake.Inject(history)
+	e, _ := startTelegram(t, fake, "")
+	first := e.waitPlatform("telegram", 10*time.Second, inState("running"))
+	// The plugin polls again only once the host recorded its checkpoint.
+	eventually(t, 10*time.Second, "the poll after the checkpoint", func() bool { return fake.Count("getUpdates") >= 2 })
+	if err := syscall.Kill(first.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	meanwhile := faketelegram.Private(120, "sent while it was down")
+	meanwhile.Date = int(time.Now().Add(-time.Hour).Unix())
+	fake.Inject(meanwhile)
+	e.waitPlatform("telegram", 20*time.Second, func(p platformStatus) bool {
+		return p.State == "running" && p.PID != first.PID
+	})
+	waitAnswer(t, fake, 120, "echo: sent while it was down")
+	settle(t, fake, 120)
+	if n := answers(fake, 120, "echo: sent while it was down"); n != 1 {
+		t.Fatalf("answered %d times, want once", n)
+	}
+	if n := answers(fake, 120, "echo: from yesterday"); n != 0 {
+		t.Fatalf("history from before the first start was answered %d times", n)
+	}
+}
