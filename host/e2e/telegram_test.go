@@ -375,6 +375,9 @@ func TestTelegramPluginKilledBeforeConfirmingAnswersOnce(t *testing.T) {
 	fake := faketelegram.New(t)
 	e, _ := startTelegram(t, fake, "")
 	first := e.waitPlatform("telegram", 10*time.Second, inState("running"))
+	// Hold only the polls after the one that brings the message: a poll
+	// held before it would never bring it.
+	eventually(t, 10*time.Second, "a long poll", func() bool { return fake.Polling() == 1 })
 	fake.HoldPolls(true)
 	polls := fake.Count("getUpdates")
 	id := fake.Inject(faketelegram.Private(110, "taken, not confirmed"))
