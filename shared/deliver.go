@@ -25,6 +25,23 @@ func Deliver(ctx context.Context, events chan<- Event, m *Message) error {
 	}
 }
 
+// Checkpoint tells the host that the platform's position moved to cursor
+// with no message to hand over (a sync that brought nothing for the bot,
+// the very first one included), and waits until the host has recorded it.
+// A plugin that tells "history" from "new" by its cursor (no cursor: this is
+// the first start) checkpoints where it began, so a restart before its first
+// message resumes there instead of taking what came meanwhile for history.
+// It is a Message with only a Cursor (see IsCheckpoint); the host answers
+// nothing for it, and a host that keeps no cursors (protocol 1) records
+// nothing.
+func Checkpoint(ctx context.Context, events chan<- Event, cursor string) error {
+	return Deliver(ctx, events, &Message{Cursor: cursor})
+}
+
+// IsCheckpoint reports whether m only moves its platform's cursor (see
+// Checkpoint): it has a cursor, and no id or text to answer.
+func (m *Message) IsCheckpoint() bool { return m.ID == "" && m.Text == "" && m.Cursor != "" }
+
 // Ack reports to whoever sent ev with Deliver whether the message was taken.
 // It never blocks, and does nothing for an event without a Taken channel.
 func (ev Event) Ack(err error) {

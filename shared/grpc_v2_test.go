@@ -79,6 +79,47 @@ func TestDeliverWaitsForTheHostsAck(t *testing.T) {
 	}
 }
 
+// TestCheckpointReachesOnlyHostsThatKeepCursors: with protocol 2 a
+// checkpoint arrives as a message with only a cursor, and Checkpoint waits
+// for the host's ack; a protocol 1 host keeps no cursors, so the plugin's
+// side takes it at once and sends nothing.
+func TestCheckpointReachesOnlyHostsThatKeepCursors(t *testing.T) {
+	checkpointed := make(chan error, 1)
+	plugin := func() *shared.FakePlatform {
+		return &shared.FakePlatform{RunFunc: connectedFake(func(ctx context.Context, events chan<- shared.Event) error {
+			checkpointed <- shared.Checkpoint(ctx, events, "s42")
+			checkpointed <- shared.Deliver(ctx, events, &shared.Message{ID: "1", Text: "after"})
+			<-ctx.Done()
+			return nil
+		})}
+	}
+	events := connect(t, shared.TestPlatformV2(t, plugin()))
+	ev := nextEvent(t, events)
+	if ev.Message == nil || !ev.Message.IsCheckpoint() || ev.Message.Cursor != "s42" || !ev.WantsAck() {
+		t.Fatalf("event = %+v, want a checkpoint at s42 waiting for an ack", ev.Message)
+	}
+	select {
+	case err := <-checkpointed:
+		t.Fatalf("Checkpoint returned %v before the host acknowledged", err)
+	default:
+	}
+	ev.Ack(nil)
+	if err := <-checkpointed; err != nil {
+		t.Fatalf("Checkpoint = %v, want nil", err)
+	}
+	nextEvent(t, events).Ack(nil)
+	<-checkpointed
+
+	events = connect(t, shared.TestPlatform(t, plugin()))
+	if err := <-checkpointed; err != nil {
+		t.Fatalf("Checkpoint with protocol 1 = %v, want nil at once", err)
+	}
+	if ev := nextEvent(t, events); ev.Message == nil || ev.Message.ID != "1" {
+		t.Fatalf("event = %+v, want message 1: the checkpoint must not reach a protocol 1 host", ev)
+	}
+	<-checkpointed
+}
+
 // TestDeliverFailsWhenTheHostGoes: a message the host never acknowledged is
 // not taken, so the plugin must not confirm it.
 func TestDeliverFailsWhenTheHostGoes(t *testing.T) {

@@ -120,8 +120,9 @@ type Config struct {
 	// Logger is the plugin's logger; its output is merged into the host's
 	// log under the platform's name.
 	Logger hclog.Logger
-	// Cursor is the Message.Cursor of the last message the host took from
-	// this platform, or "" when it has taken none yet (first start).
+	// Cursor is the Message.Cursor of the last message (or checkpoint) the
+	// host took from this platform, or "" when it has taken none yet (first
+	// start).
 	Cursor string
 	// Shard and ShardCount: the plugin runs shard Shard of ShardCount
 	// (platform "NAME" { shards = N }); ShardCount is 1 when unsharded.
@@ -183,7 +184,8 @@ type Message struct {
 	// Cursor is the platform's position just after this message (a sync
 	// token, an update offset), opaque to the host. Once the host has taken
 	// the message it keeps the cursor durably per platform and hands the
-	// latest one back in Config.Cursor when the plugin starts again.
+	// latest one back in Config.Cursor when the plugin starts again. A
+	// Message with only a Cursor is a checkpoint (see Checkpoint).
 	Cursor string
 	// Stream asks for the reply streamed as it is written (an HTTP request
 	// with "stream": true; a Discord channel that shows edits), to a

@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -259,4 +260,113 @@ func TestMatrixAutoJoinOnlyFromAllowedUsers(t *testing.T) {
 	}
 	fake.Say("!fromalice:fake.local", alice, "thanks for joining", nil)
 	waitSent(t, fake, "!fromalice:fake.local", "echo: thanks for joining")
+}
+
+// killPluginAndSay SIGKILLs the platform's plugin and says texts in room while it
+// is down and restarting, then waits for the next plugin to run.
+func killPluginAndSay(t *testing.T, e *env, fake *fakematrix.Server, room string, texts []string) {
+	t.Helper()
+	first := e.waitPlatform("matrix", 10*time.Second, inState("running"))
+	// The plugin syncs again only once the host took what the last sync
+	// brought (messages, or a checkpoint of where it began).
+	syncs := func() int {
+		n := 0
+		for _, r := range fake.Requests() {
+			if strings.Contains(r, "/sync") {
+				n++
+			}
+		}
+		return n
+	}
+	eventually(t, 10*time.Second, "a second /sync", func() bool { return syncs() >= 2 })
+	if err := syscall.Kill(first.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for _, text := range texts {
+		fake.Say(room, alice, text, nil)
+	}
+	e.waitPlatform("matrix", 20*time.Second, func(p platformStatus) bool { return p.State == "running" && p.PID != first.PID })
+}
+
+// answeredOnce waits for every text in room to be answered, then (the room
+// is one session, answered in order) checks that each was answered once.
+func answeredOnce(t *testing.T, fake *fakematrix.Server, room string, texts ...string) {
+	t.Helper()
+	for _, text := range texts {
+		waitSent(t, fake, room, "echo: "+text)
+	}
+	marker := fmt.Sprintf("marker %d", len(fake.Sent()))
+	fake.Say(room, alice, marker, nil)
+	waitSent(t, fake, room, "echo: "+marker)
+	for _, text := range texts {
+		if n := countSent(fake, room, "echo: "+text); n != 1 {
+			t.Errorf("%q answered %d times, want once", text, n)
+		}
+	}
+}
+
+// startMatrixWithHistory starts a host with the matrix plugin after a
+// question was asked in a direct chat: history, which is never answered
+// (see noHistoryAnswered).
+func startMatrixWithHistory(t *testing.T) (fake *fakematrix.Server, dm string, e *env, h *host) {
+	t.Helper()
+	fake = fakematrix.New(t)
+	dm = fake.CreateRoom("!dm:fake.local", false, alice)
+	fake.Say(dm, alice, "old question", nil)
+	e, h = startMatrix(t, fake, "")
+	return fake, dm, e, h
+}
+
+func noHistoryAnswered(t *testing.T, fake *fakematrix.Server, dm string) {
+	t.Helper()
+	if n := countSent(fake, dm, "echo: old question"); n != 0 {
+		t.Fatalf("history from before the first start was answered %d times", n)
+	}
+}
+
+// TestMatrixPluginKilledMessagesMeanwhileAnsweredOnce: the host keeps the
+// /sync token (Message.Cursor, handed back as Config.Cursor), so a plugin
+// SIGKILLed while messages arrive answers each once after its restart, and
+// history from before the first start stays unanswered. Killed before it
+// ever handed the host a message, it resumes where its first sync began
+// (a checkpoint), not taking what came meanwhile for history.
+func TestMatrixPluginKilledMessagesMeanwhileAnsweredOnce(t *testing.T) {
+	t.Parallel()
+	for name, answerFirst := range map[string]bool{"after its first answer": true, "before its first answer": false} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			fake, dm, e, _ := startMatrixWithHistory(t)
+			texts := []string{"while down 1", "while down 2", "while down 3"}
+			if answerFirst {
+				fake.Say(dm, alice, "first", nil)
+				waitSent(t, fake, dm, "echo: first")
+				texts = append(texts, "first")
+			}
+			killPluginAndSay(t, e, fake, dm, texts[:3])
+			answeredOnce(t, fake, dm, texts...)
+			noHistoryAnswered(t, fake, dm)
+		})
+	}
+}
+
+// TestMatrixHostRestartMessagesMeanwhileAnsweredOnce: the /sync token
+// survives a host restart (SIGTERM, then start): a message sent while the
+// host was down is answered once, and nothing answered before is again.
+func TestMatrixHostRestartMessagesMeanwhileAnsweredOnce(t *testing.T) {
+	t.Parallel()
+	fake, dm, e, h := startMatrixWithHistory(t)
+	fake.Say(dm, alice, "first", nil)
+	waitSent(t, fake, dm, "echo: first")
+
+	if err := h.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := h.waitExit(20 * time.Second); code != 0 {
+		t.Fatalf("the host exited %d on SIGTERM", code)
+	}
+	fake.Say(dm, alice, "while stopped", nil)
+	e.start()
+	e.waitPlatform("matrix", 20*time.Second, inState("running"))
+	answeredOnce(t, fake, dm, "first", "while stopped")
+	noHistoryAnswered(t, fake, dm)
 }

@@ -241,6 +241,39 @@ func TestSlackPluginKilledMessagesAnsweredOnceAfterRestart(t *testing.T) {
 	}
 }
 
+// TestSlackEnvelopeRedeliveredAfterAPluginRestartAnsweredOnce: the plugin
+// handed a message to the host, which answered it, and died before Slack
+// saw the acknowledgement. Slack delivers the envelope again (retry_attempt
+// 1) to the restarted plugin, which does not remember it: only the host
+// knows it took that message id, and it answers once.
+func TestSlackEnvelopeRedeliveredAfterAPluginRestartAnsweredOnce(t *testing.T) {
+	t.Parallel()
+	fake := fakeslack.New(t)
+	e, _ := startSlack(t, fake, "")
+	first := e.waitPlatform("slack", 10*time.Second, inState("running"))
+
+	fake.LoseAcks(true)
+	env := fake.InjectMessage(fakeslack.Message{Channel: "D7", ChannelType: "im", User: "U1", Text: "taken, ack lost"})
+	waitSlackPosted(t, fake, "D7", "echo: taken, ack lost")
+	eventually(t, 10*time.Second, "the plugin's ack (lost on the way)", func() bool { return fake.LostAcks() == 1 })
+	fake.LoseAcks(false)
+	if err := syscall.Kill(first.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	e.waitPlatform("slack", 20*time.Second, func(p platformStatus) bool { return p.State == "running" && p.PID != first.PID })
+	eventually(t, 10*time.Second, "the redelivered envelope to be acknowledged", func() bool { return fake.Acked(env) })
+	// The conversation is answered in order: once the marker is answered,
+	// a second answer to the redelivered message would be posted already.
+	fake.InjectMessage(fakeslack.Message{Channel: "D7", ChannelType: "im", User: "U1", Text: "marker"})
+	waitSlackPosted(t, fake, "D7", "echo: marker")
+	if n := fake.RetryAttempt(env); n != 1 {
+		t.Fatalf("the envelope was delivered again %d times, want once: the test proved nothing", n)
+	}
+	if n := postedCount(fake, "taken, ack lost"); n != 1 {
+		t.Fatalf("a message redelivered after a plugin restart was answered %d times, want once", n)
+	}
+}
+
 // requestsStayAt checks over a few seconds that the fake sees no request
 // beyond want.
 func requestsStayAt(t *testing.T, fake *fakeslack.Server, want int) {

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/plughost/gateway/plugins/telegram/faketelegram"
-	"github.com/plughost/gateway/shared"
 )
 
 // telegramPlatform is a platform block for the telegram plugin against fake.
@@ -367,25 +366,29 @@ func TestTelegramPluginKilledWithUpdatesPendingAnswersEachOnce(t *testing.T) {
 
 // The hard case: the plugin handed a message to the host, which answered it,
 // and was killed before its next poll confirmed the update, so Telegram
-// sends it again. Only the host knows it was taken: it persists the cursor
-// (Message.Cursor) and hands it back as Config.Cursor, and drops ids it
-// already took. Both come with protocol v2.
+// would send it again. Only the host knows it was taken: it persists the
+// cursor (Message.Cursor, the next offset) with the message and hands it
+// back as Config.Cursor, so the restarted plugin confirms the update with
+// its first poll; and it drops ids it already took.
 func TestTelegramPluginKilledBeforeConfirmingAnswersOnce(t *testing.T) {
 	t.Parallel()
-	if shared.ProtocolVersion < 2 {
-		t.Skip("needs protocol v2 (branch protov2): the host persisting Message.Cursor and dropping message ids it already took; " +
-			"under v1 this message is answered twice")
-	}
 	fake := faketelegram.New(t)
 	e, _ := startTelegram(t, fake, "")
 	first := e.waitPlatform("telegram", 10*time.Second, inState("running"))
+	// Hold only the polls after the one that brings the message: a poll
+	// held before it would never bring it.
+	eventually(t, 10*time.Second, "a long poll", func() bool { return fake.Polling() == 1 })
 	fake.HoldPolls(true)
 	polls := fake.Count("getUpdates")
-	fake.Inject(faketelegram.Private(110, "taken, not confirmed"))
+	id := fake.Inject(faketelegram.Private(110, "taken, not confirmed"))
 	waitAnswer(t, fake, 110, "echo: taken, not confirmed")
 	eventually(t, 10*time.Second, "the confirming poll to hang", func() bool { return fake.Count("getUpdates") > polls })
+	before := len(fake.Requests()) // the old plugin's last poll hangs: it makes no more
 	if err := syscall.Kill(first.PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
+	}
+	if fake.Confirmed() > id {
+		t.Fatal("the update was confirmed before the kill: the test proves nothing")
 	}
 	fake.HoldPolls(false)
 	e.waitPlatform("telegram", 20*time.Second, func(p platformStatus) bool {
@@ -394,5 +397,48 @@ func TestTelegramPluginKilledBeforeConfirmingAnswersOnce(t *testing.T) {
 	settle(t, fake, 110)
 	if n := answers(fake, 110, "echo: taken, not confirmed"); n != 1 {
 		t.Fatalf("answered %d times, want once", n)
+	}
+	for _, r := range fake.Requests()[before:] {
+		if r.Method == "getUpdates" {
+			if r.Offset <= id {
+				t.Fatalf("the restarted plugin polled from offset %d, want past update %d: the host did not hand back the cursor", r.Offset, id)
+			}
+			break
+		}
+	}
+}
+
+// TestTelegramPluginKilledBeforeItsFirstAnswer: the first start
+// checkpoints its offset with the host, so a plugin killed before it ever
+// handed over a message is not taken for a first start again: a message
+// sent while it was down is answered once, even one older than the first
+// start's history grace (the plugin was down a long time), and history
+// from before the first start never is.
+func TestTelegramPluginKilledBeforeItsFirstAnswer(t *testing.T) {
+	t.Parallel()
+	fake := faketelegram.New(t)
+	history := faketelegram.Private(120, "from yesterday")
+	history.Date = int(time.Now().Add(-24 * time.Hour).Unix())
+	fake.Inject(history)
+	e, _ := startTelegram(t, fake, "")
+	first := e.waitPlatform("telegram", 10*time.Second, inState("running"))
+	// The plugin polls again only once the host recorded its checkpoint.
+	eventually(t, 10*time.Second, "the poll after the checkpoint", func() bool { return fake.Count("getUpdates") >= 2 })
+	if err := syscall.Kill(first.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	meanwhile := faketelegram.Private(120, "sent while it was down")
+	meanwhile.Date = int(time.Now().Add(-time.Hour).Unix())
+	fake.Inject(meanwhile)
+	e.waitPlatform("telegram", 20*time.Second, func(p platformStatus) bool {
+		return p.State == "running" && p.PID != first.PID
+	})
+	waitAnswer(t, fake, 120, "echo: sent while it was down")
+	settle(t, fake, 120)
+	if n := answers(fake, 120, "echo: sent while it was down"); n != 1 {
+		t.Fatalf("answered %d times, want once", n)
+	}
+	if n := answers(fake, 120, "echo: from yesterday"); n != 0 {
+		t.Fatalf("history from before the first start was answered %d times", n)
 	}
 }

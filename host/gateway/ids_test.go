@@ -1,34 +1,16 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/plughost/gateway/shared"
+	"github.com/plughost/gateway/shared/kit/fakekit"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // A plugin that does not bound its ids (any plugin: the host cannot trust
 // them) gets its message refused with a short, logged reason; the message
@@ -36,7 +18,7 @@ func (l *lockedBuffer) String() string {
 func TestHostRefusesUnboundedIDs(t *testing.T) {
 	dir := t.TempDir()
 	cfg := load(t, dir, "")
-	logs := &lockedBuffer{}
+	logs := &fakekit.SyncBuffer{}
 	logger := hclog.New(&hclog.LoggerOptions{Name: "host", Level: hclog.Debug, Output: logs})
 	h, err := Start(Options{Config: cfg, Logger: logger})
 	if err != nil {

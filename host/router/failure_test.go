@@ -1,15 +1,15 @@
 package router
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/plughost/gateway/shared/kit/fakekit"
 )
 
 type detailedErr struct{}
@@ -19,25 +19,8 @@ func (detailedErr) LogDetails() (hclog.Level, []any) {
 	return hclog.Error, []any{"status", 401, "provider_message", "Incorrect API key", "attempts", 1}
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func TestAgentFailedIsLoggedWithItsDetailsAtItsLevel(t *testing.T) {
-	var buf lockedBuffer
+	var buf fakekit.SyncBuffer
 	logger := hclog.New(&hclog.LoggerOptions{Output: &buf, Level: hclog.Info})
 	agents := &fakeAgents{ReplyFunc: func(context.Context, string, string) (string, error) {
 		return "", errors.Join(detailedErr{})

@@ -58,16 +58,20 @@ func takenKey(platform, conv, id string) []byte {
 // in the order they were made, with other writes, in group commits. done
 // runs on the store's committer goroutine and must return quickly.
 // body is the message as the caller encodes it; it is kept until Answered
-// and returned by Pending meanwhile.
+// and returned by Pending meanwhile. An empty id records only the cursor (a
+// checkpoint: the platform moved with no message to take).
 func (s *Store) Take(platform, conv, id, cursor string, body []byte, done func(dup bool, err error)) {
 	var dup bool
 	s.writeAsync(func(tx *bolt.Tx) error {
 		dup = false
 		k := takenKey(platform, conv, id)
 		taken := tx.Bucket(bucketTaken)
-		if taken.Get(k) != nil {
+		switch {
+		case id == "":
+			// A checkpoint: only the cursor moves.
+		case taken.Get(k) != nil:
 			dup = true
-		} else {
+		default:
 			now := s.now().UnixNano()
 			var v [8]byte
 			binary.BigEndian.PutUint64(v[:], uint64(now))

@@ -62,6 +62,22 @@ func TestTakeDedupesAcrossReopenAndKeepsTheCursor(t *testing.T) {
 	}
 }
 
+// TestCheckpointMovesOnlyTheCursor: a take with no id (a checkpoint)
+// records the cursor and nothing else.
+func TestCheckpointMovesOnlyTheCursor(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), FileName))
+	defer s.Close()
+	if take(t, s, "mx", "", "", "s5") || take(t, s, "mx", "", "", "s6") {
+		t.Fatal("a checkpoint is a duplicate")
+	}
+	if cur, err := s.Cursor("mx"); err != nil || cur != "s6" {
+		t.Fatalf("Cursor = %q, %v; want s6", cur, err)
+	}
+	if pending, err := s.Pending("mx"); err != nil || len(pending) != 0 {
+		t.Fatalf("Pending = %q, %v; want nothing taken", pending, err)
+	}
+}
+
 // TestTakeOrderAndDuplicatesInOneBatch: takes queued together commit in one
 // transaction, in order, and a duplicate within the batch is found.
 func TestTakeOrderAndDuplicatesInOneBatch(t *testing.T) {

@@ -78,7 +78,9 @@ func TestHostExhaustionDoesNotTripTheBreaker(t *testing.T) {
 	var st Status
 	for time.Now().Before(deadline) {
 		st = sup.Statuses()[0]
-		if st.State == StateFailed || st.Restarts >= 6 {
+		// Between attempts the state is "starting" with no error yet:
+		// wait for one that shows the error.
+		if st.State == StateFailed || (st.Restarts >= 6 && strings.Contains(st.Error, "too many open files")) {
 			break
 		}
 		time.Sleep(5 * time.Millisecond)

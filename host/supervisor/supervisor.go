@@ -31,7 +31,7 @@ type Inbox interface {
 	// Take records message id of conversation conv from platform (body is
 	// the message) and the platform's cursor after it, then calls done
 	// (quickly, on any goroutine) once that is durable; dup reports an id
-	// taken before.
+	// taken before. An empty id records only the cursor (a checkpoint).
 	Take(platform, conv, id, cursor string, body []byte, done func(dup bool, err error))
 	// Answered records that the message was answered (it does not wait).
 	Answered(platform, conv, id string)
@@ -326,9 +326,14 @@ func (s *Supervisor) logLevel() string {
 // commits with others, then the plugin gets its acknowledgement and the
 // message goes to the handler, unless it was taken before (the platform
 // delivered it again because its plugin died before confirming it): then it
-// is acknowledged again and dropped.
+// is acknowledged again and dropped. A checkpoint (only a cursor) is
+// recorded and acknowledged, and goes nowhere else.
 func (s *Supervisor) take(p *platform, ev shared.Event) {
 	m := ev.Message
+	if m.IsCheckpoint() {
+		s.checkpoint(p, ev)
+		return
+	}
 	if s.inbox == nil || m.ID == "" || (!ev.WantsAck() && m.Cursor == "") {
 		s.deliver(p.spec.Name, m)
 		ev.Ack(nil)
@@ -359,6 +364,21 @@ func (s *Supervisor) take(p *platform, ev shared.Event) {
 			return
 		}
 		s.deliverLater(p.spec.Name, m)
+	})
+}
+
+// checkpoint records a platform's cursor that moved with no message (see
+// shared.Checkpoint) and acknowledges it once durable.
+func (s *Supervisor) checkpoint(p *platform, ev shared.Event) {
+	if s.inbox == nil {
+		ev.Ack(nil)
+		return
+	}
+	s.inbox.Take(p.spec.Name, "", "", ev.Message.Cursor, nil, func(_ bool, err error) {
+		if err != nil {
+			p.logger.Error("could not record the platform's position; the plugin will not move past it", "error", err)
+		}
+		ev.Ack(err)
 	})
 }
 

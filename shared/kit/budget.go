@@ -30,7 +30,8 @@ const (
 var ErrSkipped = errors.New("rate budget spent: interim update skipped")
 
 // Rate is the budget of one conversation: Burst calls at once, refilled at
-// one call per Every.
+// one call per Every. The zero Rate limits nothing of its own: only the
+// platform's retry-after holds calls back.
 type Rate struct {
 	Every time.Duration
 	Burst int

@@ -157,3 +157,21 @@ func TestBudgetForgetsIdleConversations(t *testing.T) {
 		t.Fatalf("%d conversations kept after the idle time, want 2 (the new one and one still in retry-after)", n)
 	}
 }
+
+func TestBudgetZeroRateHoldsOnlyRetryAfter(t *testing.T) {
+	b := NewBudget(Rate{})
+	for i := range 100 {
+		if err := b.Wait(context.Background(), "A", Interim); err != nil {
+			t.Fatalf("interim %d with no rate: %v", i+1, err)
+		}
+	}
+	b.RetryAfter("A", time.Hour)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := b.Wait(ctx, "A", Final); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("final during retry-after with no rate = %v, want it to wait", err)
+	}
+	if err := b.Wait(context.Background(), "B", Final); err != nil {
+		t.Fatalf("retry-after for A held up B: %v", err)
+	}
+}

@@ -55,8 +55,11 @@ type Adapter struct {
 	botName   string
 	runner    kit.Runner
 
+	// limit holds back sends to a room the homeserver rate limited
+	// (M_LIMIT_EXCEEDED's retry_after_ms), so one busy room does not slow
+	// the others.
+	limit *kit.Budget
 	rooms rooms
-	limit roomLimits
 	sent  sentEvents
 }
 
@@ -102,6 +105,9 @@ func (a *Adapter) Configure(_ context.Context, cfg shared.Config) error {
 	a.cfg, a.client, a.transport, a.cursor = s, client, transport, cfg.Cursor
 	a.log = logger.Named("matrix")
 	a.runner.Name = "matrix plugin"
+	if a.limit == nil {
+		a.limit = kit.NewBudget(kit.Rate{}) // no rate of its own: only the homeserver's retry-after
+	}
 	a.log.Debug("configured", "homeserver", s.homeserver.String(), "require_mention", s.access.RequireMention,
 		"auto_join", s.autoJoin, "resuming", cfg.Cursor != "")
 	return nil
@@ -144,12 +150,18 @@ func (a *Adapter) Stop(ctx context.Context) error {
 }
 
 func (a *Adapter) configured() (settings, *mautrix.Client, error) {
+	s, client, _, err := a.clients()
+	return s, client, err
+}
+
+// clients is configured with the per-room rate limits.
+func (a *Adapter) clients() (settings, *mautrix.Client, *kit.Budget, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.client == nil {
-		return settings{}, nil, errors.New("matrix plugin is not configured")
+		return settings{}, nil, nil, errors.New("matrix plugin is not configured")
 	}
-	return a.cfg, a.client, nil
+	return a.cfg, a.client, a.limit, nil
 }
 
 // fail ends Run with fe (a token rejected while sending, say) and returns fe.

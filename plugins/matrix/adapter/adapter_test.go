@@ -10,11 +10,13 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"go.uber.org/goleak"
+	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/id"
 
 	"github.com/plughost/gateway/plugins/matrix/fakematrix"
 	"github.com/plughost/gateway/shared"
 	"github.com/plughost/gateway/shared/kit"
+	"github.com/plughost/gateway/shared/kit/fakekit"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -82,6 +84,43 @@ func TestSendWithRejectedTokenIsFatal(t *testing.T) {
 	var fe *shared.FatalError
 	if !asFatalErr(err, &fe) || fe.Code != kit.CodeTokenRejected || !strings.Contains(fe.Hint, "MATRIX_TOKEN") {
 		t.Fatalf("send with a rejected token: %v, want a fatal token_rejected naming MATRIX_TOKEN", err)
+	}
+}
+
+func TestRateLimitHoldsOnlyThatRoom(t *testing.T) {
+	fake := fakematrix.New(t)
+	busy := fake.CreateRoom("!busy:fake.local", false, "@alice:fake.local")
+	quiet := fake.CreateRoom("!quiet:fake.local", false, "@bob:fake.local")
+	_, client := configured(t, fake, fakematrix.DefaultToken)
+	fake.RateLimit("/rooms/"+busy+"/send/", 60_000)
+	ctx, cancel := context.WithCancel(context.Background())
+	held := make(chan error, 1)
+	go func() {
+		_, err := client.Send(ctx, shared.Reply{ConversationID: busy, Text: "later", Kind: shared.KindReply})
+		held <- err
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for fake.RateLimitHits() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the busy room was never rate limited")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// The busy room waits out its minute; the quiet room is not held up.
+	qctx, qcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer qcancel()
+	if _, err := client.Send(qctx, shared.Reply{ConversationID: quiet, Text: "now", Kind: shared.KindReply}); err != nil {
+		t.Fatalf("a send to another room while one is rate limited: %v", err)
+	}
+	if sent := fake.Sent(); len(sent) != 1 || sent[0].Body() != "now" {
+		t.Fatalf("posted %+v, want only the quiet room's reply", sent)
+	}
+	cancel()
+	if err := <-held; err == nil {
+		t.Fatal("the rate-limited send succeeded within its retry_after_ms")
+	}
+	if n := fake.RateLimitHits(); n != 1 {
+		t.Fatalf("%d requests were answered 429, want 1: the retry_after_ms was not waited out", n)
 	}
 }
 
@@ -175,5 +214,86 @@ func TestMentionDetectionAndStripping(t *testing.T) {
 	}
 	if got := stripMention("@bot:hs /model", bot, "Gateway Bot"); got != "/model" {
 		t.Fatalf("stripMention = %q, want /model", got)
+	}
+}
+
+// configuredWithLog is an adapter configured in-process against fake, its
+// log written to logs.
+func configuredWithLog(t *testing.T, fake *fakematrix.Server, logs *fakekit.SyncBuffer) *Adapter {
+	t.Helper()
+	a := &Adapter{tune: defaultTiming}
+	raw, _ := json.Marshal(map[string]any{"homeserver": fake.URL, "access_token": fakematrix.DefaultToken})
+	if err := a.Configure(context.Background(), shared.Config{Raw: raw, Logger: hclog.New(&hclog.LoggerOptions{Output: logs})}); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// syncCheckpoint runs handleSync on resp with a host stand-in that takes
+// everything, and returns the checkpoint it made ("" for none).
+func syncCheckpoint(t *testing.T, a *Adapter, resp *mautrix.RespSync, since string, first bool) string {
+	t.Helper()
+	events := make(chan shared.Event)
+	done := make(chan error, 1)
+	go func() { done <- a.handleSync(context.Background(), events, resp, since, first) }()
+	cursor := ""
+	for {
+		select {
+		case ev := <-events:
+			if ev.Message == nil || !ev.Message.IsCheckpoint() {
+				t.Fatalf("handleSync sent %+v, want only a checkpoint", ev)
+			}
+			cursor = ev.Message.Cursor
+			ev.Ack(nil)
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			return cursor
+		case <-time.After(10 * time.Second):
+			t.Fatal("handleSync did not return")
+		}
+	}
+}
+
+// TestSyncWithNothingToAnswerCheckpoints: the first sync (history only)
+// moves the host's cursor, so a restart before the first message resumes
+// there; so does a later sync that brought events but nothing to answer;
+// an empty long poll does not.
+func TestSyncWithNothingToAnswerCheckpoints(t *testing.T) {
+	fake := fakematrix.New(t)
+	a := configuredWithLog(t, fake, &fakekit.SyncBuffer{})
+	chatter := func(next string) *mautrix.RespSync {
+		return &mautrix.RespSync{NextBatch: next, Rooms: mautrix.RespSyncRooms{Join: map[id.RoomID]*mautrix.SyncJoinedRoom{
+			"!room:fake.local": {},
+		}}}
+	}
+	if got := syncCheckpoint(t, a, &mautrix.RespSync{NextBatch: "s5"}, "", true); got != "s5" {
+		t.Fatalf("first sync checkpointed %q, want s5", got)
+	}
+	if got := syncCheckpoint(t, a, chatter("s7"), "s5", false); got != "s7" {
+		t.Fatalf("a sync with events for nobody checkpointed %q, want s7", got)
+	}
+	if got := syncCheckpoint(t, a, &mautrix.RespSync{NextBatch: "s7"}, "s7", false); got != "" {
+		t.Fatalf("an empty long poll checkpointed %q, want nothing", got)
+	}
+}
+
+// TestLimitedTimelineIsReported: a /sync that left out a room's older
+// messages (more arrived while the plugin was away than one sync returns)
+// is logged as a warning naming the room, never silently.
+func TestLimitedTimelineIsReported(t *testing.T) {
+	fake := fakematrix.New(t)
+	var logs fakekit.SyncBuffer
+	a := configuredWithLog(t, fake, &logs)
+	resp := &mautrix.RespSync{NextBatch: "s9", Rooms: mautrix.RespSyncRooms{Join: map[id.RoomID]*mautrix.SyncJoinedRoom{
+		"!busy:fake.local": {Timeline: mautrix.SyncTimeline{Limited: true, PrevBatch: "p1"}},
+	}}}
+	syncCheckpoint(t, a, resp, "s1", false)
+	if log := logs.String(); !strings.Contains(log, "[WARN]") || !strings.Contains(log, "left out older messages") || !strings.Contains(log, "!busy:fake.local") {
+		t.Fatalf("a limited timeline was not reported: %q", log)
+	}
+	if !strings.Contains(syncFilter, `"timeline":{"limit":100}`) {
+		t.Fatalf("the sync filter does not ask for a long timeline: %s", syncFilter)
 	}
 }

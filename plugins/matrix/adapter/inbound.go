@@ -22,7 +22,11 @@ import (
 // Cursors: a message carries the sync token after which the host may resume
 // without losing it. Every message of a batch but the last carries since
 // (the batch is fetched again after a restart, and the host drops ids it
-// already took); the last carries next_batch.
+// already took); the last carries next_batch. A batch with nothing for the
+// host moves the host's cursor with a checkpoint when it had anything at
+// all, and always on the first sync: a restart before the first message
+// then resumes where the bot began, instead of taking what came meanwhile
+// for history.
 func (a *Adapter) handleSync(ctx context.Context, events chan<- shared.Event, resp *mautrix.RespSync, since string, first bool) error {
 	s, client, err := a.configured()
 	if err != nil {
@@ -39,6 +43,10 @@ func (a *Adapter) handleSync(ctx context.Context, events chan<- shared.Event, re
 	for _, roomID := range sortedRooms(resp.Rooms.Join) {
 		room := resp.Rooms.Join[roomID]
 		a.rooms.learn(roomID, room)
+		if room.Timeline.Limited && !first {
+			a.log.Warn("the homeserver left out older messages of a room (more arrived than one /sync returns): those are not answered",
+				"room", roomID, "limit", maxTimelineEvents)
+		}
 		for _, evt := range room.Timeline.Events {
 			if first {
 				continue
@@ -56,6 +64,10 @@ func (a *Adapter) handleSync(ctx context.Context, events chan<- shared.Event, re
 		if err := shared.Deliver(ctx, events, m); err != nil {
 			return err
 		}
+	}
+	moved := len(resp.Rooms.Join)+len(resp.Rooms.Invite)+len(resp.Rooms.Leave) > 0
+	if len(msgs) == 0 && resp.NextBatch != "" && resp.NextBatch != since && (first || moved) {
+		return shared.Checkpoint(ctx, events, resp.NextBatch)
 	}
 	return nil
 }

@@ -3,13 +3,10 @@ package adapter
 import (
 	"context"
 	"sync"
-	"time"
 
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
-
-	"github.com/plughost/gateway/shared/kit"
 )
 
 // rooms remembers what the adapter learned about each joined room: how many
@@ -131,40 +128,6 @@ func (r *rooms) direct(ctx context.Context, client *mautrix.Client, roomID id.Ro
 		r.mu.Unlock()
 	}
 	return n > 0 && n <= 2
-}
-
-// roomLimits remembers, per room, until when the homeserver asked us not to
-// send (M_LIMIT_EXCEEDED), so one busy room does not slow the others.
-type roomLimits struct {
-	mu    sync.Mutex
-	until map[id.RoomID]time.Time
-}
-
-// wait blocks until roomID may be sent to again, or ctx ends.
-func (l *roomLimits) wait(ctx context.Context, roomID id.RoomID) error {
-	l.mu.Lock()
-	until := l.until[roomID]
-	l.mu.Unlock()
-	d := time.Until(until)
-	if d <= 0 {
-		return nil
-	}
-	return kit.Sleep(ctx, d)
-}
-
-func (l *roomLimits) set(roomID id.RoomID, d time.Duration) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.until == nil {
-		l.until = map[id.RoomID]time.Time{}
-	}
-	now := time.Now()
-	for r, t := range l.until { // keep the map small
-		if t.Before(now) {
-			delete(l.until, r)
-		}
-	}
-	l.until[roomID] = now.Add(d)
 }
 
 // sentEvents remembers the ids of the bot's recent messages, so a reply to

@@ -35,7 +35,7 @@ var errEncryptedRoom = errors.New("the room is end-to-end encrypted, which the m
 // the reply itself: a send retried after a timeout or a plugin restart is
 // deduplicated by the homeserver, never posted twice.
 func (a *Adapter) Send(ctx context.Context, r shared.Reply) ([]string, error) {
-	_, client, err := a.configured()
+	_, client, limit, err := a.clients()
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +51,7 @@ func (a *Adapter) Send(ctx context.Context, r shared.Reply) ([]string, error) {
 	for i, part := range parts {
 		content := replyContent(r, part, i)
 		txn := transactionID(r, i, part)
-		evID, err := a.sendPart(ctx, client, roomID, content, txn)
+		evID, err := a.sendPart(ctx, client, limit, roomID, content, txn)
 		if err != nil {
 			if fe := rejectedToken("send", err); fe != nil {
 				return ids, a.fail(fe)
@@ -66,10 +66,11 @@ func (a *Adapter) Send(ctx context.Context, r shared.Reply) ([]string, error) {
 
 // sendPart sends one event, waiting out the room's rate limit and retrying
 // transient failures with the same transaction id.
-func (a *Adapter) sendPart(ctx context.Context, client *mautrix.Client, roomID id.RoomID, content *event.MessageEventContent, txn string) (id.EventID, error) {
+func (a *Adapter) sendPart(ctx context.Context, client *mautrix.Client, limit *kit.Budget, roomID id.RoomID,
+	content *event.MessageEventContent, txn string) (id.EventID, error) {
 	var lastErr error
 	for attempt := 0; attempt < a.tune.sendRetries; attempt++ {
-		if err := a.limit.wait(ctx, roomID); err != nil {
+		if err := limit.Wait(ctx, string(roomID), kit.Final); err != nil {
 			return "", err
 		}
 		resp, err := client.SendMessageEvent(ctx, roomID, event.EventMessage, content, mautrix.ReqSendEvent{TransactionID: txn})
@@ -82,7 +83,7 @@ func (a *Adapter) sendPart(ctx context.Context, client *mautrix.Client, roomID i
 		}
 		if wait, limited := rateLimited(err); limited {
 			a.log.Warn("rate limited by the homeserver", "room", roomID, "retry_in", wait)
-			a.limit.set(roomID, wait)
+			limit.RetryAfter(string(roomID), wait)
 			continue
 		}
 		if c := classify(err); c.status >= 400 && c.status < 500 {

@@ -18,8 +18,14 @@ import (
 // questions, and are never answered.
 const firstSyncFilter = `{"room":{"timeline":{"limit":1},"state":{"lazy_load_members":true}},"presence":{"types":[]},"account_data":{"types":[]}}`
 
-// syncFilter asks for what the adapter reads and nothing else.
-const syncFilter = `{"presence":{"types":[]},"account_data":{"types":[]},"room":{"account_data":{"types":[]},"ephemeral":{"types":[]}}}`
+// syncFilter asks for what the adapter reads and nothing else, with room
+// for many messages per room (homeservers default to about ten): after a
+// restart, one /sync brings everything sent meanwhile.
+const syncFilter = `{"presence":{"types":[]},"account_data":{"types":[]},"room":{"timeline":{"limit":` +
+	maxTimelineEvents + `},"account_data":{"types":[]},"ephemeral":{"types":[]}}}`
+
+// maxTimelineEvents is the timeline limit per room of a /sync.
+const maxTimelineEvents = "100"
 
 // Run checks the token (whoami), then follows /sync until ctx is cancelled,
 // Stop is called, or something fatal happens. Transient failures (network,

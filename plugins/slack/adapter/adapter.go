@@ -8,7 +8,6 @@ package adapter
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"sync"
 	"time"
@@ -19,9 +18,6 @@ import (
 	"github.com/plughost/gateway/shared"
 	"github.com/plughost/gateway/shared/kit"
 )
-
-// errStopped is the cause Run's context gets when Stop is called.
-var errStopped = errors.New("slack plugin stopped")
 
 // timing holds the waits the adapter uses; tests shorten them.
 type timing struct {
@@ -65,11 +61,8 @@ type Adapter struct {
 	botID     string
 	// dead is the fatal error that ended the plugin: once set, no request
 	// is made with the tokens until Configure is called again.
-	dead      *shared.FatalError
-	running   bool
-	stopped   bool
-	cancelRun context.CancelCauseFunc
-	runDone   chan struct{}
+	dead   *shared.FatalError
+	runner kit.Runner
 
 	rate    *kit.Budget // per channel: posts and their Retry-After
 	seen    recentSet   // message ids the host has taken
@@ -101,7 +94,7 @@ func (a *Adapter) Configure(_ context.Context, cfg shared.Config) error {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.running {
+	if a.runner.Running() {
 		return errors.New("slack plugin: Configure called while running")
 	}
 	if a.tune.openTimeout == 0 {
@@ -117,6 +110,7 @@ func (a *Adapter) Configure(_ context.Context, cfg shared.Config) error {
 		slack.OptionHTTPClient(&http.Client{Timeout: a.tune.httpTimeout, Transport: a.transport}),
 	)
 	a.cfg, a.log, a.dead = s, logger.Named("slack"), nil
+	a.runner.Name = "slack plugin"
 	a.rate = kit.NewBudget(a.tune.channelRate)
 	a.log.Debug("configured", "api_url", s.apiURL, "require_mention", s.access.RequireMention,
 		"reply_in_thread", s.replyInThread, "allowed_users", len(s.access.Users), "allowed_channels", len(s.access.Chats))
@@ -127,28 +121,12 @@ func (a *Adapter) Configure(_ context.Context, cfg shared.Config) error {
 // for it to finish.
 func (a *Adapter) Stop(ctx context.Context) error {
 	a.mu.Lock()
-	a.stopped = true
-	cancel, done, transport := a.cancelRun, a.runDone, a.transport
-	wait := a.tune.stopTimeout
+	transport, wait := a.transport, a.tune.stopTimeout
 	a.mu.Unlock()
-	if cancel != nil {
-		cancel(errStopped)
-	}
 	if wait == 0 {
 		wait = defaultTiming.stopTimeout
 	}
-	var err error
-	if done != nil {
-		t := time.NewTimer(wait)
-		defer t.Stop()
-		select {
-		case <-done:
-		case <-ctx.Done():
-			err = fmt.Errorf("stopping slack plugin: %w", ctx.Err())
-		case <-t.C:
-			err = errors.New("stopping slack plugin: the Socket Mode connection did not close in time")
-		}
-	}
+	err := a.runner.Stop(ctx, wait)
 	if transport != nil {
 		transport.CloseIdleConnections()
 	}
@@ -189,12 +167,8 @@ func (a *Adapter) fail(fe *shared.FatalError) *shared.FatalError {
 		return fe
 	}
 	a.dead = fe
-	cancel := a.cancelRun
 	a.mu.Unlock()
-	if cancel != nil {
-		cancel(fe)
-	}
-	return fe
+	return a.runner.Fail(fe)
 }
 
 func (a *Adapter) setBot(userID, botID string) {

@@ -411,3 +411,49 @@ func TestSendFailuresClassified(t *testing.T) {
 		})
 	}
 }
+
+// TestRunLifecycle checks the Run/Stop lifecycle the adapter takes from
+// kit.Runner: one Run at a time and no Configure meanwhile, a Stop before
+// Run ends that Run at once without a request, and a Run after a fatal
+// error returns it again without a request.
+func TestRunLifecycle(t *testing.T) {
+	ctx := context.Background()
+	if err := (&Adapter{}).Run(ctx, make(chan shared.Event)); err == nil || !strings.Contains(err.Error(), "before Configure") {
+		t.Fatalf("Run before Configure = %v, want an error saying so", err)
+	}
+
+	fake := fakeslack.New(t)
+	h := newHarness(t, fake, nil).run()
+	h.health(shared.Connected)
+	if err := h.a.Run(ctx, make(chan shared.Event)); err == nil || !strings.Contains(err.Error(), "already running") {
+		t.Fatalf("a second Run = %v, want an error saying one runs", err)
+	}
+	raw, _ := json.Marshal(map[string]any{"bot_token": fakeslack.DefaultBotToken, "app_token": fakeslack.DefaultAppToken, "api_url": fake.APIURL})
+	if err := h.a.Configure(ctx, shared.Config{Raw: raw}); err == nil || !strings.Contains(err.Error(), "while running") {
+		t.Fatalf("Configure while running = %v, want a refusal", err)
+	}
+
+	idle := fakeslack.New(t)
+	early := newHarness(t, idle, nil)
+	if err := early.a.Stop(ctx); err != nil {
+		t.Fatalf("Stop before Run: %v", err)
+	}
+	if err := early.a.Run(ctx, early.events); err != nil {
+		t.Fatalf("Run after Stop = %v, want nil at once", err)
+	}
+	if n := idle.RequestCount(); n != 0 {
+		t.Fatalf("%d requests by a Run after Stop, want none", n)
+	}
+
+	refused := fakeslack.New(t)
+	refused.SetMethodError("auth.test", "not_allowed_token_type")
+	dead := newHarness(t, refused, nil).run()
+	fe := dead.fatal(kit.CodeTokenRejected)
+	n := refused.RequestCount()
+	if err := dead.a.Run(ctx, dead.events); kit.AsFatal(err) != fe {
+		t.Fatalf("Run after the fatal error = %v, want the same fatal error", err)
+	}
+	if m := refused.RequestCount(); m != n {
+		t.Fatalf("%d requests by a Run after the fatal error, want none", m-n)
+	}
+}

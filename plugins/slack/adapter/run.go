@@ -17,51 +17,22 @@ import (
 // Degraded meanwhile; a rejected token ends Run with a *shared.FatalError
 // after exactly the request that was refused.
 func (a *Adapter) Run(ctx context.Context, events chan<- shared.Event) error {
-	ctx, err := a.startRun(ctx)
-	if err != nil {
-		return err
-	}
-	defer a.endRun()
-
-	err = a.loop(ctx, events)
-	var fatal *shared.FatalError
-	if errors.As(err, &fatal) || errors.As(context.Cause(ctx), &fatal) {
-		fatal = a.fail(fatal) // no request after this one; the first fatal error wins
-		a.log.Error("giving up: "+fatal.Message, "code", fatal.Code, "hint", fatal.Hint)
-		return fatal
-	}
-	if ctx.Err() != nil {
-		a.log.Info("disconnected from Slack: stopping")
-		return nil
-	}
-	return err
-}
-
-func (a *Adapter) startRun(parent context.Context) (context.Context, error) {
 	a.mu.Lock()
-	defer a.mu.Unlock()
+	dead, configured := a.dead, a.api != nil
+	a.mu.Unlock()
 	switch {
-	case a.dead != nil:
-		return nil, a.dead
-	case a.api == nil:
-		return nil, errors.New("slack plugin: Run called before Configure")
-	case a.running:
-		return nil, errors.New("slack plugin: Run is already running")
+	case dead != nil:
+		return dead
+	case !configured:
+		return errors.New("slack plugin: Run called before Configure")
 	}
-	ctx, cancel := context.WithCancelCause(parent)
-	if a.stopped {
-		cancel(errStopped)
-	}
-	a.running, a.cancelRun, a.runDone = true, cancel, make(chan struct{})
-	return ctx, nil
-}
-
-func (a *Adapter) endRun() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.cancelRun(errStopped)
-	close(a.runDone)
-	a.running, a.cancelRun = false, nil
+	return a.runner.Run(ctx, a.log, func(ctx context.Context) error {
+		err := a.loop(ctx, events)
+		if fe := kit.AsFatal(err); fe != nil {
+			return a.fail(fe) // no request after this one; the first fatal error wins
+		}
+		return err
+	})
 }
 
 // loop is the reconnect loop. It returns a *shared.FatalError, or ctx's

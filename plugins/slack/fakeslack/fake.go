@@ -79,6 +79,7 @@ type Server struct {
 	limits       map[string]*rateLimit
 	pingInterval time.Duration
 	pings        bool
+	loseAcks     bool // acknowledgements are lost on the way (see LoseAcks)
 	tickets      map[string]bool
 	conns        map[*sockConn]struct{}
 	maxOpen      int
@@ -95,6 +96,7 @@ const (
 	statOpened       = "connections_opened"
 	statEarlyRetries = "early_retries"
 	statRedelivered  = "redelivered"
+	statLostAcks     = "lost_acks"
 )
 
 // rateLimit makes the next n calls of a method answer 429.
@@ -410,6 +412,14 @@ func (s *Server) control() {
 	s.http.Control("revoke_app", str(s.RevokeAppToken))
 	s.http.Control("drop", func(json.RawMessage) (any, error) {
 		s.DropConnections()
+		return nil, nil
+	})
+	s.http.Control("lose_acks", func(in json.RawMessage) (any, error) {
+		var on bool
+		if err := json.Unmarshal(in, &on); err != nil {
+			return nil, err
+		}
+		s.LoseAcks(on)
 		return nil, nil
 	})
 	s.http.Control("pings", func(in json.RawMessage) (any, error) {

@@ -140,6 +140,27 @@ func TestSocketModeAgainstSlackGo(t *testing.T) {
 	if ev.Request.EnvelopeID != mention || ev.Request.RetryAttempt != 1 || ev.Request.RetryReason != "timeout" {
 		t.Fatalf("redelivery: %+v", ev.Request)
 	}
+	// An ack lost on the way (the bot died as it wrote it) leaves the
+	// envelope unacknowledged: it comes again on the next connection.
+	s.LoseAcks(true)
+	smc.Ack(*ev.Request)
+	lostBy := time.Now().Add(10 * time.Second)
+	for s.LostAcks() == 0 {
+		if time.Now().After(lostBy) {
+			t.Fatal("the lost ack never reached the fake")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	s.LoseAcks(false)
+	if s.Acked(mention) {
+		t.Fatal("a lost ack counted")
+	}
+	s.Disconnect("refresh_requested")
+	next(socketmode.EventTypeHello)
+	ev = next(socketmode.EventTypeEventsAPI)
+	if ev.Request.EnvelopeID != mention || ev.Request.RetryAttempt != 2 {
+		t.Fatalf("redelivery after a lost ack: %+v", ev.Request)
+	}
 	if n := s.MaxOpenConnections(); n != 1 {
 		t.Fatalf("slack-go had %d connections open at once", n)
 	}
@@ -178,6 +199,15 @@ func TestControlAPI(t *testing.T) {
 	var env string
 	if err := fakekit.Call(ctx, s.URL, "message", Message{Channel: "D1", ChannelType: "im", User: "U1", Text: "hi"}, &env); err != nil || env == "" {
 		t.Fatalf("message: %q %v", env, err)
+	}
+	if err := fakekit.Call(ctx, s.URL, "lose_acks", true, nil); err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	lost := s.loseAcks
+	s.mu.Unlock()
+	if !lost {
+		t.Fatal("lose_acks did not turn LoseAcks on")
 	}
 	var conns map[string]int
 	if err := fakekit.Call(ctx, s.URL, "connections", struct{}{}, &conns); err != nil || conns["open"] != 0 {

@@ -129,10 +129,15 @@ func (s *Server) serveSocket(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		s.mu.Lock()
-		if e := s.envelopes[ack.EnvelopeID]; e != nil {
+		lost := s.loseAcks
+		if e := s.envelopes[ack.EnvelopeID]; e != nil && !lost {
 			e.acked = true
 		}
 		s.mu.Unlock()
+		if lost {
+			s.http.Stats.Inc(statLostAcks)
+			continue
+		}
 		s.acks.Add(ack.EnvelopeID)
 	}
 }
@@ -241,6 +246,30 @@ func (s *Server) InjectEvent(event map[string]any) string {
 	s.flushQueue()
 	return e.id
 }
+
+// LoseAcks makes acknowledgements that arrive while it is on get lost on
+// the way, as when a bot dies just as it writes one: Slack never sees them,
+// and delivers the envelope again (retry_attempt raised) once the
+// connection it was sent on closes. LostAcks counts them.
+func (s *Server) LoseAcks(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.loseAcks = on
+}
+
+// RetryAttempt is the retry_attempt of the envelope's latest delivery: how
+// often it was delivered again.
+func (s *Server) RetryAttempt(envelopeID string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.envelopes[envelopeID]; e != nil {
+		return e.retry
+	}
+	return 0
+}
+
+// LostAcks is how many acknowledgements LoseAcks dropped.
+func (s *Server) LostAcks() int { return s.http.Stats.Get(statLostAcks) }
 
 // Redeliver sends an envelope again with retry_attempt raised, acknowledged
 // or not, as Slack does when an acknowledgement did not reach it in time.

@@ -7,7 +7,6 @@ package adapter
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"time"
 
@@ -18,16 +17,13 @@ import (
 	"github.com/plughost/gateway/shared/kit"
 )
 
-// errStopped is the cause Run's context gets when Stop is called.
-var errStopped = errors.New("telegram plugin stopped")
-
 // timing holds the waits the adapter uses; tests shorten them.
 type timing struct {
 	backoffBase time.Duration
 	backoffMax  time.Duration
 	stopTimeout time.Duration // how long Stop waits for Run to end
-	// historyGrace: on a start without a cursor, messages older than this
-	// are history from before the bot ran, and are not answered.
+	// historyGrace: on the first start (no cursor), messages older than
+	// this are history from before the bot ran, and are not answered.
 	historyGrace time.Duration
 	// chatRate is each chat's budget for sends and typing together.
 	// Telegram asks bots to keep to about one message a second per chat
@@ -50,17 +46,14 @@ type Adapter struct {
 	// tune overrides defaultTiming when set (tests).
 	tune timing
 
-	mu        sync.Mutex
-	cfg       settings
-	cursor    string
-	log       hclog.Logger
-	api       *api
-	me        *models.User
-	rejected  *shared.FatalError // set once Telegram refused the token: no more requests
-	running   bool
-	stopped   bool
-	cancelRun context.CancelCauseFunc
-	runDone   chan struct{}
+	mu       sync.Mutex
+	cfg      settings
+	cursor   string
+	log      hclog.Logger
+	api      *api
+	me       *models.User
+	rejected *shared.FatalError // set once Telegram refused the token: no more requests
+	runner   kit.Runner
 
 	budget *kit.Budget // per chat: sends and typing, honouring 429 retry_after
 }
@@ -95,7 +88,7 @@ func (a *Adapter) Configure(_ context.Context, cfg shared.Config) error {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.running {
+	if a.runner.Running() {
 		client.close()
 		return errors.New("telegram plugin: Configure called while running")
 	}
@@ -109,6 +102,7 @@ func (a *Adapter) Configure(_ context.Context, cfg shared.Config) error {
 		a.budget = kit.NewBudget(a.tune.chatRate)
 	}
 	a.cfg, a.cursor, a.api, a.log, a.rejected = s, cfg.Cursor, client, logger, nil
+	a.runner.Name = "telegram plugin"
 	a.log.Debug("configured", "api_url", s.apiURL, "require_mention", s.access.RequireMention,
 		"poll_timeout", s.pollTimeout.String(), "delete_webhook", s.deleteWebhook, "cursor", cfg.Cursor)
 	return nil
@@ -117,28 +111,12 @@ func (a *Adapter) Configure(_ context.Context, cfg shared.Config) error {
 // Stop ends Run, which ends its long poll, and waits (bounded) for it.
 func (a *Adapter) Stop(ctx context.Context) error {
 	a.mu.Lock()
-	a.stopped = true
-	cancel, done, client := a.cancelRun, a.runDone, a.api
-	wait := a.tune.stopTimeout
+	client, wait := a.api, a.tune.stopTimeout
 	a.mu.Unlock()
-	if cancel != nil {
-		cancel(errStopped)
-	}
 	if wait == 0 {
 		wait = defaultTiming.stopTimeout
 	}
-	var err error
-	if done != nil {
-		t := time.NewTimer(wait)
-		defer t.Stop()
-		select {
-		case <-done:
-		case <-ctx.Done():
-			err = fmt.Errorf("stopping telegram plugin: %w", ctx.Err())
-		case <-t.C:
-			err = errors.New("stopping telegram plugin: the poll did not end in time")
-		}
-	}
+	err := a.runner.Stop(ctx, wait)
 	if client != nil {
 		client.close()
 	}
@@ -163,14 +141,12 @@ func (a *Adapter) client() (settings, *api, error) {
 // further request is made with it, ends Run, and returns the fatal error.
 func (a *Adapter) reject(err error) *shared.FatalError {
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	if a.rejected == nil {
 		a.rejected = tokenRejected(err)
 	}
-	if a.cancelRun != nil {
-		a.cancelRun(a.rejected)
-	}
-	return a.rejected
+	fe := a.rejected
+	a.mu.Unlock()
+	return a.runner.Fail(fe)
 }
 
 func (a *Adapter) setMe(u *models.User) {

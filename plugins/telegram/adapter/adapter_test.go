@@ -78,7 +78,7 @@ func (h *harness) run() *harness {
 			select {
 			case ev := <-in:
 				h.mu.Lock()
-				if ev.Message != nil && h.holdAck {
+				if ev.Message != nil && !ev.Message.IsCheckpoint() && h.holdAck {
 					h.held = append(h.held, ev)
 				} else {
 					ev.Ack(nil)
@@ -145,7 +145,20 @@ func (h *harness) health(state shared.HealthState) *shared.Health {
 
 func (h *harness) message() *shared.Message {
 	h.t.Helper()
-	return h.next("a message", func(ev shared.Event) bool { return ev.Message != nil }).Message
+	return h.next("a message", func(ev shared.Event) bool { return ev.Message != nil && !ev.Message.IsCheckpoint() }).Message
+}
+
+// drain returns the events waiting in events.
+func drain(events chan shared.Event) []shared.Event {
+	var out []shared.Event
+	for {
+		select {
+		case ev := <-events:
+			out = append(out, ev)
+		default:
+			return out
+		}
+	}
 }
 
 // runResult waits for Run to return.
@@ -221,6 +234,31 @@ func TestCursorResumesAndHistoryIsSkippedOnFirstStart(t *testing.T) {
 			t.Fatalf("first message answered = %q, want only the fresh one", m.Text)
 		}
 		eventually(t, "both confirmed", func() bool { return fake.Confirmed() == fresh+1 })
+	})
+	t.Run("restarted before its first message", func(t *testing.T) {
+		fake := faketelegram.New(t)
+		history := fake.Inject(old("from yesterday"))
+		first := newHarness(t, fake, "", nil).run()
+		cp := first.next("a checkpoint", func(ev shared.Event) bool { return ev.Message != nil && ev.Message.IsCheckpoint() }).Message
+		if cp.Cursor != itoa(history+1) {
+			t.Fatalf("checkpoint = %q, want the offset past the history, %d", cp.Cursor, history+1)
+		}
+		sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		if err := first.a.Stop(sctx); err != nil {
+			t.Fatal(err)
+		}
+		// Down for an hour: what was sent meanwhile is not history.
+		fake.Inject(old("sent while it was down"))
+		h := newHarness(t, fake, cp.Cursor, nil).run()
+		if m := h.message(); m.Text != "sent while it was down" {
+			t.Fatalf("message = %q, want the one sent while it was down", m.Text)
+		}
+		for _, ev := range drain(h.events) {
+			if ev.Message != nil && ev.Message.IsCheckpoint() {
+				t.Fatalf("a start with a cursor checkpointed %q", ev.Message.Cursor)
+			}
+		}
 	})
 	t.Run("with a cursor", func(t *testing.T) {
 		fake := faketelegram.New(t)
@@ -454,5 +492,52 @@ func TestRetryAfterHonouredPerChat(t *testing.T) {
 	defer cancel()
 	if _, err := h.a.Send(short, shared.Reply{ConversationID: "1", Text: "x"}); err == nil || !strings.Contains(err.Error(), "429") {
 		t.Fatalf("Send with retry_after beyond its deadline = %v", err)
+	}
+}
+
+// TestRunLifecycle checks the Run/Stop lifecycle the adapter takes from
+// kit.Runner: one Run at a time and no Configure meanwhile, a Stop before
+// Run ends that Run at once without a request, and a Run after the token
+// was rejected returns the same fatal error without a request.
+func TestRunLifecycle(t *testing.T) {
+	ctx := context.Background()
+	if err := (&Adapter{}).Run(ctx, make(chan shared.Event)); err == nil || !strings.Contains(err.Error(), "before Configure") {
+		t.Fatalf("Run before Configure = %v, want an error saying so", err)
+	}
+
+	fake := faketelegram.New(t)
+	h := newHarness(t, fake, "", nil).run()
+	h.health(shared.Connected)
+	if err := h.a.Run(ctx, make(chan shared.Event)); err == nil || !strings.Contains(err.Error(), "already running") {
+		t.Fatalf("a second Run = %v, want an error saying one runs", err)
+	}
+	raw, _ := json.Marshal(map[string]any{"token": faketelegram.DefaultToken, "api_url": fake.URL})
+	if err := h.a.Configure(ctx, shared.Config{Raw: raw}); err == nil || !strings.Contains(err.Error(), "while running") {
+		t.Fatalf("Configure while running = %v, want a refusal", err)
+	}
+
+	idle := faketelegram.New(t)
+	early := newHarness(t, idle, "", nil)
+	if err := early.a.Stop(ctx); err != nil {
+		t.Fatalf("Stop before Run: %v", err)
+	}
+	if err := early.a.Run(ctx, make(chan shared.Event)); err != nil {
+		t.Fatalf("Run after Stop = %v, want nil at once", err)
+	}
+	if n := idle.Count(""); n != 0 {
+		t.Fatalf("%d requests by a Run after Stop, want none", n)
+	}
+
+	refused := faketelegram.New(t)
+	dead := newHarness(t, refused, "", map[string]any{"token": "1000001:not-the-token"}).run()
+	fe := kit.AsFatal(dead.runResult())
+	if fe == nil || fe.Code != kit.CodeTokenRejected {
+		t.Fatalf("Run with a rejected token = %v, want token_rejected", fe)
+	}
+	if err := dead.a.Run(ctx, make(chan shared.Event)); kit.AsFatal(err) != fe {
+		t.Fatalf("Run after the rejection = %v, want the same fatal error", err)
+	}
+	if n := refused.Count(""); n != 1 {
+		t.Fatalf("%d requests with the rejected token, want exactly 1", n)
 	}
 }

@@ -22,53 +22,23 @@ import (
 // 429, 5xx, network) are reported as Degraded and retried with backoff; a
 // rejected token ends Run with a *shared.FatalError.
 func (a *Adapter) Run(ctx context.Context, events chan<- shared.Event) error {
-	ctx, err := a.startRun(ctx)
-	if err != nil {
-		return err
+	a.mu.Lock()
+	configured := a.api != nil
+	a.mu.Unlock()
+	if !configured {
+		return errors.New("telegram plugin: Run called before Configure")
 	}
-	defer a.endRun()
-
-	err = a.poll(ctx, events)
-	var fatal *shared.FatalError
-	if errors.As(err, &fatal) || errors.As(context.Cause(ctx), &fatal) {
-		// The host logs the failure (one line, with the hint); this is for
-		// a plugin author reading debug logs.
-		a.log.Debug("giving up", "code", fatal.Code)
-		return fatal
-	}
-	if ctx.Err() != nil {
+	// No logger for the runner: the host logs a fatal error (one line,
+	// with the hint), so the plugin only notes it for a plugin author
+	// reading debug logs.
+	err := a.runner.Run(ctx, nil, func(ctx context.Context) error { return a.poll(ctx, events) })
+	switch fe := kit.AsFatal(err); {
+	case fe != nil:
+		a.log.Debug("giving up", "code", fe.Code)
+	case err == nil:
 		a.log.Info("stopped polling Telegram")
-		return nil
 	}
 	return err
-}
-
-func (a *Adapter) startRun(parent context.Context) (context.Context, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	switch {
-	case a.api == nil:
-		return nil, errors.New("telegram plugin: Run called before Configure")
-	case a.running:
-		return nil, errors.New("telegram plugin: Run is already running")
-	}
-	ctx, cancel := context.WithCancelCause(parent)
-	if a.stopped {
-		cancel(errStopped)
-	}
-	if a.rejected != nil {
-		cancel(a.rejected)
-	}
-	a.running, a.cancelRun, a.runDone = true, cancel, make(chan struct{})
-	return ctx, nil
-}
-
-func (a *Adapter) endRun() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.cancelRun(errStopped)
-	close(a.runDone)
-	a.running, a.cancelRun = false, nil
 }
 
 // poller is one Run's polling state.
@@ -84,6 +54,9 @@ type poller struct {
 	// since, when set, is the oldest message date answered: the start
 	// had no cursor, so older messages are history.
 	since int64
+	// checkpoint: the start had no cursor; the offset after the first
+	// poll goes to the host, so the next start has one.
+	checkpoint bool
 	// healthy: the last poll succeeded, and the host was told Connected.
 	healthy bool
 	reason  string // the last Degraded reason sent
@@ -100,15 +73,20 @@ func (a *Adapter) poll(ctx context.Context, events chan<- shared.Event) error {
 	a.mu.Unlock()
 	p := &poller{a: a, s: s, api: client, events: events,
 		retry: kit.Retry{Backoff: kit.Backoff{Initial: tune.backoffBase, Max: tune.backoffMax}}}
-	if cursor != "" {
+	first := cursor == ""
+	if !first {
 		p.offset, err = strconv.ParseInt(cursor, 10, 64)
 		if err != nil || p.offset < 0 {
 			a.log.Warn("ignoring a cursor that is not an update offset", "cursor", cursor)
-			p.offset = 0
+			p.offset, first = 0, true
 		}
 	}
-	if p.offset == 0 {
+	if first {
+		// The first start (the host has no cursor): what is older than the
+		// grace is history. The first poll's offset is checkpointed, so a
+		// restart is never taken for a first start again.
 		p.since = time.Now().Add(-tune.historyGrace).Unix()
+		p.checkpoint = true
 	}
 	if err := p.checkToken(ctx); err != nil {
 		return err
@@ -133,6 +111,15 @@ func (a *Adapter) poll(ctx context.Context, events chan<- shared.Event) error {
 			if err := p.handle(ctx, u); err != nil {
 				return err
 			}
+		}
+		if p.checkpoint {
+			if err := shared.Checkpoint(ctx, events, strconv.FormatInt(p.offset, 10)); err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				return fmt.Errorf("handing the first poll's offset to the host: %w", err)
+			}
+			p.checkpoint = false
 		}
 	}
 	return ctx.Err()
