@@ -43,7 +43,8 @@ test: vet test-deps
 	$(GO) test -race -count=1 -timeout 15m ./...
 
 # System tools the tests use: systemd-analyze checks the generated unit;
-# chromium runs the web page's browser test (host/e2e).
+# chromium runs the web page's browser test (host/e2e); PostgreSQL's server
+# runs the PostgreSQL store and cluster tests (a throwaway cluster per run).
 test-deps:
 	@command -v systemd-analyze >/dev/null 2>&1 || { \
 		echo "systemd-analyze not found: installing Debian's systemd"; \
@@ -53,6 +54,10 @@ test-deps:
 		echo "npx not found (the MCP test against @modelcontextprotocol/server-everything): installing Debian's npm"; \
 		(apt-get update -qq && apt-get install -y -qq npm) || \
 		(sudo apt-get update -qq && sudo apt-get install -y -qq npm); }
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || { \
+		echo "initdb not found (the PostgreSQL store and cluster tests): installing Debian's postgresql"; \
+		(apt-get update -qq && apt-get install -y -qq postgresql) || \
+		(sudo apt-get update -qq && sudo apt-get install -y -qq postgresql); }
 	@command -v chromium >/dev/null 2>&1 || { \
 		echo "chromium not found: installing Debian's chromium (the web page's browser test)"; \
 		(apt-get update -qq && apt-get install -y -qq chromium) || \

@@ -86,6 +86,9 @@ func (r *runner) commits() error {
 	} else {
 		r.t.add(row{Figure: "durable commits (store)", How: "host/store has no BenchmarkAppendTurnGroupCommit (yet)", Result: "not present", Baseline: "–", Goal: "goal ≥ 5,000/s", Verdict: info})
 	}
+	if err := r.pgCommits(group); err != nil {
+		return err
+	}
 
 	// Through the HTTP API: each reply is committed durably before it is
 	// sent, so replies/s with many sessions is bounded by durable commits.
@@ -207,5 +210,34 @@ func (r *runner) goBenchmarks() error {
 			Verdict:  judge(v.median() <= 100),
 		})
 	}
+	return nil
+}
+
+// pgCommits: the same benchmarks against the PostgreSQL store, on a
+// throwaway server of this machine with fsync on (pgtest), beside bbolt's.
+func (r *runner) pgCommits(bolt benchResult) error {
+	res, err := goBench("./host/store/pgstore/", "^BenchmarkAppendTurn(Serial|GroupCommit)$", r.benchtime("2s"), r.runs(3))
+	if err != nil {
+		return err
+	}
+	group, serial := res["AppendTurnGroupCommit"], res["AppendTurnSerial"]
+	if len(group) == 0 {
+		r.t.add(row{Figure: "durable commits (PostgreSQL store)", How: "host/store/pgstore has no BenchmarkAppendTurnGroupCommit", Result: "not present", Baseline: "–", Goal: "goal ≥ 5,000/s", Verdict: info})
+		return nil
+	}
+	g, s := group.metric("appends/s"), serial.metric("appends/s")
+	vsBolt := "–"
+	if len(bolt) > 0 {
+		vsBolt = fmt.Sprintf("%.2f× bbolt's %s", g.median()/bolt.metric("appends/s").median(), bolt.metric("appends/s").format(fmtRate))
+	}
+	r.t.add(row{
+		Figure: "durable commits (PostgreSQL store)",
+		How: fmt.Sprintf("go test -bench AppendTurnGroupCommit ./host/store/pgstore: the bbolt benchmark against PostgreSQL (a local server over its unix socket, fsync on, synchronous_commit on): 64 sessions appending a turn at once, each waiting for its commit; "+
+			"%s writes per transaction, their statements pipelined; baseline: AppendTurnSerial, one commit per append", group.metric("writes/commit").format(fmtX)),
+		Result:   g.format(fmtRate),
+		Baseline: s.format(fmtRate),
+		Goal:     fmt.Sprintf("%.1f× serial, %s; goal ≥ 5,000/s", g.median()/s.median(), vsBolt),
+		Verdict:  judge(g.median() >= 5000),
+	})
 	return nil
 }

@@ -81,7 +81,8 @@ func (c *GRPCClientV2) Configure(ctx context.Context, cfg Config) error {
 
 // ConfigureWithLevel implements PluginConn.
 func (c *GRPCClientV2) ConfigureWithLevel(ctx context.Context, cfg Config, level string) error {
-	resp, err := c.client.Configure(ctx, &pb.ConfigureRequest{ConfigJson: cfg.Raw, LogLevel: level, Cursor: cfg.Cursor})
+	resp, err := c.client.Configure(ctx, &pb.ConfigureRequest{ConfigJson: cfg.Raw, LogLevel: level, Cursor: cfg.Cursor,
+		Shard: int32(cfg.Shard), ShardCount: int32(cfg.ShardCount)}) //nolint:gosec // bounded by config.MaxShards
 	if err != nil {
 		return err
 	}

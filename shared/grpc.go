@@ -68,7 +68,8 @@ func (s *grpcServer) Configure(ctx context.Context, req *pb.ConfigureRequest) (*
 	if lvl := hclog.LevelFromString(req.GetLogLevel()); lvl != hclog.NoLevel {
 		s.logger.SetLevel(lvl)
 	}
-	err := s.impl.Configure(ctx, Config{Raw: req.GetConfigJson(), Logger: s.logger, Cursor: req.GetCursor()})
+	err := s.impl.Configure(ctx, Config{Raw: req.GetConfigJson(), Logger: s.logger, Cursor: req.GetCursor(),
+		Shard: int(req.GetShard()), ShardCount: int(req.GetShardCount())})
 	var fatal *FatalError
 	if errors.As(err, &fatal) {
 		return &pb.ConfigureResponse{Fatal: fatalToProto(fatal)}, nil
@@ -213,7 +214,8 @@ func (c *GRPCClient) Configure(ctx context.Context, cfg Config) error {
 
 // ConfigureWithLevel configures the plugin and sets its log level.
 func (c *GRPCClient) ConfigureWithLevel(ctx context.Context, cfg Config, level string) error {
-	resp, err := c.client.Configure(ctx, &pb.ConfigureRequest{ConfigJson: cfg.Raw, LogLevel: level, Cursor: cfg.Cursor})
+	resp, err := c.client.Configure(ctx, &pb.ConfigureRequest{ConfigJson: cfg.Raw, LogLevel: level, Cursor: cfg.Cursor,
+		Shard: int32(cfg.Shard), ShardCount: int32(cfg.ShardCount)}) //nolint:gosec // bounded by config.MaxShards
 	if err != nil {
 		return err
 	}

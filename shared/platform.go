@@ -124,6 +124,17 @@ type Config struct {
 	// host took from this platform, or "" when it has taken none yet (first
 	// start).
 	Cursor string
+	// Shard and ShardCount: the plugin runs shard Shard of ShardCount
+	// (platform "NAME" { shards = N }); ShardCount is 1 when unsharded.
+	Shard, ShardCount int
+}
+
+// Sharded returns the config's shard and shard count, 0 of 1 when unsharded.
+func (c Config) Sharded() (shard, count int) {
+	if c.ShardCount < 1 {
+		return 0, 1
+	}
+	return c.Shard, c.ShardCount
 }
 
 // Decode unmarshals the config into v, a pointer to a struct with json tags.

@@ -71,7 +71,7 @@ type Sender interface {
 
 // Options configure a Gate.
 type Options struct {
-	Store  *store.Store
+	Store  store.Backend
 	Sender Sender
 	Logger hclog.Logger
 	// Now is the clock; default time.Now.

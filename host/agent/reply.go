@@ -188,6 +188,12 @@ func (s *Service) begin(key, text string) (*turn, error) {
 	if err != nil {
 		return nil, err
 	}
+	if hit && s.opts.SharedStore {
+		// Another host may have answered this session since: the store,
+		// not the cached copy, has its history.
+		s.cache.release(a)
+		hit = false
+	}
 	if hit {
 		want, err := s.specFor(key, s.effectiveModel(key, sess.model))
 		if err != nil {

@@ -74,6 +74,10 @@ type Options struct {
 	OnUsage func(ctx context.Context, key string, u provider.Usage)
 	// Tools gives agents their MCP tools; nil offers none.
 	Tools ToolSource
+	// SharedStore: other hosts write the same sessions (a PostgreSQL store
+	// in a cluster), so a cached copy of a session may be stale: every
+	// turn reads its session from the store.
+	SharedStore bool
 }
 
 // Service is the agent layer: agents cache + providers + session store. All
@@ -83,7 +87,7 @@ type Service struct {
 	log   hclog.Logger
 	now   func() time.Time
 	opts  Options
-	store *store.Store
+	store store.Backend
 	cache *cache
 	errs  *errorCounts
 
@@ -127,7 +131,7 @@ type SessionStatus struct {
 
 // New builds the configured providers and starts the agent layer on st,
 // the session store the caller opened (and closes after Close).
-func New(cfg Config, st *store.Store, opts Options) (*Service, error) {
+func New(cfg Config, st store.Backend, opts Options) (*Service, error) {
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
 	}

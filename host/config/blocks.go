@@ -72,13 +72,30 @@ func (s *Store) decode(d *decoder, body hcl.Body) {
 	content, diags := body.Content(storeSchema)
 	d.diags = append(d.diags, diags...)
 	attrs := content.Attributes
-	d.oneOf(attrs, "type", &s.Type, "bbolt")
-	if a := d.str(attrs, "dsn", &s.DSN); a != nil && s.DSN != "" && s.Type == "bbolt" {
-		d.errorf(a.Range, "dsn needs a networked store", `type = "bbolt" keeps the store in state_dir and takes no dsn.`)
+	d.oneOf(attrs, "type", &s.Type, StoreBolt, "bolt", StorePostgres)
+	if s.Type == "bolt" {
+		s.Type = StoreBolt
+	}
+	dsn := d.str(attrs, "dsn", &s.DSN)
+	switch {
+	case dsn != nil && s.DSN != "" && s.Type == StoreBolt:
+		d.errorf(dsn.Range, "dsn needs a networked store", `type = "bbolt" keeps the store in state_dir and takes no dsn.`)
+	case s.Type == StorePostgres && s.DSN == "":
+		rng := body.MissingItemRange()
+		if dsn != nil {
+			rng = dsn.Range
+		}
+		d.errorf(rng, "Missing dsn",
+			"store type \"postgres\" needs dsn, the connection string, such as dsn = env(\"GATEWAY_DATABASE_URL\") with GATEWAY_DATABASE_URL=postgres://gateway:PASSWORD@db.example:5432/gateway.")
 	}
 	var sync string
 	a := d.str(attrs, "sync", &sync)
 	if a == nil || sync == "always" {
+		return
+	}
+	if s.Type == StorePostgres {
+		d.errorf(a.Range, "sync is for the bbolt store",
+			`PostgreSQL commits as the server's synchronous_commit says (on by default: every turn is durable before its reply); leave sync out, or set synchronous_commit for the gateway's user on the server.`)
 		return
 	}
 	iv, err := time.ParseDuration(sync)
@@ -192,7 +209,7 @@ func decodeProvider(d *decoder, b *hcl.Block) *Provider {
 var platformSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{
 		{Name: "plugin"}, {Name: "enabled"}, {Name: "session_scope"}, {Name: "sha256"},
-		{Name: "agent"},
+		{Name: "agent"}, {Name: "shards"}, {Name: "placement"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{{Type: "config"}, {Type: "restart"}, {Type: "access"}},
 }
@@ -213,6 +230,8 @@ func decodePlatform(d *decoder, b *hcl.Block) *Platform {
 		Agent:        DefaultAgentName,
 		Restart:      DefaultRestart,
 		DeclRange:    b.DefRange,
+		Shards:       1,
+		Placement:    PlacementOne,
 	}
 	content, diags := b.Body.Content(platformSchema)
 	d.diags = append(d.diags, diags...)
@@ -225,6 +244,15 @@ func decodePlatform(d *decoder, b *hcl.Block) *Platform {
 	}
 	d.boolean(attrs, "enabled", &p.Enabled)
 	d.oneOf(attrs, "session_scope", &p.SessionScope, "conversation", "user")
+	d.integer(attrs, "shards", 1, &p.Shards)
+	if a := attrs["shards"]; a != nil && p.Shards > MaxShards {
+		d.errorf(a.Range, "Too many shards", "shards is at most %d, not %d.", MaxShards, p.Shards)
+	}
+	d.oneOf(attrs, "placement", &p.Placement, PlacementOne, PlacementAll)
+	if a := attrs["placement"]; a != nil && p.Placement == PlacementAll && p.Shards > 1 {
+		d.errorf(a.Range, "Shards run on one host each",
+			"placement = \"all\" runs the platform on every host, so each of its %d shards would answer every message several times: use placement = \"one\" (the default) with shards.", p.Shards)
+	}
 	p.Agent = DefaultAgentName
 	if attr := d.str(attrs, "agent", &p.Agent); attr != nil {
 		p.AgentRange = attr.Range

@@ -77,6 +77,7 @@ var rootSchema = &hcl.BodySchema{
 		{Type: "cache"},
 		{Type: "store"},
 		{Type: "platform", LabelNames: []string{"name"}},
+		{Type: "cluster"},
 	},
 }
 
@@ -90,7 +91,7 @@ func (c *Config) decodeRoot(d *decoder, body hcl.Body) {
 	seen := map[string]*hcl.Block{}
 	for _, b := range content.Blocks {
 		switch b.Type {
-		case "gateway", "cache", "store":
+		case "gateway", "cache", "store", "cluster":
 			if prev := seen[b.Type]; prev != nil {
 				d.errorf(b.DefRange, "Duplicate "+b.Type+" block",
 					"Only one %s block is allowed; the first is at %s.", b.Type, shortRange(prev.DefRange))
@@ -105,6 +106,9 @@ func (c *Config) decodeRoot(d *decoder, body hcl.Body) {
 			c.Cache.decode(d, b.Body)
 		case "store":
 			c.Store.decode(d, b.Body)
+		case "cluster":
+			c.Cluster = &Cluster{}
+			c.Cluster.decode(d, b)
 		case "mcp":
 			if m := decodeMCP(d, b); m != nil && c.checkUnique(d, b, c.MCPByName(m.Name) != nil) {
 				c.MCP = append(c.MCP, m)
@@ -130,6 +134,7 @@ func (c *Config) decodeRoot(d *decoder, body hcl.Body) {
 	// The default model always names a provider: echo is implicit.
 	c.decodeAgents(d, agents)
 	c.checkAgents(d)
+	c.checkCluster(d)
 }
 
 // checkUnique reports a second block of b's type with b's name.

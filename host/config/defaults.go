@@ -85,6 +85,6 @@ func defaults() *Config {
 			MaxAgents: DefaultMaxAgents,
 			IdleTTL:   DefaultIdleTTL,
 		},
-		Store: Store{Type: "bbolt"},
+		Store: Store{Type: StoreBolt},
 	}
 }

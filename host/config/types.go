@@ -27,6 +27,8 @@ type Config struct {
 	Cache     Cache
 	Store     Store
 	Platforms []*Platform // in file order; names are unique
+	// Cluster is the cluster block; nil when absent (one host).
+	Cluster *Cluster
 
 	// evalCtx holds the expression functions (env, …) that platform config
 	// blocks are evaluated with later, by DecodePlatformConfig.
@@ -101,9 +103,11 @@ type Agent struct {
 // Store is the store block: where sessions and taken message ids are kept
 // and how durably. One block for every store type.
 type Store struct {
-	// Type is the engine: "bbolt" (the default, a file in state_dir).
+	// Type is the engine: "bbolt" (the default, a file in state_dir; "bolt"
+	// is read as "bbolt") or "postgres".
 	Type string
-	// DSN is the connection string of a networked store; empty for bbolt.
+	// DSN is the connection string of a networked store (sensitive: never
+	// printed); empty for bbolt.
 	DSN string
 	// SyncInterval is 0 for sync = "always" (a reply is sent only after
 	// its turn is fsynced), else sync's duration: the turn is written
@@ -137,6 +141,12 @@ type Platform struct {
 	// SHA256 is the expected hex checksum of the plugin binary; empty for none.
 	SHA256  string
 	Restart Restart
+	// Shards is how many shards the platform runs, each its own plugin
+	// process told "shard i of Shards" (Discord); default 1.
+	Shards int
+	// Placement is "one" (default: one host of the cluster runs each shard)
+	// or "all" (every host runs it).
+	Placement string
 	// Access is the platform's access block; DM is always set (its
 	// default is DMDefault(Plugin)).
 	Access Access

@@ -66,6 +66,7 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	bins["notplugin"] = filepath.Join(root, "testdata/plugins/notplugin.sh")
+	defer stopPostgres()
 	return m.Run()
 }
 

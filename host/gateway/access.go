@@ -19,12 +19,12 @@ import (
 type sendVia struct{ h *Host }
 
 func (s sendVia) Send(ctx context.Context, platform string, r shared.Reply) ([]string, error) {
-	return s.h.sup.Send(ctx, platform, r)
+	return unitSender{s.h}.Send(ctx, platform, r)
 }
 
 var _ access.Sender = sendVia{}
 
-func newGate(h *Host, st *store.Store, logger hclog.Logger) (*access.Gate, error) {
+func newGate(h *Host, st store.Backend, logger hclog.Logger) (*access.Gate, error) {
 	return access.New(access.Options{Store: st, Sender: sendVia{h}, Logger: logger.Named("access")})
 }
 
@@ -52,7 +52,7 @@ func (h *Host) applyAccess(cfg *config.Config) {
 // there are allowed already and skip pairing.
 func (h *Host) withPluginAllowed(specs []supervisor.Spec) []supervisor.Spec {
 	for i := range specs {
-		name, decode := specs[i].Name, specs[i].Decode
+		name, decode := config.PlatformOfUnit(specs[i].Name), specs[i].Decode
 		specs[i].Decode = func(schema []shared.Attribute) (json.RawMessage, error) {
 			raw, err := decode(schema)
 			if err == nil {

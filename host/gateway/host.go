@@ -9,8 +9,9 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/plughost/gateway/host/access"
 	"github.com/plughost/gateway/host/admin"
 	"github.com/plughost/gateway/host/agent"
+	"github.com/plughost/gateway/host/cluster"
 	"github.com/plughost/gateway/host/config"
 	"github.com/plughost/gateway/host/pidlock"
 	"github.com/plughost/gateway/host/router"
@@ -49,7 +51,8 @@ type Options struct {
 type Host struct {
 	logger  hclog.Logger
 	lock    *pidlock.Lock
-	store   *store.Store
+	store   store.Backend
+	cluster *cluster.Manager
 	access  *access.Gate
 	agents  *agent.Service
 	tools   *tools.Manager
@@ -63,6 +66,18 @@ type Host struct {
 	stopWatch context.CancelFunc
 	// plugins describes plugin binaries for reload's schema check.
 	plugins *describer
+
+	// applyMu serialises handing units to the supervisor; applied is set
+	// once the platforms were first applied (lease changes wait for it).
+	applyMu sync.Mutex
+	applied atomic.Bool
+	// convUnits maps platform ‖ 0 ‖ conversation to the shard (unit) the
+	// conversation's messages come from, for sharded platforms.
+	convUnits sync.Map
+	// identifyNext is each sharded platform's next identify slot, without
+	// a cluster.
+	identifyMu   sync.Mutex
+	identifyNext map[string]time.Time
 
 	mu        sync.Mutex
 	cfg       *config.Config
@@ -234,8 +249,7 @@ func Start(opts Options) (_ *Host, err error) {
 	cleanup = append(cleanup, func() { _ = h.lock.Release() })
 
 	// The lock created the state directory.
-	h.store, err = store.Open(filepath.Join(cfg.Gateway.StateDir, store.FileName), &store.Options{
-		Logger: logger.Named("agent").Named("store"), SyncInterval: cfg.Store.SyncInterval})
+	h.store, err = openStore(cfg, logger)
 	if err != nil {
 		return nil, fmt.Errorf("opening the session store: %w", err)
 	}
@@ -253,7 +267,8 @@ func Start(opts Options) (_ *Host, err error) {
 	h.tools.Apply(mcpConfigs(cfg))
 	cleanup = append(cleanup, h.tools.Close)
 
-	h.agents, err = agent.New(agentConfig(cfg), h.store, agent.Options{Logger: logger.Named("agent"), OnUsage: h.recordUsage, Tools: toolSource{h.tools}})
+	h.agents, err = agent.New(agentConfig(cfg), h.store, agent.Options{Logger: logger.Named("agent"), OnUsage: h.recordUsage, Tools: toolSource{h.tools},
+		SharedStore: cfg.Store.Type == config.StorePostgres})
 	if err != nil {
 		return nil, fmt.Errorf("starting the agent layer: %w", err)
 	}
@@ -279,13 +294,13 @@ func Start(opts Options) (_ *Host, err error) {
 		PluginLogger:  logger.ResetNamed("plugin"),
 		Handler:       h.handleMessage,
 		Transcripts:   h.transcript,
-		Inbox:         h.store,
+		Inbox:         h.inbox(cfg),
 		OnStateChange: h.metrics.stateChanged,
 		LogLevel:      cfg.Gateway.LogLevel,
 	})
 	h.router = router.New(router.Options{
 		Agents:        agentsView{h.agents},
-		Sender:        h.sup,
+		Sender:        unitSender{h},
 		Logger:        logger.Named("router"),
 		MaxConcurrent: cfg.Agent.MaxConcurrent,
 		QueueLimit:    cfg.Agent.QueueLimit,
@@ -293,6 +308,17 @@ func Start(opts Options) (_ *Host, err error) {
 		Observe:       h.metrics.observeReply,
 	})
 	cleanup = append(cleanup, h.sup.Stop)
+
+	// The cluster is joined before anything reads h.cluster (the admin
+	// endpoint); leases it takes are applied once applyPlatforms has run.
+	if err := h.startCluster(cfg); err != nil {
+		return nil, err
+	}
+	cleanup = append(cleanup, func() {
+		if h.cluster != nil {
+			h.cluster.Close()
+		}
+	})
 
 	h.admin, err = admin.Listen(admin.Options{
 		Addr:     cfg.Gateway.Admin,
@@ -325,7 +351,7 @@ func Start(opts Options) (_ *Host, err error) {
 }
 
 var (
-	_ supervisor.Inbox    = (*store.Store)(nil)
+	_ supervisor.Inbox    = store.Backend(nil)
 	_ router.StreamSender = (*supervisor.Supervisor)(nil)
 )
 
@@ -336,9 +362,20 @@ func (h *Host) handleMessage(platform string, m *shared.Message) {
 	if err := m.CheckIDs(); err != nil {
 		h.logger.Warn("refused a message whose ids are unusable", "platform", platform,
 			"id", shared.LogValue(m.ID), "reason", err)
+		h.sup.Dismiss(platform, m)
 		return
 	}
+	unit := platform
+	// A shard's messages are its platform's; its replies go back through
+	// it (unitSender).
+	if strings.Contains(unit, "#") {
+		platform = config.PlatformOfUnit(unit)
+		h.convUnits.Store(platform+"\x00"+m.ConversationID, unit)
+	}
 	if !h.access.Admit(platform, m) {
+		// Refused (or answered with a pairing code): never to be handed
+		// on again after a restart.
+		h.sup.Dismiss(unit, m)
 		return
 	}
 	h.router.Handle(platform, m)
@@ -350,7 +387,7 @@ func (h *Host) applyPlatforms(cfg *config.Config) {
 		h.router.SetScope(p.Name, router.Scope(p.SessionScope))
 	}
 	h.applyAccess(cfg)
-	h.sup.Apply(h.withPluginAllowed(specs(cfg)))
+	h.applyUnits(cfg)
 }
 
 // Config returns the configuration in force.
@@ -371,6 +408,10 @@ func (h *Host) Shutdown(ctx context.Context) error {
 	h.access.Close()
 	h.stopWatch()
 	h.sup.Stop()
+	if h.cluster != nil {
+		// The plugins are stopped: hand the leases over now.
+		h.cluster.Close()
+	}
 	var errs []error
 	closeCtx, cancelClose := context.WithTimeout(ctx, 10*time.Second)
 	defer cancelClose()

@@ -51,6 +51,10 @@ func (h *Host) reloadCtx(ctx context.Context) error {
 		h.logger.Warn("state_dir and admin changes take effect at the next restart")
 		cfg.Gateway.StateDir, cfg.Gateway.Admin = old.Gateway.StateDir, old.Gateway.Admin
 	}
+	if cfg.Store.Type != old.Store.Type || cfg.Store.DSN != old.Store.DSN || !sameCluster(cfg.Cluster, old.Cluster) {
+		h.logger.Warn("store and cluster changes take effect at the next restart")
+		cfg.Store, cfg.Cluster = old.Store, old.Cluster
+	}
 	h.logger.SetLevel(hclog.LevelFromString(cfg.Gateway.LogLevel))
 	if cfg.Gateway.LogLevel != old.Gateway.LogLevel {
 		h.sup.SetLogLevel(cfg.Gateway.LogLevel)
@@ -80,4 +84,12 @@ func (h *Host) reloadFailed(err error) {
 	h.reloadErr = fmt.Sprintf("%s: %v", time.Now().UTC().Format(time.RFC3339), err)
 	h.mu.Unlock()
 	h.metrics.reloads.WithLabelValues("failed").Inc()
+}
+
+// sameCluster reports whether two cluster blocks say the same.
+func sameCluster(a, b *config.Cluster) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Name == b.Name && a.LeaseTTL == b.LeaseTTL
 }

@@ -15,16 +15,26 @@ import (
 
 // Status is the document served at /v1/status.
 type Status struct {
-	PID         int                 `json:"pid"`
-	Version     string              `json:"version"`
-	UptimeS     int64               `json:"uptime_s"`
-	StartedAt   time.Time           `json:"started_at"`
-	Config      string              `json:"config"`
-	Platforms   []supervisor.Status `json:"platforms"`
-	Cache       agent.CacheStats    `json:"cache"`
-	Store       store.Health        `json:"store"`
-	MCP         []tools.Status      `json:"mcp"`
-	ReloadError string              `json:"reload_error,omitempty"`
+	PID       int                 `json:"pid"`
+	Version   string              `json:"version"`
+	UptimeS   int64               `json:"uptime_s"`
+	StartedAt time.Time           `json:"started_at"`
+	Config    string              `json:"config"`
+	Platforms []supervisor.Status `json:"platforms"`
+	Cache     agent.CacheStats    `json:"cache"`
+	Store     store.Health        `json:"store"`
+	MCP       []tools.Status      `json:"mcp"`
+	// Cluster is set when the host is one of a cluster's.
+	Cluster     *ClusterStatus `json:"cluster,omitempty"`
+	ReloadError string         `json:"reload_error,omitempty"`
+}
+
+// ClusterStatus is the cluster a host belongs to, in /v1/status.
+type ClusterStatus struct {
+	Name string `json:"name"`
+	// Host is how the cluster names this host (in other hosts' held_by).
+	Host     string `json:"host"`
+	LeaseTTL string `json:"lease_ttl"`
 }
 
 // Status returns the host's status.
@@ -33,13 +43,18 @@ func (h *Host) Status() Status {
 	reloadErr := h.reloadErr
 	cfgPath := h.cfg.Path
 	h.mu.Unlock()
+	var cl *ClusterStatus
+	if c := h.Config().Cluster; c != nil && h.cluster != nil {
+		cl = &ClusterStatus{Name: c.Name, Host: h.cluster.HostName(), LeaseTTL: c.LeaseTTL.String()}
+	}
 	return Status{
+		Cluster:     cl,
 		PID:         os.Getpid(),
 		Version:     version.Version,
 		UptimeS:     int64(time.Since(h.started).Seconds()),
 		StartedAt:   h.started.UTC(),
 		Config:      cfgPath,
-		Platforms:   h.sup.Statuses(),
+		Platforms:   h.platformStatuses(),
 		Cache:       h.agents.Stats(),
 		Store:       h.agents.StoreHealth(),
 		MCP:         h.tools.Status(),
@@ -54,8 +69,8 @@ func (h *Host) Ready() (bool, string) {
 	if st := h.agents.StoreHealth(); st.State != store.StateOK {
 		notReady = append(notReady, fmt.Sprintf("the session store cannot write (%s)", st.LastError))
 	}
-	for _, st := range h.sup.Statuses() {
-		if st.State != supervisor.StateRunning && st.State != supervisor.StateDisabled {
+	for _, st := range h.platformStatuses() {
+		if st.State != supervisor.StateRunning && st.State != supervisor.StateDisabled && st.State != supervisor.StateStandby {
 			notReady = append(notReady, fmt.Sprintf("%s is %s", st.Name, st.State))
 		}
 	}

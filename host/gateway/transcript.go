@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"github.com/plughost/gateway/host/config"
 	"github.com/plughost/gateway/shared"
 )
 
@@ -8,6 +9,7 @@ import (
 // conversation of the session a direct message in conv goes to, the
 // newest messages that fit in one protocol message.
 func (h *Host) transcript(platform string, conv shared.Conversation) (shared.Transcript, error) {
+	platform = config.PlatformOfUnit(platform) // a shard's conversations are its platform's
 	key := h.router.Key(platform, &shared.Message{ConversationID: conv.ConversationID, ThreadID: conv.ThreadID, Direct: true})
 	msgs, cut, err := h.agents.Transcript(key, shared.MaxReplyBytesLimit)
 	if err != nil {

@@ -33,6 +33,13 @@ type Spec struct {
 	// Fingerprint identifies the spec's effective settings: a platform
 	// whose fingerprint is unchanged is left alone by Apply.
 	Fingerprint string
+	// Shard and ShardCount are handed to the plugin in Configure: it runs
+	// shard Shard of ShardCount (0 of 0: unsharded).
+	Shard, ShardCount int
+	// BeforeStart, if set, runs before each start of the plugin and may
+	// wait (a shard waits for its identify slot); an error other than ctx's
+	// is logged and the plugin starts anyway.
+	BeforeStart func(ctx context.Context) error
 }
 
 // RestartPolicy is how a platform's plugin is restarted after transient
@@ -246,6 +253,14 @@ func (p *platform) loop() {
 			p.setState(StateStopped, nil)
 			return
 		}
+		if p.spec.BeforeStart != nil {
+			if err := p.spec.BeforeStart(ctx); ctx.Err() != nil {
+				p.setState(StateStopped, nil)
+				return
+			} else if err != nil {
+				p.logger.Warn("starting the plugin without waiting its turn", "error", err)
+			}
+		}
 		upSince, err := p.runOnce(ctx)
 		if ctx.Err() != nil {
 			p.setState(StateStopped, nil, p.clearProcess)
@@ -418,7 +433,7 @@ func (p *platform) runOnce(ctx context.Context) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("reading the platform's cursor: %w", err)
 	}
 	callCtx, cancelCall = context.WithTimeout(ctx, 30*time.Second)
-	err = proc.conn.ConfigureWithLevel(callCtx, shared.Config{Raw: raw, Cursor: cursor}, p.sup.logLevel())
+	err = proc.conn.ConfigureWithLevel(callCtx, shared.Config{Raw: raw, Cursor: cursor, Shard: p.spec.Shard, ShardCount: p.spec.ShardCount}, p.sup.logLevel())
 	cancelCall()
 	if err != nil {
 		return time.Time{}, fmt.Errorf("configure: %w", err)

@@ -21,6 +21,8 @@ const (
 	StateStopped  State = "stopped"
 	StateDisabled State = "disabled"
 	StateMissing  State = "missing"
+	// StateStandby: another host of the cluster runs the platform (Status.HeldBy).
+	StateStandby State = "standby"
 )
 
 // Status is a snapshot of one platform.
@@ -37,6 +39,9 @@ type Status struct {
 	Since time.Time `json:"since"`
 	// Path is the plugin binary the platform runs (or looked for).
 	Path string `json:"path,omitempty"`
+	// HeldBy names the host of the cluster that runs a standby platform,
+	// "" when none does right now.
+	HeldBy string `json:"held_by,omitempty"`
 }
 
 // legal lists, for each state, the states the platform's loop may move to

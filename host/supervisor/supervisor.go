@@ -418,6 +418,18 @@ func (s *Supervisor) delivered(name string, r shared.Reply) {
 	}
 }
 
+// Dismiss records that the host will not answer message m it took from
+// the named platform (its access policy refused it): it is not handed on
+// again after a restart, as an unanswered message would be.
+func (s *Supervisor) Dismiss(name string, m *shared.Message) {
+	if s.inbox == nil || m.ID == "" {
+		return
+	}
+	if s.answered(unansweredKey(name, m.ConversationID, m.ID)) {
+		s.inbox.Answered(name, m.ConversationID, m.ID)
+	}
+}
+
 // replay hands on, once per host run and platform, the messages an earlier
 // host took from it but did not answer before it died. Messages taken by
 // this host are skipped: they are answered (or being answered) already.

@@ -458,7 +458,12 @@ type ConfigureRequest struct {
 	LogLevel   string `protobuf:"bytes,2,opt,name=log_level,json=logLevel,proto3" json:"log_level,omitempty"`
 	// cursor is the Message.cursor of the last message the host took from this
 	// platform; empty on first start. Version 2 only.
-	Cursor        string `protobuf:"bytes,3,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	Cursor string `protobuf:"bytes,3,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	// shard and shard_count: the plugin runs shard `shard` of `shard_count`
+	// (Discord's identify shard); shard_count 0 means unsharded (one of one).
+	// Numbered from 20 on, clear of protocol 2's fields.
+	Shard         int32 `protobuf:"varint,20,opt,name=shard,proto3" json:"shard,omitempty"`
+	ShardCount    int32 `protobuf:"varint,21,opt,name=shard_count,json=shardCount,proto3" json:"shard_count,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -512,6 +517,20 @@ func (x *ConfigureRequest) GetCursor() string {
 		return x.Cursor
 	}
 	return ""
+}
+
+func (x *ConfigureRequest) GetShard() int32 {
+	if x != nil {
+		return x.Shard
+	}
+	return 0
+}
+
+func (x *ConfigureRequest) GetShardCount() int32 {
+	if x != nil {
+		return x.ShardCount
+	}
+	return 0
 }
 
 type ConfigureResponse struct {
@@ -2178,12 +2197,15 @@ const file_platform_proto_rawDesc = "" +
 	"\brequired\x18\x03 \x01(\bR\brequired\x12\x1c\n" +
 	"\tsensitive\x18\x04 \x01(\bR\tsensitive\x12!\n" +
 	"\fdefault_json\x18\x05 \x01(\tR\vdefaultJson\x12 \n" +
-	"\vdescription\x18\x06 \x01(\tR\vdescription\"h\n" +
+	"\vdescription\x18\x06 \x01(\tR\vdescription\"\x9f\x01\n" +
 	"\x10ConfigureRequest\x12\x1f\n" +
 	"\vconfig_json\x18\x01 \x01(\fR\n" +
 	"configJson\x12\x1b\n" +
 	"\tlog_level\x18\x02 \x01(\tR\blogLevel\x12\x16\n" +
-	"\x06cursor\x18\x03 \x01(\tR\x06cursor\"_\n" +
+	"\x06cursor\x18\x03 \x01(\tR\x06cursor\x12\x14\n" +
+	"\x05shard\x18\x14 \x01(\x05R\x05shard\x12\x1f\n" +
+	"\vshard_count\x18\x15 \x01(\x05R\n" +
+	"shardCount\"_\n" +
 	"\x11ConfigureResponse\x120\n" +
 	"\x05fatal\x18\x01 \x01(\v2\x1a.gateway.platform.v1.FatalR\x05fatal\x12\x18\n" +
 	"\astreams\x18\x02 \x01(\bR\astreams\"I\n" +

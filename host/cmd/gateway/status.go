@@ -11,6 +11,7 @@ import (
 	"github.com/plughost/gateway/host/admin"
 	"github.com/plughost/gateway/host/gateway"
 	"github.com/plughost/gateway/host/pidlock"
+	"github.com/plughost/gateway/host/supervisor"
 )
 
 // Exit codes of `gateway status`.
@@ -82,6 +83,9 @@ func printStatus(w io.Writer, doc gateway.Status) {
 	if doc.ReloadError != "" {
 		fmt.Fprintf(w, "last reload failed: %s\n", doc.ReloadError)
 	}
+	if doc.Cluster != nil {
+		fmt.Fprintf(w, "cluster: %s, this host %s (lease_ttl %s)\n", doc.Cluster.Name, doc.Cluster.Host, doc.Cluster.LeaseTTL)
+	}
 	fmt.Fprintf(w, "agents:  %d cached (max %d), %d evicted, %d closed\n\n", doc.Cache.Agents, doc.Cache.MaxAgents, doc.Cache.Evictions, doc.Cache.Closed)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PLATFORM\tPLUGIN\tSTATE\tRESTARTS\tPID\tERROR")
@@ -94,7 +98,7 @@ func printStatus(w io.Writer, doc gateway.Status) {
 		if p.PID != 0 {
 			pid = fmt.Sprint(p.PID)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", p.Name, p.Plugin, p.State, p.Restarts, pid, msg)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", p.Name, p.Plugin, stateText(p), p.Restarts, pid, msg)
 	}
 	_ = tw.Flush()
 	if len(doc.MCP) == 0 {
@@ -111,4 +115,16 @@ func printStatus(w io.Writer, doc gateway.Status) {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\n", m.Name, m.State, m.Tools, m.Restarts, pid, m.Error)
 	}
 	_ = tw.Flush()
+}
+
+// stateText is a platform's state as status prints it: a standby one names
+// the host of the cluster that runs it.
+func stateText(p supervisor.Status) string {
+	if p.State != supervisor.StateStandby {
+		return string(p.State)
+	}
+	if p.HeldBy == "" {
+		return "standby (no host holds it yet)"
+	}
+	return "standby (held by " + p.HeldBy + ")"
 }

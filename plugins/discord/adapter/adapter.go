@@ -76,7 +76,10 @@ type Adapter struct {
 
 	threads threadSet
 	typing  typingLimiter
-	live    liveReplies // replies being streamed
+	// resumeFrom is the session Config.Cursor names, resumed by the next
+	// Run (zero: identify).
+	resumeFrom cursor
+	live       liveReplies // replies being streamed
 }
 
 var _ shared.Platform = (*Adapter)(nil)
@@ -119,6 +122,7 @@ func (a *Adapter) Configure(_ context.Context, cfg shared.Config) error {
 		a.tune = defaultTiming
 	}
 	a.cfg, a.rest, a.transport, a.log = s, rest, transport, logger.Named("discord")
+	a.resumeFrom, _ = parseCursor(cfg.Cursor)
 	a.runner.Name = "discord plugin"
 	a.budget = newIdentifyBudget(s.identifyBudget)
 	if a.tune.identifyWindow > 0 {

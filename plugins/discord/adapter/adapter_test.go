@@ -163,6 +163,11 @@ func TestMessageInReplyOut(t *testing.T) {
 			want := shared.Message{ID: in.ID, ConversationID: "C1", UserID: "42", UserName: "Alice",
 				GuildID: "G1", Text: "hello there", UnixNano: in.Timestamp.UnixNano(),
 			} // stream_replies defaults to false: Stream unset
+			// The cursor is the session and the seq just after the message.
+			if c, ok := parseCursor(m.Cursor); !ok || c.Seq != 2 || c.ResumeURL != fake.GatewayURL {
+				t.Fatalf("cursor = %q, want session, seq 2 and the resume URL", m.Cursor)
+			}
+			want.Cursor = m.Cursor
 			if *m != want {
 				t.Fatalf("event = %+v\nwant    %+v", *m, want)
 			}

@@ -50,8 +50,10 @@ type settings struct {
 	typing         bool
 	replyToMessage bool
 	identifyBudget int
-	streamReplies  bool
-	editInterval   time.Duration
+	// shard of shardCount: the host's platform shards (1 when unsharded).
+	shard, shardCount int
+	streamReplies     bool
+	editInterval      time.Duration
 }
 
 // rawConfig mirrors the JSON the host sends; pointers tell unset from false.
@@ -90,6 +92,7 @@ func parseSettings(cfg shared.Config) (settings, error) {
 		identifyBudget: 20,
 		streamReplies:  boolOr(raw.StreamReplies, false),
 	}
+	s.shard, s.shardCount = cfg.Sharded()
 	interval, err := kit.ParseDuration("edit_interval", raw.EditInterval, defaultEditInterval)
 	if err != nil {
 		return settings{}, err

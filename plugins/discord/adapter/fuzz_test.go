@@ -39,7 +39,7 @@ func FuzzGatewayFrame(f *testing.F) {
 			a.setBot(&discordgo.User{ID: testBot})
 			return
 		}
-		a.dispatch(p.Type, p.Data, func(ev shared.Event) bool {
+		a.dispatch(p.Type, p.Data, "", func(ev shared.Event) bool {
 			m := ev.Message
 			if m == nil {
 				t.Fatalf("dispatch emitted a non-message event %+v", ev)

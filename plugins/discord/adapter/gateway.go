@@ -87,6 +87,8 @@ type identifyData struct {
 	Token      string             `json:"token"`
 	Intents    discordgo.Intent   `json:"intents"`
 	Properties identifyProperties `json:"properties"`
+	// Shard is [shard, shard_count] when the platform has several shards.
+	Shard *[2]int `json:"shard,omitempty"`
 }
 
 type identifyProperties struct {
@@ -223,7 +225,7 @@ func (a *Adapter) connect(ctx context.Context, rs *resumeState, dialURL string, 
 					return ready, ctx.Err()
 				}
 			default:
-				if !a.dispatch(p.Type, p.Data, emit) {
+				if !a.dispatch(p.Type, p.Data, cursorAt(rs, p.Seq), emit) {
 					return ready, ctx.Err()
 				}
 			}
@@ -244,12 +246,17 @@ func (a *Adapter) identifyOrResume(c *conn) error {
 	if err := a.budget.take(time.Now()); err != nil {
 		return err
 	}
-	a.log.Info("identifying to the Discord gateway", "identifies_this_hour", a.budget.used(time.Now()))
-	return c.write(map[string]any{"op": opIdentify, "d": identifyData{
+	a.log.Info("identifying to the Discord gateway", "identifies_this_hour", a.budget.used(time.Now()),
+		"shard", a.cfg.shard, "shard_count", a.cfg.shardCount)
+	id := identifyData{
 		Token:      token,
 		Intents:    intents,
 		Properties: identifyProperties{OS: runtime.GOOS, Browser: "plughost-gateway", Device: "plughost-gateway"},
-	}})
+	}
+	if a.cfg.shardCount > 1 {
+		id.Shard = &[2]int{a.cfg.shard, a.cfg.shardCount}
+	}
+	return c.write(map[string]any{"op": opIdentify, "d": id})
 }
 
 func (a *Adapter) onReady(rs *resumeState, data json.RawMessage) {
@@ -264,8 +271,9 @@ func (a *Adapter) onReady(rs *resumeState, data json.RawMessage) {
 	}
 }
 
-// dispatch handles one gateway event; false means Run is ending.
-func (a *Adapter) dispatch(event string, data json.RawMessage, emit emitFunc) bool {
+// dispatch handles one gateway event; false means Run is ending. cur is
+// the cursor after the event.
+func (a *Adapter) dispatch(event string, data json.RawMessage, cur string, emit emitFunc) bool {
 	switch event {
 	case "MESSAGE_CREATE":
 		var m discordgo.Message
@@ -284,6 +292,7 @@ func (a *Adapter) dispatch(event string, data json.RawMessage, emit emitFunc) bo
 			return true
 		}
 		a.log.Debug("message received", "channel", msg.ConversationID, "user", msg.UserID, "message_id", msg.ID)
+		msg.Cursor = cur
 		return emit(shared.Event{Message: msg})
 	case "GUILD_CREATE":
 		var g discordgo.Guild

@@ -40,6 +40,18 @@ func (a *Adapter) Run(ctx context.Context, events chan<- shared.Event) error {
 // ctx's error once Run is ending.
 func (a *Adapter) loop(ctx context.Context, emit emitFunc) error {
 	rs := &resumeState{}
+	a.mu.Lock()
+	from, resume := a.resumeFrom, a.resumeFrom.SessionID != ""
+	a.resumeFrom = cursor{} // once: a later Run starts afresh
+	a.mu.Unlock()
+	if resume {
+		// The host's cursor: resume the session it names (this plugin's
+		// before a restart, or the previous host's), so that what was
+		// dispatched meanwhile is replayed.
+		rs.sessionID, rs.resumeURL = from.SessionID, from.ResumeURL
+		rs.seq.Store(from.Seq)
+		a.log.Info("resuming the gateway session the host kept", "seq", from.Seq)
+	}
 	dialURL := ""
 	retry := kit.Retry{Backoff: kit.Backoff{Initial: a.tune.backoffBase, Max: a.tune.backoffMax}}
 	var lastOp7 time.Time // when the gateway last asked to reconnect
@@ -59,6 +71,17 @@ func (a *Adapter) loop(ctx context.Context, emit emitFunc) error {
 			// that identify too often).
 			err = a.checkToken(ctx)
 			if err == nil && dialURL == "" {
+				dialURL, err = a.gatewayURL(ctx)
+			}
+			if err != nil && isUnauthorized(err) {
+				return tokenRejected("REST 401")
+			}
+		} else if a.botID() == "" {
+			// Resuming the host's session: RESUMED does not say who the
+			// bot is (READY did, to the plugin that identified), and
+			// mentions are recognised by its id.
+			err = a.checkToken(ctx)
+			if err == nil && rs.resumeURL == "" && dialURL == "" {
 				dialURL, err = a.gatewayURL(ctx)
 			}
 			if err != nil && isUnauthorized(err) {

@@ -76,6 +76,8 @@ type Server struct {
 	sessions             map[string]*session
 	conns                map[*gwConn]struct{}
 	upgrader             websocket.Upgrader
+	identified           []Identify
+	maxLive              int
 	// shown is each posted message's content now (edits applied);
 	// deleted messages are removed.
 	shown map[string]string
@@ -84,9 +86,12 @@ type Server struct {
 
 // session is a gateway session that can be resumed.
 type session struct {
-	id      string
-	seq     int64
-	pending [][]byte // dispatches queued while no connection was live
+	id  string
+	seq int64
+	// shard of shards, from IDENTIFY (0 of 1 when the bot did not shard).
+	shard, shards int
+	// log is the session's last dispatches, replayed after a RESUME's seq.
+	log []logged
 }
 
 // Counters in the fake's stats (GET /_fake/stats).
@@ -464,4 +469,21 @@ func (s *Server) handleTyping(w http.ResponseWriter, r *http.Request) {
 
 func botUser() *discordgo.User {
 	return &discordgo.User{ID: BotUserID, Username: BotUsername, Bot: true}
+}
+
+// logged is one dispatch of a session, by sequence number.
+type logged struct {
+	seq int64
+	raw []byte
+}
+
+// sessionLogSize bounds the dispatches a session keeps for replay.
+const sessionLogSize = 1000
+
+// record keeps a dispatch for replay; s.mu is held.
+func (sess *session) record(seq int64, raw []byte) {
+	sess.log = append(sess.log, logged{seq, raw})
+	if len(sess.log) > sessionLogSize {
+		sess.log = sess.log[len(sess.log)-sessionLogSize:]
+	}
 }

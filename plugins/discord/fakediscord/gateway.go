@@ -3,6 +3,7 @@ package fakediscord
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -124,6 +125,7 @@ func (s *Server) identify(c *gwConn, data json.RawMessage) bool {
 	var id struct {
 		Token   string `json:"token"`
 		Intents int    `json:"intents"`
+		Shard   []int  `json:"shard"`
 	}
 	_ = json.Unmarshal(data, &id)
 	s.stats.Inc(statIdentifies)
@@ -143,9 +145,14 @@ func (s *Server) identify(c *gwConn, data json.RawMessage) bool {
 		return c.reconnect(s)
 	}
 	s.mu.Lock()
-	sess := &session{id: s.newID()}
+	sess := &session{id: s.newID(), shard: 0, shards: 1}
+	if len(id.Shard) == 2 && id.Shard[1] > 0 && id.Shard[0] >= 0 && id.Shard[0] < id.Shard[1] {
+		sess.shard, sess.shards = id.Shard[0], id.Shard[1]
+	}
+	s.identified = append(s.identified, Identify{Shard: sess.shard, Shards: sess.shards, At: time.Now()})
 	s.sessions[sess.id] = sess
 	c.session = sess
+	s.noteLiveLocked()
 	sess.seq++
 	seq := sess.seq
 	s.mu.Unlock()
@@ -175,17 +182,30 @@ func (s *Server) resume(c *gwConn, data json.RawMessage) bool {
 	if sess == nil {
 		return c.write(map[string]any{"op": opInvalidSession, "d": false}) == nil
 	}
+	// As Discord: every event dispatched to the session after the client's
+	// seq is replayed (those it missed while disconnected, and those sent
+	// to a connection that died before the client saw them), and another
+	// connection still on the session is closed. Under s.mu, so that no
+	// event dispatched meanwhile falls between the replay and the live feed.
 	s.mu.Lock()
-	pending := sess.pending
-	sess.pending = nil
-	s.mu.Unlock()
-	for _, raw := range pending {
-		if err := c.writeRaw(raw); err != nil {
+	for other := range s.conns {
+		if other != c && other.session == sess {
+			other.session = nil
+			delete(s.conns, other)
+			go func() { _ = other.ws.Close() }()
+		}
+	}
+	for _, e := range sess.log {
+		if e.seq <= rs.Seq {
+			continue
+		}
+		if err := c.writeRaw(e.raw); err != nil {
+			s.mu.Unlock()
 			return false
 		}
 	}
-	s.mu.Lock()
 	c.session = sess
+	s.noteLiveLocked()
 	sess.seq++
 	seq := sess.seq
 	storm := s.reconnectAfterResume
@@ -265,6 +285,11 @@ func dispatchPayload(event string, seq int64, data any) map[string]any {
 // replays missed events. It returns the number of live connections that
 // received it now.
 func (s *Server) Dispatch(event string, data any) int {
+	return s.dispatchTo(event, data, func(*session) bool { return true })
+}
+
+// dispatchTo is Dispatch to the sessions for which to is true.
+func (s *Server) dispatchTo(event string, data any, to func(*session) bool) int {
 	s.mu.Lock()
 	type target struct {
 		c   *gwConn
@@ -273,19 +298,20 @@ func (s *Server) Dispatch(event string, data any) int {
 	var targets []target
 	live := map[*session]bool{}
 	for c := range s.conns {
-		if c.session == nil {
+		if c.session == nil || !to(c.session) || live[c.session] {
 			continue
 		}
 		live[c.session] = true
 		c.session.seq++
 		raw, _ := json.Marshal(dispatchPayload(event, c.session.seq, data))
+		c.session.record(c.session.seq, raw)
 		targets = append(targets, target{c, raw})
 	}
 	for _, sess := range s.sessions {
-		if !live[sess] {
+		if !live[sess] && to(sess) {
 			sess.seq++
 			raw, _ := json.Marshal(dispatchPayload(event, sess.seq, data))
-			sess.pending = append(sess.pending, raw)
+			sess.record(sess.seq, raw)
 		}
 	}
 	s.mu.Unlock()
@@ -310,7 +336,45 @@ func (s *Server) InjectMessage(m *discordgo.Message) int {
 	if m.Timestamp.IsZero() {
 		m.Timestamp = time.Now()
 	}
-	return s.Dispatch("MESSAGE_CREATE", m)
+	// As Discord shards: a guild's events go to shard (guild_id >> 22) %
+	// shard_count, direct messages to shard 0.
+	guild, _ := strconv.ParseUint(m.GuildID, 10, 64)
+	return s.dispatchTo("MESSAGE_CREATE", m, func(sess *session) bool {
+		return sess.shard == int((guild>>22)%uint64(sess.shards)) //nolint:gosec // shards ≥ 1
+	})
+}
+
+// Identify is one IDENTIFY the gateway accepted.
+type Identify struct {
+	// Shard of Shards (0 of 1 when the bot did not shard).
+	Shard, Shards int
+	At            time.Time
+}
+
+// Identified returns the IDENTIFYs accepted so far, oldest first.
+func (s *Server) Identified() []Identify {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Identify(nil), s.identified...)
+}
+
+// MaxLive returns the most gateway connections that were live (past READY
+// or RESUMED) at the same moment, for tests of "one connection per shard".
+func (s *Server) MaxLive() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.maxLive
+}
+
+// noteLiveLocked updates MaxLive; s.mu is held.
+func (s *Server) noteLiveLocked() {
+	n := 0
+	for c := range s.conns {
+		if c.session != nil {
+			n++
+		}
+	}
+	s.maxLive = max(s.maxLive, n)
 }
 
 // InvalidateSession sends op 9 (Invalid Session) to every live connection;
