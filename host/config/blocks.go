@@ -72,14 +72,14 @@ func (s *Store) decode(d *decoder, body hcl.Body) {
 	content, diags := body.Content(storeSchema)
 	d.diags = append(d.diags, diags...)
 	attrs := content.Attributes
-	d.oneOf(attrs, "type", &s.Type, StoreBolt, "bolt", StorePostgres)
-	if s.Type == "bolt" {
+	d.oneOf(attrs, "type", &s.Type, StoreBolt, StorePostgres, "bbolt")
+	if s.Type == "bbolt" {
 		s.Type = StoreBolt
 	}
 	dsn := d.str(attrs, "dsn", &s.DSN)
 	switch {
 	case dsn != nil && s.DSN != "" && s.Type == StoreBolt:
-		d.errorf(dsn.Range, "dsn needs a networked store", `type = "bbolt" keeps the store in state_dir and takes no dsn.`)
+		d.errorf(dsn.Range, "dsn needs a networked store", `type = "bolt" keeps the store in state_dir and takes no dsn.`)
 	case s.Type == StorePostgres && s.DSN == "":
 		rng := body.MissingItemRange()
 		if dsn != nil {

@@ -8,10 +8,9 @@ import (
 	"github.com/hashicorp/hcl/v2"
 )
 
-// Store types. "bolt", the name issue 18 gives the embedded store, is read
-// as StoreBolt.
+// Store types. "bbolt" (the engine's own name) is read as StoreBolt.
 const (
-	StoreBolt     = "bbolt"
+	StoreBolt     = "bolt"
 	StorePostgres = "postgres"
 )
 

@@ -50,7 +50,7 @@ platform "web" {
 
 func TestStoreDefaultsToBolt(t *testing.T) {
 	c := mustParse(t, `platform "web" { plugin = "http" }`, nil)
-	if c.Store.Type != "bbolt" || c.Cluster != nil || c.Platforms[0].Shards != 1 || c.Platforms[0].Placement != PlacementOne {
+	if c.Store.Type != "bolt" || c.Cluster != nil || c.Platforms[0].Shards != 1 || c.Platforms[0].Placement != PlacementOne {
 		t.Fatalf("defaults: store %v cluster %v platform %+v", c.Store, c.Cluster, c.Platforms[0])
 	}
 }
@@ -77,7 +77,7 @@ func TestClusterErrors(t *testing.T) {
 	}
 }
 
-// "bolt" (issue 18's name) and "bbolt" (protocol 2's) both name the
+// "bolt" (the contract's name) and "bbolt" (the engine's) both name the
 // embedded store.
 func TestStoreBoltAlias(t *testing.T) {
 	for _, name := range []string{"bolt", "bbolt"} {

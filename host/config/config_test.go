@@ -77,7 +77,7 @@ func TestParseDiagnostics(t *testing.T) {
 		{"store sync", "store {\n  sync = \"sometimes\"\n}",
 			nil, [][2]string{{"config.hcl:2:3: Invalid sync", `sync is "always"`}}},
 		{"store type", "store {\n  type = \"mongo\"\n}",
-			nil, [][2]string{{"config.hcl:2:3: Invalid value", `type must be "bbolt"`}}},
+			nil, [][2]string{{"config.hcl:2:3: Invalid value", `type must be "bolt"`}}},
 		{"store dsn for bbolt", "store {\n  dsn = \"postgres://x\"\n}",
 			nil, [][2]string{{"config.hcl:2:3: dsn needs a networked store", `takes no dsn`}}},
 		{"zero max_agents", "cache {\n  max_agents = 0\n}",
@@ -521,7 +521,7 @@ func TestStoreSync(t *testing.T) {
 		if err.HasErrors() {
 			t.Fatalf("%q: %v", src, err)
 		}
-		if cfg.Store.SyncInterval != want || cfg.Store.Type != "bbolt" {
+		if cfg.Store.SyncInterval != want || cfg.Store.Type != "bolt" {
 			t.Errorf("%q: store = %+v, want sync interval %s of bbolt", src, cfg.Store, want)
 		}
 	}

@@ -103,8 +103,8 @@ type Agent struct {
 // Store is the store block: where sessions and taken message ids are kept
 // and how durably. One block for every store type.
 type Store struct {
-	// Type is the engine: "bbolt" (the default, a file in state_dir; "bolt"
-	// is read as "bbolt") or "postgres".
+	// Type is the engine: "bolt" (the default, a bbolt file in state_dir;
+	// "bbolt" is read as "bolt") or "postgres".
 	Type string
 	// DSN is the connection string of a networked store (sensitive: never
 	// printed); empty for bbolt.
