@@ -3,7 +3,10 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -144,8 +147,19 @@ func TestClusterOneOwnerAndFailover(t *testing.T) {
 			continue
 		}
 		out, _, code := c.e.gw("status")
-		if want := "standby (held by " + hostName(first.h.PID()) + ")"; code != 0 || !strings.Contains(out, want) {
+		want := "standby (held by " + hostName(first.h.PID()) + ")"
+		if code != 0 || !strings.Contains(out, want) {
 			t.Fatalf("gateway status (exit %d) does not say %q:\n%s", code, want, out)
+		}
+		// /v1/status says it in the same words (and as state + held_by).
+		resp, err := http.Get("http://" + c.e.Admin + "/v1/status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(body), want) || !regexp.MustCompile(`"held_by":\s*"`+regexp.QuoteMeta(hostName(first.h.PID()))+`"`).Match(body) {
+			t.Fatalf("/v1/status does not say %q:\n%s", want, body)
 		}
 		break
 	}

@@ -110,7 +110,9 @@ func (h *Host) platformStatuses() []supervisor.Status {
 			}
 			if h.leased(p) {
 				l := h.cluster.Lease(unit)
-				out = append(out, supervisor.Status{Name: unit, Plugin: p.Plugin, State: supervisor.StateStandby, HeldBy: l.Holder})
+				// The hint says it in words, as `gateway status` does.
+				out = append(out, supervisor.Status{Name: unit, Plugin: p.Plugin, State: supervisor.StateStandby,
+					HeldBy: l.Holder, Hint: supervisor.StandbyText(l.Holder)})
 			}
 		}
 	}

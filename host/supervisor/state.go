@@ -71,3 +71,12 @@ func LegalTransition(from, to State) bool {
 	}
 	return false
 }
+
+// StandbyText is how status shows a platform another host of the cluster
+// runs: "standby (held by HOST)".
+func StandbyText(holder string) string {
+	if holder == "" {
+		return "standby (no host holds it yet)"
+	}
+	return "standby (held by " + holder + ")"
+}

@@ -123,8 +123,5 @@ func stateText(p supervisor.Status) string {
 	if p.State != supervisor.StateStandby {
 		return string(p.State)
 	}
-	if p.HeldBy == "" {
-		return "standby (no host holds it yet)"
-	}
-	return "standby (held by " + p.HeldBy + ")"
+	return supervisor.StandbyText(p.HeldBy)
 }
