@@ -17,6 +17,7 @@ import (
 	"github.com/plughost/gateway/host/store/pgstore"
 	"github.com/plughost/gateway/host/supervisor"
 	"github.com/plughost/gateway/shared"
+	"github.com/plughost/gateway/shared/kit"
 )
 
 // openStore opens the store block's store: the bbolt file in state_dir, or
@@ -236,14 +237,7 @@ func (h *Host) identifyTurn(platform string) func(context.Context) error {
 			return nil
 		}
 		h.logger.Debug("waiting for the shard's identify slot", "platform", platform, "wait", wait)
-		t := time.NewTimer(wait)
-		defer t.Stop()
-		select {
-		case <-t.C:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+		return kit.Sleep(ctx, wait)
 	}
 }
 

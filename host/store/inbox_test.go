@@ -28,40 +28,6 @@ func take(t *testing.T, s *Store, platform, conv, id, cursor string) bool {
 	}
 }
 
-// TestTakeDedupesAcrossReopenAndKeepsTheCursor: an id taken once is a
-// duplicate forever after (within the retention), also after the store is
-// reopened, per platform and conversation; the cursor moves with each take.
-func TestTakeDedupesAcrossReopenAndKeepsTheCursor(t *testing.T) {
-	path := filepath.Join(t.TempDir(), FileName)
-	s := openTest(t, path)
-	if take(t, s, "tg", "c1", "7", "off-8") {
-		t.Fatal("first take is a duplicate")
-	}
-	if !take(t, s, "tg", "c1", "7", "") {
-		t.Fatal("second take of the same id is not a duplicate")
-	}
-	if take(t, s, "tg", "c2", "7", "") || take(t, s, "slack", "c1", "7", "") {
-		t.Fatal("the same id in another conversation or platform is a duplicate")
-	}
-	if cur, err := s.Cursor("tg"); err != nil || cur != "off-8" {
-		t.Fatalf("Cursor = %q, %v; want off-8 (an empty cursor leaves it)", cur, err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s = openTest(t, path)
-	defer s.Close()
-	if !take(t, s, "tg", "c1", "7", "off-9") {
-		t.Fatal("a taken id is forgotten after reopening")
-	}
-	if cur, _ := s.Cursor("tg"); cur != "off-9" {
-		t.Fatalf("Cursor = %q, want off-9", cur)
-	}
-	if cur, _ := s.Cursor("never"); cur != "" {
-		t.Fatalf("Cursor of a platform never seen = %q", cur)
-	}
-}
-
 // TestCheckpointMovesOnlyTheCursor: a take with no id (a checkpoint)
 // records the cursor and nothing else.
 func TestCheckpointMovesOnlyTheCursor(t *testing.T) {
@@ -141,29 +107,5 @@ func TestTakenIDsArePrunedAfterTheRetention(t *testing.T) {
 	}
 	if !take(t, s, "p", "c", "new", "") {
 		t.Error("an id within its retention was pruned")
-	}
-}
-
-// TestPendingUntilAnswered: a taken message stays pending, across a
-// reopen, until it is answered; its id stays taken after.
-func TestPendingUntilAnswered(t *testing.T) {
-	path := filepath.Join(t.TempDir(), FileName)
-	s := openTest(t, path)
-	take(t, s, "p", "c", "1", "")
-	take(t, s, "p", "c", "2", "")
-	take(t, s, "q", "c", "3", "")
-	s.Answered("p", "c", "1")
-	s.Answered("p", "c", "never-taken")
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s = openTest(t, path)
-	defer s.Close()
-	got, err := s.Pending("p")
-	if err != nil || len(got) != 1 || string(got[0]) != "body of 2" {
-		t.Fatalf("Pending = %q, %v; want only message 2", got, err)
-	}
-	if !take(t, s, "p", "c", "1", "") {
-		t.Error("an answered id is no longer taken")
 	}
 }
