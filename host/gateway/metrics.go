@@ -61,8 +61,9 @@ func (m *metrics) observeReply(platform string, took time.Duration, err error) {
 	if err != nil {
 		result = "error"
 	}
-	m.repliesOut.WithLabelValues(platform, result).Inc()
+	// The histogram first: whoever sees the reply counted sees its time.
 	m.replySeconds.WithLabelValues(platform).Observe(took.Seconds())
+	m.repliesOut.WithLabelValues(platform, result).Inc()
 }
 
 func (m *metrics) stateChanged(st supervisor.Status) {
