@@ -38,6 +38,19 @@ cache {
   idle_ttl   = "1h"
 }
 
+# The session store: by default a bbolt file in state_dir, each reply sent
+# only after its turn is fsynced. Several hosts share PostgreSQL instead and
+# lease the platforms among themselves (README: "Running on several hosts").
+# store {
+#   type = "postgres"                     # default "bolt"
+#   dsn  = env("GATEWAY_DATABASE_URL")    # sensitive
+#   sync = "always"                       # bolt only: or a duration, e.g. "100ms"
+# }
+# cluster {
+#   name      = "prod"
+#   lease_ttl = "10s"
+# }
+
 platform "web" {
   plugin = "http"
   config {
