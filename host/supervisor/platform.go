@@ -432,6 +432,7 @@ func (p *platform) runOnce(ctx context.Context) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, fmt.Errorf("reading the platform's cursor: %w", err)
 	}
+	p.sup.loadReplay(p)
 	callCtx, cancelCall = context.WithTimeout(ctx, 30*time.Second)
 	err = proc.conn.ConfigureWithLevel(callCtx, shared.Config{Raw: raw, Cursor: cursor, Shard: p.spec.Shard, ShardCount: p.spec.ShardCount}, p.sup.logLevel())
 	cancelCall()

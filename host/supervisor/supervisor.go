@@ -82,6 +82,8 @@ type Supervisor struct {
 	unansweredMu sync.Mutex
 	unanswered   map[string]struct{}
 	replayed     map[string]bool
+	// toReplay holds what loadReplay read until the platform runs.
+	toReplay map[string][]*shared.Message
 
 	// handoff holds taken messages on their way to the handler, in the
 	// order they were taken; handing is set while a goroutine drains it.
@@ -124,6 +126,7 @@ func New(opts Options) *Supervisor {
 		level:        opts.LogLevel,
 		unanswered:   map[string]struct{}{},
 		replayed:     map[string]bool{},
+		toReplay:     map[string][]*shared.Message{},
 	}
 }
 
@@ -430,10 +433,13 @@ func (s *Supervisor) Dismiss(name string, m *shared.Message) {
 	}
 }
 
-// replay hands on, once per host run and platform, the messages an earlier
-// host took from it but did not answer before it died. Messages taken by
-// this host are skipped: they are answered (or being answered) already.
-func (s *Supervisor) replay(p *platform) {
+// loadReplay reads, once per host run and platform, the messages an
+// earlier host took from it but did not answer before it died, and holds
+// them for replay. It runs before the plugin runs, so that nothing this
+// host takes is among them: a message this host took, answered and has not
+// yet recorded as answered (that record commits after the reply) would
+// otherwise look unanswered and be answered twice.
+func (s *Supervisor) loadReplay(p *platform) {
 	name := p.spec.Name
 	s.unansweredMu.Lock()
 	done := s.replayed[name]
@@ -447,17 +453,35 @@ func (s *Supervisor) replay(p *platform) {
 		p.logger.Error("could not read the messages left unanswered", "error", err)
 		return
 	}
+	var held []*shared.Message
 	for _, b := range bodies {
-		var m shared.Message
-		if err := json.Unmarshal(b, &m); err != nil {
+		m := new(shared.Message)
+		if err := json.Unmarshal(b, m); err != nil {
 			p.logger.Warn("dropping an unreadable message left unanswered", "error", err)
 			continue
 		}
-		if !s.markUnanswered(unansweredKey(name, m.ConversationID, m.ID)) {
-			continue
+		// Marked now: the platform delivering it again meanwhile (a
+		// resumed session replays) is dropped as taken before.
+		if s.markUnanswered(unansweredKey(name, m.ConversationID, m.ID)) {
+			held = append(held, m)
 		}
+	}
+	s.unansweredMu.Lock()
+	s.toReplay[name] = held
+	s.unansweredMu.Unlock()
+}
+
+// replay hands on the messages loadReplay held, once the platform runs
+// (a reply needs the plugin).
+func (s *Supervisor) replay(p *platform) {
+	name := p.spec.Name
+	s.unansweredMu.Lock()
+	held := s.toReplay[name]
+	delete(s.toReplay, name)
+	s.unansweredMu.Unlock()
+	for _, m := range held {
 		p.logger.Info("answering a message taken before the host restarted", "id", m.ID, "conversation", m.ConversationID)
-		s.deliverLater(name, &m)
+		s.deliverLater(name, m)
 	}
 }
 
