@@ -92,7 +92,10 @@ type Supervisor struct {
 	handoffMu sync.Mutex
 	handoff   []handoffItem
 	handing   bool
-	handed    sync.WaitGroup
+	// handoffClosed is set by Stop: a message taken after it stays in
+	// the inbox, unanswered, and is handed on by the next run.
+	handoffClosed bool
+	handed        sync.WaitGroup
 
 	mu        sync.Mutex
 	platforms map[string]*platform
@@ -509,6 +512,9 @@ type handoffItem struct {
 func (s *Supervisor) deliverLater(name string, m *shared.Message) {
 	s.handoffMu.Lock()
 	defer s.handoffMu.Unlock()
+	if s.handoffClosed {
+		return
+	}
 	s.handoff = append(s.handoff, handoffItem{name, m})
 	if s.handing {
 		return
@@ -552,6 +558,9 @@ func (s *Supervisor) Stop() {
 	s.mu.Unlock()
 	s.cancel()
 	s.loops.Wait()
+	s.handoffMu.Lock()
+	s.handoffClosed = true
+	s.handoffMu.Unlock()
 	s.handed.Wait()
 }
 
